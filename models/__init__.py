@@ -1,0 +1,1 @@
+"""Network code shared by training and serving, and the bundled checkpoints."""
