@@ -1,0 +1,1 @@
+"""The offline package: corpus, dataset, training, evaluation and export (`python -m training --help`)."""
