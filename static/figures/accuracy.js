@@ -1,0 +1,74 @@
+// Figure 5: test accuracy by the number of letters of the word already read, per unit and for the
+// top-1/2/3 criteria, from metrics.json; the paper's curves can be laid over, dimmed.
+
+import { formatPercent, metricsFor } from "../format.js";
+import { drawLineChart, drawResponsive, legendItem } from "../line-chart.js";
+import { loadedUnits } from "../units.js";
+
+const d3 = window.d3;
+const CRITERIA = [
+  { key: "top1", index: 0, label: "top 1", dash: null },
+  { key: "top2", index: 1, label: "top 2", dash: "6 3" },
+  { key: "top3", index: 2, label: "top 3", dash: "2 3" },
+];
+const PAPER_LABEL = "paper, text8";
+
+export function render(element, { models, metrics, paper }) {
+  const body = d3.select(element).select(".figure-body").text("");
+  const units = loadedUnits(models).filter((unit) => metricsFor(metrics, unit.id)?.accuracy_by_letters_known);
+  if (units.length === 0) {
+    body.append("p").attr("class", "notice").text("No accuracy record: models/checkpoints/metrics.json is missing or has no accuracy by letters known.");
+    return;
+  }
+
+  const controls = body.append("div").attr("class", "controls");
+  const toggleLabel = controls.append("label");
+  const paperToggle = toggleLabel.append("input").attr("type", "checkbox").attr("name", "paper-overlay");
+  toggleLabel.append("span").text("overlay the paper's curves (dimmed, “paper, text8”)");
+  const legend = body.append("div").attr("class", "chart-legend");
+  units.forEach((unit) => legendItem(legend.node(), { colour: unit.colour, label: unit.name }));
+  CRITERIA.forEach((criterion) => legendItem(legend.node(), { colour: "#555", dash: criterion.dash, label: criterion.label }));
+  const chart = body.append("div").attr("class", "chart").node();
+
+  const ours = units.flatMap((unit) => CRITERIA.map((criterion) => ({
+    key: `${unit.id}-${criterion.key}`,
+    unit,
+    criterion,
+    colour: unit.colour,
+    dash: criterion.dash,
+    points: metricsFor(metrics, unit.id).accuracy_by_letters_known[criterion.key].map((value, letters) => ({ x: letters, y: value })),
+  })));
+  const theirs = units.flatMap((unit) => CRITERIA.map((criterion) => ({
+    key: `paper-${unit.id}-${criterion.key}`,
+    unit,
+    criterion,
+    colour: unit.colour,
+    dash: criterion.dash,
+    className: "paper",
+    points: paper.accuracy_by_letters_known.values[unit.paperName][criterion.index].map((value, letters) => ({ x: letters, y: value })),
+  })));
+  // One label is enough to name the whole dimmed family.
+  theirs[0].label = PAPER_LABEL;
+
+  const draw = () => {
+    const withPaper = paperToggle.property("checked");
+    const series = withPaper ? [...theirs, ...ours] : ours;
+    const counts = (unit) => metricsFor(metrics, unit.id).accuracy_by_letters_known.count;
+    drawLineChart(chart, {
+      series,
+      x: { label: "letters of the word already read", domain: [0, d3.max(series, (item) => item.points.length - 1)], format: d3.format("d") },
+      y: { label: "test accuracy", domain: [0, 1], format: d3.format(".0%") },
+      ariaLabel: "Line chart of test accuracy against letters already read, per unit; focus and use the arrow keys to read values.",
+      describe: (letters) => series.filter((item) => item.points[letters]?.y !== null && item.points[letters] !== undefined)
+        .map((item) => ({
+          colour: item.colour,
+          dash: item.dash,
+          label: `${item.className === "paper" ? `${PAPER_LABEL}: ` : ""}${item.unit.name} ${item.criterion.label}`
+            + (item.className === "paper" || item.criterion.index > 0 ? "" : ` (${d3.format(",")(counts(item.unit)[letters] ?? 0)} cases)`),
+          value: formatPercent(item.points[letters].y),
+        })),
+    });
+  };
+  paperToggle.on("change", draw);
+  drawResponsive(chart, draw);
+}

@@ -1,0 +1,85 @@
+// Figure 3: type, and every unit's top-3 guesses for the word being typed update per keystroke.
+// Each keystroke sends one `positions: "last"` request; the server extends its cached state by the
+// new characters instead of rerunning the text. Only the newest request may paint.
+
+import * as api from "../api.js";
+import { scrollToFigure } from "../motion.js";
+import { requestView } from "../permalink.js";
+import { renderSuggestions } from "../text-panels.js";
+import { loadedUnits } from "../units.js";
+
+const d3 = window.d3;
+
+export async function render(element, { models, paper }) {
+  const startText = paper.autocomplete_demo.example_prefix;
+  const units = loadedUnits(models);
+  const body = d3.select(element).select(".figure-body").text("");
+
+  const inputId = `${element.id}-input`;
+  body.append("label").attr("for", inputId).attr("class", "status").text("Type here:");
+  const input = body.append("input").attr("type", "text").attr("id", inputId).attr("class", "autocomplete-input")
+    .attr("autocomplete", "off").attr("autocapitalize", "off").attr("spellcheck", "false").attr("maxlength", 1000)
+    .property("value", startText);
+  const links = body.append("div").attr("class", "controls");
+  const removeLetters = links.append("button").attr("type", "button").attr("class", "link").text("remove the last letters");
+  const reset = links.append("button").attr("type", "button").attr("class", "link").text("reset");
+  const modelSees = body.append("p").attr("class", "model-sees");
+  const status = body.append("p").attr("class", "status").attr("role", "status").attr("aria-live", "polite");
+
+  const panels = body.append("div").attr("class", "unit-panels")
+    .selectAll("section").data(units).join("section").attr("class", "text-panel").attr("data-unit", (unit) => unit.id);
+  const heading = panels.append("h3");
+  heading.append("span").attr("class", (unit) => `unit-swatch swatch-${unit.id}`).attr("aria-hidden", "true");
+  heading.append("span").text((unit) => unit.name);
+  const lists = panels.append("ul").attr("class", "suggestions").attr("aria-label", (unit) => `${unit.name}'s top guesses`);
+
+  let latest = 0;
+  let controller = null;
+
+  async function update() {
+    const request = ++latest;
+    controller?.abort();
+    controller = new AbortController();
+    const text = input.property("value");
+    if (!/[a-z0-9]/i.test(text)) {
+      status.text("Type a few letters to see suggestions.").classed("error", false);
+      modelSees.text("");
+      lists.selectAll("li").remove();
+      return;
+    }
+    try {
+      const response = await api.autocomplete({ text, positions: "last", models: units.map((unit) => unit.id), signal: controller.signal });
+      if (request !== latest) return;
+      status.text("").classed("error", false);
+      modelSees.text("").append("span").text("The models read: ");
+      modelSees.append("code").text(response.text);
+      const position = response.text.length - 1;
+      lists.each(function fill(unit) {
+        const last = response.models[unit.id].at(-1);
+        renderSuggestions(this, unit, last.suggestions, {
+          onChoose: (word) => {
+            requestView({ text: response.text, position, word });
+            scrollToFigure(document.getElementById("fig-connectivity"));
+          },
+        });
+      });
+    } catch (error) {
+      if (error.name === "AbortError") return;
+      if (request === latest) status.text(`Suggestions unavailable: ${error.message}`).classed("error", true);
+    }
+  }
+
+  input.on("input", update);
+  removeLetters.on("click", () => {
+    // Back to the space before the current word: what do the units expect before any letter is typed?
+    const text = input.property("value");
+    input.property("value", text.endsWith(" ") ? text.trimEnd().replace(/\S+$/, "") : text.replace(/\S+$/, ""));
+    update();
+  });
+  reset.on("click", () => {
+    input.property("value", startText);
+    update();
+  });
+
+  await update();
+}

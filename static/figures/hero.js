@@ -1,0 +1,62 @@
+// Figure 1: the three units on the example sentence. Autoplay walks through a short span so the
+// figure explains itself, and stops for good as soon as the reader does anything with it.
+
+import { renderLegend } from "../connectivity-colour.js";
+import { prefersReducedMotion, scrollToFigure } from "../motion.js";
+import { ConnectivityExplorer } from "../text-panels.js";
+import { loadedUnits } from "../units.js";
+
+const d3 = window.d3;
+const AUTOPLAY_SPAN = "formal study of grammar";
+const AUTOPLAY_STEP_MS = 650;
+
+export async function render(element, { models, paper }) {
+  const body = d3.select(element).select(".figure-body").text("");
+  const text = paper.connectivity.example_text;
+  const heroLinks = paper.connectivity.walkthrough_indices.hero_links;
+  const spanStart = text.indexOf(AUTOPLAY_SPAN) - 1;
+  const spanEnd = spanStart + AUTOPLAY_SPAN.length;
+
+  const toolbar = body.append("div").attr("class", "controls");
+  renderLegend(toolbar.node(), "each unit scaled to its own maximum");
+  const autoplayNote = toolbar.append("span").attr("class", "autoplay-note");
+  const reset = toolbar.append("button").attr("type", "button").attr("class", "link reset-link").text("reset");
+
+  let timer = null;
+  const stopAutoplay = () => {
+    if (timer !== null) clearInterval(timer);
+    timer = null;
+    autoplayNote.text("");
+  };
+  const explorer = new ConnectivityExplorer(body.append("div").node(), {
+    units: loadedUnits(models),
+    onInteract: stopAutoplay,
+  });
+  const startAutoplay = () => {
+    stopAutoplay();
+    explorer.select(spanStart);
+    if (prefersReducedMotion()) return;
+    autoplayNote.text("Playing through “formal study of grammar”; hover or press a key to take over.");
+    timer = setInterval(() => {
+      if (explorer.position >= spanEnd) stopAutoplay();
+      else explorer.select(explorer.position + 1);
+    }, AUTOPLAY_STEP_MS);
+  };
+
+  // Any pointer or keyboard activity inside the figure counts as taking over.
+  element.addEventListener("pointerdown", stopAutoplay);
+  element.addEventListener("keydown", stopAutoplay);
+  reset.on("click", startAutoplay);
+  document.querySelectorAll("[data-hero-link]").forEach((link) => {
+    link.addEventListener("click", (event) => {
+      event.preventDefault();
+      stopAutoplay();
+      explorer.select(heroLinks[Number(link.dataset.heroLink)]);
+      scrollToFigure(element, "nearest");
+    });
+  });
+
+  await explorer.load(text, { position: spanStart });
+  element.querySelector(".figure-body")?.removeAttribute("aria-busy");
+  startAutoplay();
+}

@@ -1,0 +1,51 @@
+// "The models on this page": which models every figure comes from, read from the server and
+// metrics.json, so the box stays true when the models are retrained.
+
+import { formatDuration, formatLarge, formatLoss, formatPercent, metricsFor } from "../format.js";
+import { loadedUnits } from "../units.js";
+
+const d3 = window.d3;
+const CORPUS_DESCRIPTIONS = {
+  wiki100m: "text from a 2015 English Wikipedia dump, cleaned the way text8 was",
+  text8: "text8, the first 100 million characters of a 2006 English Wikipedia dump",
+};
+
+export function render(element, { models, metrics, paper }) {
+  const units = loadedUnits(models);
+  const box = d3.select(element);
+  box.selectAll("p").remove();
+
+  const shapes = units.map((unit) => {
+    const { hidden_size: hidden, num_layers: layers, depth } = unit.model;
+    const shape = unit.id === "nlstm" ? `${layers} layer of depth ${depth}` : `${layers} layers`;
+    return `${articleFor(unit.name)} ${unit.name} (${shape}, ${hidden} units wide)`;
+  });
+  box.append("p").text(`Every figure is computed live from small models trained for this page on a CPU: ${listOf(shapes)}. `
+    + "Each reads characters and suggests one of the same 16,384 words.");
+
+  const records = units.map((unit) => ({ unit, record: metricsFor(metrics, unit.id) })).filter((item) => item.record);
+  if (records.length === 0) {
+    box.append("p").attr("class", "notice").text("The training record (metrics.json) is missing, so the corpus, the "
+      + "amount of training and the test results of these models cannot be shown.");
+  } else {
+    const corpus = records[0].record.corpus.name;
+    const seen = records.map(({ unit, record }) => `${unit.name} ${formatLarge(record.characters_seen)} in ${formatDuration(record.training_seconds)}`);
+    box.append("p").text(`They were trained on “${corpus}”${CORPUS_DESCRIPTIONS[corpus] ? `, ${CORPUS_DESCRIPTIONS[corpus]}` : ""}. `
+      + `Characters read during training: ${listOf(seen)}.`);
+    const results = records.map(({ unit, record }) =>
+      `${unit.name} ${formatLoss(record.test.cross_entropy)} nats per character and ${formatPercent(record.test.accuracy)} accuracy`);
+    box.append("p").text(`On the held-out test split: ${listOf(results)}.`);
+  }
+  const paperModels = paper.models;
+  box.append("p").text(`The paper's models were larger (${paperModels.GRU.units} units per layer) and were trained on text8 for `
+    + `${paper.training.epochs} epochs (${d3.format(",")(paper.training.minibatches)} mini-batches) on a GPU; Table 1 sets their results beside ours.`);
+}
+
+function articleFor(name) {
+  return /^[aeiou]/i.test(name) || name.startsWith("LSTM") ? "an" : "a";
+}
+
+function listOf(items) {
+  if (items.length <= 1) return items.join("");
+  return `${items.slice(0, -1).join(", ")} and ${items.at(-1)}`;
+}

@@ -1,0 +1,39 @@
+// Appendix: the data and training of the models shown, from metrics.json, beside the paper's set-up.
+
+import { formatCount, formatDuration, formatLarge, metricsFor } from "../format.js";
+import { loadedUnits } from "../units.js";
+
+const d3 = window.d3;
+const PAPER_LABEL = "paper, text8";
+
+export function render(element, { models, metrics, paper }) {
+  const root = d3.select(element).text("");
+  root.append("p").text("Text is cut into sequences of at most 200 characters without splitting a word, and whole sequences "
+    + "are shuffled with a fixed seed into 90 % training, 5 % validation and 5 % test. Every character of a word, and the space "
+    + "in front of it, has the whole word as its target; words outside the 16,384 most frequent ones are not scored. "
+    + "All three units share the batch size, the optimiser (Adam) and the number of characters read.");
+
+  const units = loadedUnits(models).map((unit) => ({ unit, record: metricsFor(metrics, unit.id) })).filter((item) => item.record);
+  if (units.length === 0) {
+    root.append("p").attr("class", "notice").text("The training record (models/checkpoints/metrics.json) is missing.");
+    return;
+  }
+  const rows = units.flatMap(({ unit, record }) => [
+    { paper: false, cells: [unit.name, "ours", record.corpus.name, formatLarge(record.characters_seen), formatCount(record.steps),
+      `${formatDuration(record.training_seconds)} on a CPU`] },
+    { paper: true, cells: [unit.name, PAPER_LABEL, "text8", `${paper.training.epochs} epochs`, formatCount(paper.training.minibatches),
+      `${formatDuration(paper.training.wall_clock_seconds_on_authors_gpu[unit.paperName])} on a GPU`] },
+  ]);
+  const scroll = root.append("div").attr("class", "table-scroll");
+  const table = scroll.append("table").attr("class", "data setup-table");
+  table.append("caption").text("Training of the models shown, and of the paper's");
+  table.append("thead").append("tr")
+    .selectAll("th").data(["model", "source", "corpus", "characters read", "mini-batches", "training time"]).join("th")
+    .attr("scope", "col").text((cell) => cell);
+  table.append("tbody").selectAll("tr").data(rows).join("tr").classed("paper", (row) => row.paper)
+    .selectAll("td").data((row) => row.cells).join("td")
+    .attr("class", (cell, index) => (index < 3 ? "text" : null))
+    .text((cell) => cell);
+  const digests = Array.from(new Set(units.map(({ record }) => `${record.corpus.name} ${record.corpus.sha256}`)));
+  root.append("p").attr("class", "setup-note").text(`Corpus SHA-256: ${digests.join("; ")}; training preset “${units[0].record.preset}”.`);
+}

@@ -1,0 +1,26 @@
+// Number formats shared by the prose, tables and charts.
+
+const d3 = window.d3;
+
+export const formatCount = d3.format(",");
+export const formatLoss = d3.format(".3f");
+export const formatPercent = d3.format(".1%");
+
+/** 20000000 -> "20 million"; smaller counts with thousands separators. */
+export function formatLarge(count) {
+  if (count >= 1e9) return `${d3.format(".3~r")(count / 1e9)} billion`;
+  if (count >= 1e6) return `${d3.format(".3~r")(count / 1e6)} million`;
+  return formatCount(count);
+}
+
+/** 5432 seconds -> "1 h 31 min". */
+export function formatDuration(seconds) {
+  const minutes = Math.round(seconds / 60);
+  if (minutes < 60) return `${Math.max(minutes, 1)} min`;
+  return `${Math.floor(minutes / 60)} h ${minutes % 60} min`;
+}
+
+/** The metrics.json entry of a unit, or null when there is no training record. */
+export function metricsFor(metrics, unitId) {
+  return metrics?.models?.[unitId] ?? null;
+}

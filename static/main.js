@@ -1,0 +1,67 @@
+// Starts the page: finds each [data-figure] element and calls its module's render(element, data).
+// Figures marked data-lazy (the ones that ask the server for connectivity) render when they come
+// near the viewport, so nothing heavy is requested before the reader gets there.
+
+import * as api from "./api.js";
+import { scrollToFigure } from "./motion.js";
+import { hasViewState, requestView } from "./permalink.js";
+
+const FIGURES = {
+  hero: () => import("./figures/hero.js"),
+  "model-summary": () => import("./figures/model-summary.js"),
+  units: () => import("./figures/units.js"),
+  autocomplete: () => import("./figures/autocomplete.js"),
+  connectivity: () => import("./figures/connectivity.js"),
+  accuracy: () => import("./figures/accuracy.js"),
+  training: () => import("./figures/training.js"),
+  tables: () => import("./figures/tables.js"),
+  setup: () => import("./figures/setup.js"),
+};
+const LAZY_MARGIN = "300px 0px";
+
+// metrics.json arrives with the page as a JSON data block; it is null when the models have no record.
+const metrics = JSON.parse(document.getElementById("metrics").textContent);
+const data = Promise.all([api.listModels(), api.loadPaper()]).then(([models, paper]) => ({ models, paper, metrics }));
+
+async function renderFigure(element) {
+  try {
+    const [module, figureData] = await Promise.all([FIGURES[element.dataset.figure](), data]);
+    await module.render(element, figureData);
+    element.dataset.rendered = "true";
+  } catch (error) {
+    console.error(`figure ${element.dataset.figure}:`, error);
+    const notice = document.createElement("p");
+    notice.className = "notice";
+    notice.textContent = `This figure could not be drawn: ${error.message}`;
+    (element.querySelector(".figure-body") ?? element).replaceChildren(notice);
+  }
+}
+
+const observer = new IntersectionObserver((entries) => {
+  entries.filter((entry) => entry.isIntersecting).forEach((entry) => {
+    observer.unobserve(entry.target);
+    renderFigure(entry.target);
+  });
+}, { rootMargin: LAZY_MARGIN });
+
+document.querySelectorAll("[data-figure]").forEach((element) => {
+  if ("lazy" in element.dataset) observer.observe(element);
+  else renderFigure(element);
+});
+
+// Walkthrough links select their position in Figure 4 (on the example sentence) and bring it into view.
+const connectivityFigure = document.getElementById("fig-connectivity");
+document.querySelectorAll("[data-walkthrough]").forEach((link) => {
+  link.addEventListener("click", async (event) => {
+    event.preventDefault();
+    const { paper } = await data;
+    const [group, index] = link.dataset.walkthrough.split("-");
+    const indices = paper.connectivity.walkthrough_indices;
+    const position = group === "inline" ? indices.inline[Number(index)] : indices[group];
+    requestView({ text: null, position, word: null });
+    scrollToFigure(connectivityFigure);
+  });
+});
+
+// A permalink opens on Figure 4.
+if (hasViewState()) scrollToFigure(connectivityFigure);

@@ -1,0 +1,55 @@
+// Figure 4's view lives in the query string (text, position, word, method, scale), so a copied link
+// reopens it. Other parts of the page ask for a view through requestView; Figure 4 listens.
+
+export const VIEW_EVENT = "connectivity-view";
+const KEYS = ["text", "position", "word", "method", "scale"];
+const WRITE_DELAY_MS = 250;
+let pendingWrite = null;
+
+/** The view in the URL; absent keys are null. */
+export function readViewState() {
+  const query = new URLSearchParams(window.location.search);
+  const position = query.get("position");
+  return {
+    text: query.get("text"),
+    position: position !== null && /^\d+$/.test(position) ? Number(position) : null,
+    word: query.get("word"),
+    method: query.get("method"),
+    scale: query.get("scale"),
+  };
+}
+
+export function hasViewState() {
+  const query = new URLSearchParams(window.location.search);
+  return KEYS.some((key) => query.has(key));
+}
+
+/** Writes the view, leaving out values equal to `defaults`; debounced because hovering changes it fast. */
+export function writeViewState(state, defaults) {
+  clearTimeout(pendingWrite);
+  pendingWrite = setTimeout(() => {
+    const query = new URLSearchParams(window.location.search);
+    KEYS.forEach((key) => {
+      const value = state[key];
+      if (value === null || value === undefined || value === defaults[key]) query.delete(key);
+      else query.set(key, String(value));
+    });
+    const search = query.toString();
+    window.history.replaceState(null, "", `${window.location.pathname}${search ? `?${search}` : ""}${window.location.hash}`);
+  }, WRITE_DELAY_MS);
+}
+
+/**
+ * Asks Figure 4 to show a view; if it has not rendered yet, it reads the same view from the URL.
+ * A key set to null goes back to its default; a key left out keeps its current value.
+ */
+export function requestView(state) {
+  clearTimeout(pendingWrite);
+  const query = new URLSearchParams(window.location.search);
+  Object.entries(state).forEach(([key, value]) => {
+    if (value === null) query.delete(key);
+    else query.set(key, String(value));
+  });
+  window.history.replaceState(null, "", `${window.location.pathname}?${query}`);
+  window.dispatchEvent(new CustomEvent(VIEW_EVENT, { detail: readViewState() }));
+}

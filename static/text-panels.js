@@ -1,0 +1,291 @@
+// Three synced panels of coloured characters, one per unit, shared by Figure 1 and Figure 4.
+// The explorer owns the data of one text (suggestions and full connectivity matrices per unit),
+// the selected position and an optional chosen word, and repaints every panel on each change.
+
+import * as api from "./api.js";
+import { connectivityColour, normaliseRows, textColourOn } from "./connectivity-colour.js";
+
+const d3 = window.d3;
+const KEY_STEPS = { ArrowRight: 1, ArrowDown: 1, ArrowLeft: -1, ArrowUp: -1, PageDown: 10, PageUp: -10 };
+
+export class ConnectivityExplorer {
+  /**
+   * @param element where the panels go
+   * @param units loadedUnits(models)
+   * @param onChange called with state() after the reader (or code) changes the view
+   * @param onInteract called when the reader selects a position or a word with pointer or keyboard
+   */
+  constructor(element, { units, onChange = () => {}, onInteract = () => {} }) {
+    this.units = units;
+    this.onChange = onChange;
+    this.onInteract = onInteract;
+    this.text = "";
+    this.method = "gradient";
+    this.scale = "unit";
+    this.position = 0;
+    this.word = null;
+    this.matrices = {};
+    this.suggestions = {};
+    this.wordRows = {};
+    this.loading = 0;
+
+    const root = d3.select(element);
+    this.status = root.append("p").attr("class", "status").attr("role", "status").attr("aria-live", "polite");
+    this.panels = root.append("div").attr("class", "unit-panels")
+      .selectAll("section").data(units).join("section")
+      .attr("class", "text-panel").attr("data-unit", (unit) => unit.id);
+    const heading = this.panels.append("h3");
+    heading.append("span").attr("class", (unit) => `unit-swatch swatch-${unit.id}`).attr("aria-hidden", "true");
+    heading.append("span").text((unit) => unit.name);
+    this.lines = this.panels.append("div").attr("class", "char-line")
+      .attr("role", "slider").attr("tabindex", 0).attr("aria-valuemin", 0)
+      .attr("aria-label", (unit) => `${unit.name}: selected position; arrow keys move it`);
+    this.captions = this.panels.append("p").attr("class", "row-caption");
+    this.suggestionLists = this.panels.append("ul").attr("class", "suggestions").attr("aria-label", (unit) => `${unit.name}'s top guesses`);
+
+    this.lines
+      .on("pointerover", (event) => this.selectFromEvent(event))
+      .on("click", (event) => this.selectFromEvent(event))
+      .on("keydown", (event) => this.handleKey(event));
+  }
+
+  state() {
+    return { text: this.text, position: this.position, word: this.word, method: this.method, scale: this.scale };
+  }
+
+  /** Loads suggestions and the full matrix of every unit for `text` (normalised by the server). */
+  async load(text, { method = this.method, position = null, word = null } = {}) {
+    const request = ++this.loading;
+    this.method = method;
+    this.setStatus("Computing suggestions and connectivity…");
+    const matrixRequests = this.units.map((unit) => api.connectivity({ text, model: unit.id, positions: "all", method }));
+    const suggestions = await api.autocomplete({ text, models: this.units.map((unit) => unit.id), positions: "all" });
+    if (request !== this.loading) return this.text;
+    this.text = suggestions.text;
+    this.suggestions = Object.fromEntries(this.units.map((unit) => [unit.id, suggestions.models[unit.id]]));
+    this.matrices = {};
+    this.wordRows = {};
+    this.word = null;
+    this.position = clamp(position ?? this.text.length - 1, 0, this.text.length - 1);
+    this.buildCharacters();
+    this.paint();
+    const matrices = await Promise.all(matrixRequests);
+    if (request !== this.loading) return this.text;
+    matrices.forEach((matrix, index) => {
+      this.matrices[this.units[index].id] = matrix.rows;
+    });
+    this.setStatus("");
+    if (word) await this.chooseWord(word);
+    this.paint();
+    return this.text;
+  }
+
+  select(position) {
+    const target = clamp(position, 0, this.text.length - 1);
+    if (target === this.position && this.word === null) return;
+    this.position = target;
+    this.word = null;
+    this.wordRows = {};
+    this.paint();
+    this.onChange(this.state());
+  }
+
+  /** Shows every unit's connectivity for `word` at the selected position (the API's `word` field). */
+  async chooseWord(word) {
+    const position = this.position;
+    this.word = word;
+    this.wordRows = {};
+    this.paint();
+    this.onChange(this.state());
+    try {
+      const responses = await Promise.all(this.units.map((unit) =>
+        api.connectivity({ text: this.text, model: unit.id, positions: [position], word, method: this.method })));
+      if (this.position !== position || this.word !== word) return;
+      responses.forEach((response, index) => {
+        this.wordRows[this.units[index].id] = response.rows[0];
+      });
+      this.setStatus("");
+    } catch (error) {
+      this.setStatus(`No connectivity for “${word}”: ${error.message}`, true);
+    }
+    this.paint();
+  }
+
+  setScale(scale) {
+    this.scale = scale;
+    this.paint();
+    this.onChange(this.state());
+  }
+
+  setStatus(message, isError = false) {
+    this.status.text(message).classed("error", isError);
+  }
+
+  /** The raw and normalised row each panel shows now, keyed by unit id. */
+  currentRows() {
+    const raw = Object.fromEntries(this.units.map((unit) => [unit.id, this.rowOf(unit.id)?.connectivity ?? null]));
+    const normalised = normaliseRows(raw, this.scale);
+    return Object.fromEntries(this.units.map((unit) => [unit.id, {
+      word: this.rowOf(unit.id)?.word ?? null,
+      connectivity: raw[unit.id],
+      normalised: normalised[unit.id],
+    }]));
+  }
+
+  rowOf(unitId) {
+    if (this.word !== null) return this.wordRows[unitId] ?? null;
+    return this.matrices[unitId]?.[this.position] ?? null;
+  }
+
+  selectFromEvent(event) {
+    const char = event.target.closest?.(".char");
+    if (!char) return;
+    this.onInteract();
+    this.select(Number(char.dataset.position));
+  }
+
+  handleKey(event) {
+    let target = null;
+    if (event.key in KEY_STEPS) target = this.position + KEY_STEPS[event.key];
+    else if (event.key === "Home") target = 0;
+    else if (event.key === "End") target = this.text.length - 1;
+    if (target === null) return;
+    event.preventDefault();
+    this.onInteract();
+    this.select(target);
+  }
+
+  buildCharacters() {
+    const characters = Array.from(this.text, (char, position) => ({ char, position }));
+    this.lines.attr("aria-valuemax", this.text.length - 1)
+      .selectAll("span.char").data(characters).join("span")
+      .attr("class", "char")
+      .attr("data-position", (item) => item.position)
+      .text((item) => item.char);
+  }
+
+  paint() {
+    const current = this.currentRows();
+    const position = this.position;
+    const chars = this.text;
+    this.lines
+      .attr("aria-valuenow", position)
+      .attr("aria-valuetext", `position ${position}, ${describeCharacter(chars, position)}`)
+      .each(function paintLine(unit) {
+        const values = current[unit.id].normalised;
+        d3.select(this).selectAll("span.char")
+          .classed("selected", (item) => item.position === position)
+          .classed("future", (item) => item.position > position)
+          .each(function paintCharacter(item) {
+            const coloured = values !== null && item.position <= position;
+            const background = coloured ? connectivityColour(values[item.position]) : null;
+            this.style.backgroundColor = background ?? "";
+            this.style.color = background ? textColourOn(background) : "";
+            this.dataset.connectivity = coloured ? values[item.position].toFixed(4) : "";
+          });
+      });
+    this.captions.each(function caption(unit) {
+      const row = current[unit.id];
+      const element = d3.select(this).text("");
+      if (!row.word) {
+        element.text("computing…");
+        return;
+      }
+      element.append("span").text("Connectivity of ");
+      element.append("q").attr("class", "row-word").text(row.word);
+      element.append("span").text(` at position ${position} (${describeCharacter(chars, position)})`);
+    });
+    const chosenWord = this.word;
+    this.suggestionLists.each((unit, index, nodes) => {
+      const suggestions = this.suggestions[unit.id]?.[position]?.suggestions ?? [];
+      renderSuggestions(nodes[index], unit, suggestions, {
+        pressed: (word) => word === (chosenWord ?? current[unit.id].word),
+        onChoose: (word) => {
+          this.onInteract();
+          this.chooseWord(word);
+        },
+      });
+    });
+  }
+
+  /** A standalone SVG of the three panels as they look now, for download. */
+  toSVG() {
+    const charWidth = 8.5;
+    const lineHeight = 20;
+    const perLine = 72;
+    const margin = 16;
+    const rows = this.currentRows();
+    const lineCount = Math.ceil(this.text.length / perLine);
+    const panelHeight = 28 + lineCount * lineHeight + 12;
+    const width = margin * 2 + perLine * charWidth;
+    const svg = d3.create("svg").attr("xmlns", "http://www.w3.org/2000/svg")
+      .attr("width", width).attr("height", margin * 2 + panelHeight * this.units.length)
+      .attr("font-family", "DejaVu Sans Mono, Menlo, Consolas, monospace").attr("font-size", 14);
+    svg.append("rect").attr("width", "100%").attr("height", "100%").attr("fill", "#fff");
+    this.units.forEach((unit, unitIndex) => {
+      const panel = svg.append("g").attr("transform", `translate(${margin},${margin + unitIndex * panelHeight})`);
+      const row = rows[unit.id];
+      panel.append("text").attr("y", 14).attr("font-family", "sans-serif").attr("font-weight", 600)
+        .text(`${unit.name}: “${row.word ?? ""}” at position ${this.position}`);
+      Array.from(this.text).forEach((char, position) => {
+        const x = (position % perLine) * charWidth;
+        const y = 28 + Math.floor(position / perLine) * lineHeight;
+        const coloured = row.normalised !== null && position <= this.position;
+        const background = coloured ? connectivityColour(row.normalised[position]) : null;
+        if (background) panel.append("rect").attr("x", x).attr("y", y).attr("width", charWidth).attr("height", lineHeight - 2).attr("fill", background);
+        if (position === this.position) {
+          panel.append("rect").attr("x", x).attr("y", y).attr("width", charWidth).attr("height", lineHeight - 2)
+            .attr("fill", "none").attr("stroke", "#111").attr("stroke-width", 2);
+        }
+        panel.append("text").attr("x", x + charWidth / 2).attr("y", y + lineHeight - 7).attr("text-anchor", "middle")
+          .attr("fill", background ? textColourOn(background) : "#999").text(char);
+      });
+    });
+    return new XMLSerializer().serializeToString(svg.node());
+  }
+}
+
+/** A list of guess buttons with probability bars, used by the panels and by Figure 3. */
+export function renderSuggestions(list, unit, suggestions, { pressed = () => false, onChoose }) {
+  d3.select(list).selectAll("li").data(suggestions, (suggestion) => suggestion.word)
+    .join((enter) => {
+      const item = enter.append("li");
+      const button = item.append("button").attr("type", "button").attr("class", "suggestion")
+        .on("click", (event, suggestion) => onChoose(suggestion.word));
+      button.append("span").attr("class", "word");
+      button.append("span").attr("class", "bar-track").append("span").attr("class", `bar bar-${unit.id}`);
+      button.append("span").attr("class", "probability");
+      return item;
+    })
+    .order()
+    .each(function fill(suggestion) {
+      const button = d3.select(this).select("button")
+        .attr("aria-pressed", String(pressed(suggestion.word)))
+        .attr("aria-label", `${suggestion.word}, ${formatProbability(suggestion.probability)}; show its connectivity`);
+      button.select(".word").text(suggestion.word);
+      button.select(".bar").node().style.width = `${(suggestion.probability * 100).toFixed(1)}%`;
+      button.select(".probability").text(formatProbability(suggestion.probability));
+    });
+}
+
+export function formatProbability(probability) {
+  return `${(probability * 100).toFixed(probability < 0.1 ? 1 : 0)} %`;
+}
+
+/** "'e' of 'learning'" or "the space before 'learning'", for captions and screen readers. */
+export function describeCharacter(text, position) {
+  const word = wordAt(text, position);
+  if (text[position] === " ") return word ? `the space before “${word}”` : "the final space";
+  return `“${text[position]}” of “${word}”`;
+}
+
+/** The word a position belongs to; a space belongs to the word after it, as in the training targets. */
+export function wordAt(text, position) {
+  const start = text[position] === " " ? position + 1 : text.lastIndexOf(" ", position) + 1;
+  const end = text.indexOf(" ", start);
+  return text.slice(start, end === -1 ? text.length : end);
+}
+
+function clamp(value, low, high) {
+  return Math.max(low, Math.min(high, value));
+}
