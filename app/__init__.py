@@ -1,0 +1,1 @@
+"""The serving package: FastAPI app, inference engine and connectivity."""

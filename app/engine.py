@@ -1,0 +1,225 @@
+"""Inference over the loaded models: suggestions (with the incremental state cache) and connectivity.
+
+Everything here is synchronous and runs on the inference pool's threads; the
+web layer never calls it on the event loop.
+"""
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import Tensor
+
+from app.connectivity import Method, connectivity_rows
+from app.registry import LoadedModel, Registry
+from models.text import encode, normalise
+from models.vocab import SPECIAL_WORDS
+
+FIRST_REAL_WORD = len(SPECIAL_WORDS)
+LOGIT_CHUNK_ROWS = 256
+
+
+class InputError(ValueError):
+    """A request the models cannot answer; `field` names the request field at fault."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    word: str
+    probability: float
+
+
+@dataclass(frozen=True)
+class PositionSuggestions:
+    position: int
+    char: str
+    suggestions: list[Suggestion]
+
+
+@dataclass(frozen=True)
+class ConnectivityRow:
+    position: int
+    word: str
+    connectivity: list[float]
+    completeness_error: float | None
+
+
+class StateCache:
+    """Bounded LRU of recurrent states keyed by (model id, normalised text prefix).
+
+    States are stored as private clones and never modified afterwards, so
+    concurrent requests can start from the same entry safely.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._entries: OrderedDict[tuple[str, str], object] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def longest_prefix(self, model_id: str, text: str) -> tuple[int, object | None]:
+        """Length of the longest cached prefix of `text` (0 if none) and its state."""
+        if self.capacity == 0:
+            return 0, None
+        with self._lock:
+            for length in range(len(text), 0, -1):
+                key = (model_id, text[:length])
+                state = self._entries.get(key)
+                if state is not None:
+                    self._entries.move_to_end(key)
+                    return length, state
+        return 0, None
+
+    def put(self, model_id: str, text: str, state: object) -> None:
+        if self.capacity == 0:
+            return
+        state = _clone_state(state)
+        with self._lock:
+            self._entries[(model_id, text)] = state
+            self._entries.move_to_end((model_id, text))
+            while len(self._entries) > self.capacity:
+                self._entries.popitem(last=False)
+
+
+def _clone_state(state: object) -> object:
+    if isinstance(state, tuple):
+        return tuple(part.clone() for part in state)
+    return state.clone()
+
+
+def _top_hidden(state: object) -> Tensor:
+    """The last position's output of the unit: the top layer's h in every unit's state."""
+    hidden = state[0] if isinstance(state, tuple) else state
+    return hidden[-1, 0]
+
+
+def prepare_text(text: str, max_chars: int) -> str:
+    """The normalised text, or an InputError on `text` naming the limit."""
+    if len(text) > max_chars:
+        raise InputError("text", f"is {len(text)} characters long; the limit is {max_chars}")
+    normalised = normalise(text)
+    if not normalised:
+        raise InputError("text", "has no letters, so it normalises to empty text; at least 1 letter is needed")
+    if len(normalised) > max_chars:
+        raise InputError("text", f"normalises to {len(normalised)} characters (digits are spelled out); the limit is {max_chars}")
+    return normalised
+
+
+class InferenceEngine:
+    """Answers autocomplete and connectivity questions for every model of a registry."""
+
+    def __init__(self, registry: Registry, state_cache_size: int, integrated_gradients_steps: int, max_connectivity_work: int) -> None:
+        self.registry = registry
+        self.cache = StateCache(state_cache_size)
+        self.integrated_gradients_steps = integrated_gradients_steps
+        self.max_connectivity_work = max_connectivity_work
+
+    @property
+    def model_ids(self) -> list[str]:
+        return list(self.registry.models)
+
+    def model(self, model_id: str, field: str = "model") -> LoadedModel:
+        model = self.registry.models.get(model_id)
+        if model is None:
+            raise InputError(field, f"unknown model {model_id!r}; loaded models are {', '.join(self.registry.models)}")
+        return model
+
+    @torch.inference_mode()
+    def suggest(self, model_id: str, text: str, top_k: int, positions: Literal["all", "last"]) -> list[PositionSuggestions]:
+        """Top-k words at every position (`all`) or at the last one (`last`, incremental) of normalised `text`."""
+        model = self.model(model_id, "models")
+        if positions == "last":
+            hidden = self._last_hidden(model, text)[None]
+            first = len(text) - 1
+        else:
+            chars = torch.tensor(encode(text))[None]
+            outputs, state = model.net.rnn(model.net.embedding(chars))
+            self.cache.put(model.id, text, state)
+            hidden = outputs[0]
+            first = 0
+        probabilities, word_ids = self._top_words(model, hidden, top_k)
+        words = self.registry.vocabulary.words
+        return [
+            PositionSuggestions(
+                position=first + row,
+                char=text[first + row],
+                suggestions=[Suggestion(words[word], probability) for word, probability in zip(word_ids[row], probabilities[row])],
+            )
+            for row in range(hidden.shape[0])
+        ]
+
+    def _last_hidden(self, model: LoadedModel, text: str) -> Tensor:
+        """The unit's output at the last character, resuming from the longest cached prefix."""
+        start, state = self.cache.longest_prefix(model.id, text)
+        if start == len(text):
+            return _top_hidden(state)
+        chars = torch.tensor(encode(text[start:]))[None]
+        outputs, state = model.net.rnn(model.net.embedding(chars), state)
+        self.cache.put(model.id, text, state)
+        return outputs[0, -1]
+
+    @staticmethod
+    def _top_words(model: LoadedModel, hidden: Tensor, top_k: int) -> tuple[list[list[float]], list[list[int]]]:
+        """Top-k real words per row of `hidden`; `<eos>` and `<unknown>` are never suggested nor counted."""
+        weight = model.net.output.weight[FIRST_REAL_WORD:]
+        bias = model.net.output.bias[FIRST_REAL_WORD:]
+        probabilities, word_ids = [], []
+        for start in range(0, hidden.shape[0], LOGIT_CHUNK_ROWS):
+            logits = torch.addmm(bias, hidden[start : start + LOGIT_CHUNK_ROWS], weight.t())
+            top = torch.log_softmax(logits, dim=-1).topk(top_k, dim=-1)
+            probabilities.extend(top.values.exp().tolist())
+            word_ids.extend((top.indices + FIRST_REAL_WORD).tolist())
+        return probabilities, word_ids
+
+    @torch.inference_mode()
+    def connectivity(
+        self, model_id: str, text: str, positions: list[int] | None, word: str | None, method: Method
+    ) -> list[ConnectivityRow]:
+        """Connectivity rows of normalised `text`; `positions` None means the last position."""
+        model = self.model(model_id)
+        length = len(text)
+        positions = [length - 1] if positions is None else positions
+        for position in positions:
+            if not 0 <= position < length:
+                raise InputError("positions", f"position {position} is out of range; the normalised text has positions 0 to {length - 1}")
+        steps = self.integrated_gradients_steps if method == "integrated_gradients" else 1
+        work = sum(position + 1 for position in positions) * steps
+        if work > self.max_connectivity_work:
+            raise InputError(
+                "positions",
+                f"these rows need {work:,} row-steps (sum of position + 1 per row"
+                + (f", times {steps} integrated-gradients steps" if steps > 1 else "")
+                + f"); the limit is {self.max_connectivity_work:,}: ask for fewer or earlier positions",
+            )
+        chars = torch.tensor(encode(text))
+        if word is None:
+            outputs = model.net.rnn(model.net.embedding(chars[: max(positions) + 1][None]))[0][0]
+            word_ids = [ids[0] for ids in self._top_words(model, outputs[positions], 1)[1]]
+        else:
+            word_ids = [self._word_id(word)] * len(positions)
+        rows = connectivity_rows(model.net, chars, positions, word_ids, method, self.integrated_gradients_steps)
+        words = self.registry.vocabulary.words
+        errors = rows.completeness_errors.tolist() if rows.completeness_errors is not None else [None] * len(positions)
+        return [
+            ConnectivityRow(position=position, word=words[word_id], connectivity=values, completeness_error=error)
+            for position, word_id, values, error in zip(positions, word_ids, rows.values.tolist(), errors)
+        ]
+
+    def _word_id(self, word: str) -> int:
+        vocabulary = self.registry.vocabulary
+        if word in SPECIAL_WORDS:
+            raise InputError("word", f"{word!r} is a special token the models are not trained to predict; ask for a real word")
+        if word not in vocabulary.ids:
+            raise InputError(
+                "word", f"{word!r} is not in the models' vocabulary of {len(vocabulary) - FIRST_REAL_WORD:,} lowercase words"
+            )
+        return vocabulary.ids[word]

@@ -1,0 +1,83 @@
+"""Loading a checkpoint directory all at once, or not at all."""
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from models.checkpoint import CheckpointError, load_checkpoint, load_vocabulary
+from models.net import AutocompleteNet
+from models.units import UNITS
+from models.vocab import Vocabulary
+
+logger = logging.getLogger(__name__)
+
+METRICS_FILE = "metrics.json"
+DISPLAY_NAMES = {"gru": "GRU", "lstm": "LSTM", "nlstm": "Nested LSTM"}
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """One checkpoint, ready to serve."""
+
+    id: str
+    name: str
+    net: AutocompleteNet
+    metrics: dict | None
+
+
+@dataclass(frozen=True)
+class Registry:
+    """Every model of one checkpoint directory, sharing one vocabulary."""
+
+    models: dict[str, LoadedModel]
+    vocabulary: Vocabulary
+    metrics: dict | None
+
+
+def _model_order(path: Path) -> tuple[int, str]:
+    return (UNITS.index(path.stem) if path.stem in UNITS else len(UNITS), path.stem)
+
+
+def read_metrics(directory: Path) -> dict | None:
+    """The directory's metrics.json, or None when it is absent or unreadable (metrics are optional)."""
+    path = directory / METRICS_FILE
+    if not path.is_file():
+        return None
+    try:
+        metrics = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        logger.warning("%s: ignored, not valid JSON (%s)", path, error)
+        return None
+    if not isinstance(metrics, dict) or not isinstance(metrics.get("models"), dict):
+        logger.warning("%s: ignored, it has no 'models' object", path)
+        return None
+    return metrics
+
+
+def load_registry(directory: Path) -> Registry:
+    """Load every `<id>.safetensors` in `directory` with its vocab.json.
+
+    Raises CheckpointError naming the file at the first problem, so a server
+    never starts with only some of its models.
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise CheckpointError(f"{directory}: checkpoint directory does not exist")
+    paths = sorted(directory.glob("*.safetensors"), key=_model_order)
+    if not paths:
+        raise CheckpointError(f"{directory}: no *.safetensors checkpoints in this directory")
+    vocabulary = load_vocabulary(directory)
+    metrics = read_metrics(directory)
+    models = {}
+    for path in paths:
+        net = load_checkpoint(path)
+        if net.config.num_words != len(vocabulary):
+            raise CheckpointError(
+                f"{path}: predicts {net.config.num_words} words but {directory / 'vocab.json'} lists {len(vocabulary)}"
+            )
+        net.requires_grad_(False)
+        model_metrics = (metrics or {}).get("models", {}).get(path.stem)
+        name = (model_metrics or {}).get("name") or DISPLAY_NAMES.get(net.config.unit, path.stem)
+        models[path.stem] = LoadedModel(id=path.stem, name=name, net=net, metrics=model_metrics)
+    return Registry(models=models, vocabulary=vocabulary, metrics=metrics)

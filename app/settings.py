@@ -1,0 +1,64 @@
+"""Server configuration, read once from environment variables (prefix `RNN_`).
+
+The defaults serve the bundled checkpoints on this machine with no configuration.
+"""
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "RNN_"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+BUNDLED_CHECKPOINTS = PROJECT_ROOT / "models" / "checkpoints"
+
+
+class SettingsError(ValueError):
+    """Invalid configuration; the message names each offending environment variable."""
+
+
+class Settings(BaseSettings):
+    """Every knob of the server; each field is the environment variable `RNN_<FIELD>`."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+
+    checkpoint_dir: Path = Field(BUNDLED_CHECKPOINTS, description="Folder holding <id>.safetensors, vocab.json and optionally metrics.json.")
+    host: str = Field("127.0.0.1", description="Interface `python -m app` listens on.")
+    port: int = Field(8000, ge=1, le=65535, description="TCP port `python -m app` listens on.")
+    threads: int = Field(
+        default_factory=lambda: os.cpu_count() or 1,
+        ge=1,
+        le=256,
+        description="PyTorch intra-op threads, set once at start-up (default: one per CPU core).",
+    )
+    workers: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="Inference threads. Each runs `threads` PyTorch threads, so workers x threads above the core count oversubscribes the CPU.",
+    )
+    max_queued_requests: int = Field(64, ge=1, description="Inference requests waiting or running at once before new ones get 503.")
+    max_text_chars: int = Field(1000, ge=1, le=100_000, description="Longest text accepted, before and after normalisation.")
+    max_body_bytes: int = Field(65_536, ge=1024, description="Request bodies larger than this are refused with 413 before parsing.")
+    state_cache_size: int = Field(4096, ge=0, description="Recurrent states kept for the incremental keystroke path (entries, all models together); 0 disables it.")
+    integrated_gradients_steps: int = Field(32, ge=32, le=1024, description="Riemann steps of integrated gradients.")
+    max_connectivity_work: int = Field(
+        120_000,
+        ge=1000,
+        description="Largest connectivity request, in row-steps: for each requested row, its position + 1, times the integrated-gradients steps for that method.",
+    )
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = Field("info", description="Log level of the server.")
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings from the environment (and `overrides`), or a SettingsError naming the bad variables."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as error:
+        problems = []
+        for detail in error.errors():
+            field = str(detail["loc"][0]) if detail["loc"] else "?"
+            problems.append(f"{ENV_PREFIX}{field.upper()}={detail.get('input')!r}: {detail['msg']}")
+        raise SettingsError("invalid configuration: " + "; ".join(problems)) from None
