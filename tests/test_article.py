@@ -1,0 +1,267 @@
+"""The article at / in a real browser: Playwright driving Debian's Chromium against a live server.
+
+Every test cuts the browser off from everything but the server, so the page is also checked to work
+offline. A full-page screenshot is written to artifacts/article.png.
+"""
+
+import json
+import math
+import re
+import shutil
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ROOT = Path(__file__).resolve().parent.parent
+PAPER = json.loads((ROOT / "static" / "data" / "paper.json").read_text())
+EXAMPLE_TEXT = PAPER["connectivity"]["example_text"]
+WALKTHROUGH = PAPER["connectivity"]["walkthrough_indices"]
+UNIT_IDS = ["gru", "lstm", "nlstm"]
+SCREENSHOT = ROOT / "artifacts" / "article.png"
+TIMEOUT_MS = 30_000
+
+pytestmark = pytest.mark.skipif(shutil.which(CHROMIUM) is None, reason="Debian's chromium is not installed (apt-get install chromium)")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with playwright_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture()
+def open_page(browser, live_server):
+    """Opens a path of the article in a fresh page; collects console errors and any off-server request."""
+    server = urlsplit(live_server).netloc
+    pages = []
+
+    def open_path(path="/", viewport=(1200, 900)):
+        page = browser.new_page(viewport={"width": viewport[0], "height": viewport[1]})
+        page.set_default_timeout(TIMEOUT_MS)
+        page.console_errors = []
+        page.foreign_requests = []
+        page.on("console", lambda message: message.type == "error" and page.console_errors.append(message.text))
+        page.on("pageerror", lambda error: page.console_errors.append(str(error)))
+
+        def only_the_server(route):
+            if urlsplit(route.request.url).netloc == server:
+                route.continue_()
+            else:
+                page.foreign_requests.append(route.request.url)
+                route.abort()
+
+        page.route("**/*", only_the_server)
+        page.goto(live_server + path)
+        pages.append(page)
+        return page
+
+    yield open_path
+    for page in pages:
+        assert page.foreign_requests == [], "the page must work offline"
+        page.close()
+
+
+def api(live_server, path, body):
+    response = httpx.post(live_server + path, json=body, timeout=60)
+    response.raise_for_status()
+    return response.json()
+
+
+def show_connectivity_figure(page):
+    page.locator("#fig-connectivity").scroll_into_view_if_needed()
+    page.wait_for_function(
+        """() => [...document.querySelectorAll('#fig-connectivity .char-line')].every(
+              (line) => line.querySelector('.char.selected')?.dataset.connectivity)"""
+    )
+
+
+def selected_positions(page, figure):
+    return page.eval_on_selector_all(f"{figure} .char-line", "lines => lines.map(l => Number(l.querySelector('.char.selected')?.dataset.position))")
+
+
+def row_words(page, figure):
+    return page.eval_on_selector_all(f"{figure} .row-word", "words => words.map(w => w.textContent)")
+
+
+def test_served_html_has_no_inline_code_or_styles(live_server):
+    """The CSP allows neither: scripts come from files or are JSON data blocks, styles from the stylesheet."""
+    html = httpx.get(live_server + "/", timeout=60).text
+    for tag in re.findall(r"<script\b[^>]*>", html):
+        assert "src=" in tag or 'type="application/json"' in tag, tag
+    assert "<style" not in html
+    assert not re.search(r"\sstyle=", html)
+    assert not re.search(r"\son[a-z]+=", html)
+
+
+def test_page_loads_offline_without_console_errors_and_every_figure_renders(open_page):
+    page = open_page("/")
+    page.wait_for_function("() => document.querySelectorAll('#fig-hero .char.selected').length === 3")
+    # Scroll through the page so every lazy figure comes into view once.
+    height = page.evaluate("document.body.scrollHeight")
+    for offset in range(0, height, 800):
+        page.evaluate(f"window.scrollTo(0, {offset})")
+    show_connectivity_figure(page)
+    page.wait_for_function("() => document.querySelectorAll('#fig-autocomplete .suggestion').length >= 3")
+
+    characters = len(EXAMPLE_TEXT)
+    assert page.locator("#fig-hero .char").count() == 3 * characters
+    assert page.locator("#fig-hero .suggestion").count() >= 3
+    assert page.locator("#fig-connectivity .char").count() == 3 * characters
+    assert page.locator("#fig-units .diagram-wire").count() > 30
+    assert page.locator("#fig-units math").count() >= 12
+    assert page.locator("#fig-accuracy path.series").count() == 9
+    assert page.locator("#fig-training path.series").count() == 6
+    assert page.locator("#fig-tables tbody tr").count() == 12
+    assert page.locator("[data-figure=setup] tbody tr").count() == 6
+    assert "16,384 words" in page.locator("[data-figure=model-summary]").inner_text()
+    assert all(note.strip() for note in page.locator("[data-walkthrough-note]").all_inner_texts())
+
+    page.locator("#fig-accuracy input[name=paper-overlay]").check()
+    assert page.locator("#fig-accuracy path.series.paper").count() == 9
+    page.locator("#fig-training input[value=step]").check()
+    assert page.locator("#fig-training path.series").count() == 6
+
+    page.evaluate("window.scrollTo(0, 0)")
+    SCREENSHOT.parent.mkdir(exist_ok=True)
+    page.screenshot(path=str(SCREENSHOT), full_page=True)
+    assert page.console_errors == []
+
+
+def test_typing_updates_every_units_suggestions_to_match_the_api(open_page, live_server):
+    page = open_page("/")
+    page.locator("#fig-autocomplete").scroll_into_view_if_needed()
+    box = page.locator("#fig-autocomplete input[type=text]")
+    page.wait_for_function("() => document.querySelectorAll('#fig-autocomplete .suggestion').length >= 3")
+    requests = []
+    page.on("request", lambda request: request.url.endswith("/api/autocomplete") and requests.append(request.post_data_json))
+    box.fill("the history of")
+    box.press("End")
+    box.press_sequentially(" am", delay=30)
+
+    expected = api(live_server, "/api/autocomplete", {"text": "the history of am", "positions": "last"})
+    page.wait_for_function(
+        "text => document.querySelector('#fig-autocomplete .model-sees code')?.textContent === text", arg=expected["text"]
+    )
+    page.wait_for_timeout(200)
+    # One incremental request per keystroke, each asking only for the last position.
+    assert len(requests) >= 3 and all(body["positions"] == "last" for body in requests)
+    for unit in UNIT_IDS:
+        shown = page.eval_on_selector_all(
+            f"#fig-autocomplete [data-unit={unit}] .suggestion",
+            "buttons => buttons.map(b => [b.querySelector('.word').textContent, b.querySelector('.probability').textContent])",
+        )
+        suggestions = expected["models"][unit][-1]["suggestions"]
+        assert [word for word, _ in shown] == [item["word"] for item in suggestions]
+        for (_, percent), item in zip(shown, suggestions):
+            assert math.isclose(float(percent.rstrip(" %")), item["probability"] * 100, abs_tol=0.51)
+
+    page.get_by_role("button", name="remove the last letters").click()
+    page.wait_for_function("() => document.querySelector('#fig-autocomplete .model-sees code')?.textContent === ' the history of '")
+    assert page.console_errors == []
+
+
+def relative_luminance(css_colour):
+    red, green, blue = (int(part) / 255 for part in re.findall(r"\d+", css_colour)[:3])
+    linear = [value / 12.92 if value <= 0.04045 else ((value + 0.055) / 1.055) ** 2.4 for value in (red, green, blue)]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+
+def test_hover_selects_in_all_panels_and_colours_follow_the_api(open_page, live_server):
+    page = open_page("/")
+    show_connectivity_figure(page)
+    position = 60
+    page.locator(f"#fig-connectivity [data-unit=lstm] .char[data-position='{position}']").hover()
+    assert selected_positions(page, "#fig-connectivity") == [position] * 3
+
+    for unit in UNIT_IDS:
+        row = api(live_server, "/api/connectivity", {"text": EXAMPLE_TEXT, "model": unit, "positions": [position]})["rows"][0]
+        values = row["connectivity"][: position + 1]
+        peak = max(values)
+        colours = page.eval_on_selector_all(
+            f"#fig-connectivity [data-unit={unit}] .char",
+            f"chars => chars.slice(0, {position + 1}).map(c => getComputedStyle(c).backgroundColor)",
+        )
+        luminance = [relative_luminance(colour) for colour in colours]
+        # Viridis brightens monotonically over the band used, so brighter must mean more connected.
+        for i in range(len(values)):
+            for j in range(len(values)):
+                if values[i] / peak > values[j] / peak + 0.05:
+                    assert luminance[i] > luminance[j], (unit, i, j)
+        assert page.locator(f"#fig-connectivity [data-unit={unit}] .row-word").inner_text() == row["word"]
+
+    page.locator("#fig-connectivity [data-unit=gru] .char-line").focus()
+    page.keyboard.press("ArrowRight")
+    assert selected_positions(page, "#fig-connectivity") == [position + 1] * 3
+    assert page.console_errors == []
+
+
+def test_walkthrough_links_select_their_positions(open_page):
+    page = open_page("/")
+    show_connectivity_figure(page)
+    links = {"1": WALKTHROUGH["1"], "2": WALKTHROUGH["2"], "3": WALKTHROUGH["3"]}
+    links.update({f"inline-{index}": position for index, position in enumerate(WALKTHROUGH["inline"])})
+    for key, position in links.items():
+        page.locator(f"[data-walkthrough='{key}']").click()
+        page.wait_for_function(
+            "p => [...document.querySelectorAll('#fig-connectivity .char.selected')].every(c => Number(c.dataset.position) === p)",
+            arg=position,
+        )
+        assert f"position={position}" in page.url
+    assert page.console_errors == []
+
+
+def test_clicking_a_suggestion_changes_the_word_and_a_permalink_reopens_the_view(open_page, live_server):
+    position = WALKTHROUGH["3"]
+    page = open_page(f"/?position={position}&method=gradient_x_input")
+    show_connectivity_figure(page)
+    assert page.locator("#fig-connectivity select[name=method]").input_value() == "gradient_x_input"
+    assert selected_positions(page, "#fig-connectivity") == [position] * 3
+
+    second = page.locator("#fig-connectivity [data-unit=nlstm] .suggestion").nth(1)
+    word = second.locator(".word").inner_text()
+    second.click()
+    page.wait_for_function("w => [...document.querySelectorAll('#fig-connectivity .row-word')].every(e => e.textContent === w)", arg=word)
+    expected = api(live_server, "/api/connectivity", {
+        "text": EXAMPLE_TEXT, "model": "gru", "positions": [position], "word": word, "method": "gradient_x_input",
+    })["rows"][0]
+    assert expected["word"] == word
+    page.wait_for_function("w => new URL(location.href).searchParams.get('word') === w", arg=word)
+    permalink = page.url
+
+    reopened = open_page(urlsplit(permalink).path + "?" + urlsplit(permalink).query)
+    show_connectivity_figure(reopened)
+    reopened.wait_for_function("w => [...document.querySelectorAll('#fig-connectivity .row-word')].every(e => e.textContent === w)", arg=word)
+    assert selected_positions(reopened, "#fig-connectivity") == [position] * 3
+    assert reopened.locator("#fig-connectivity select[name=method]").input_value() == "gradient_x_input"
+    assert page.console_errors == [] and reopened.console_errors == []
+
+
+def test_own_sentence_recomputes_and_a_phone_width_does_not_overflow(open_page, live_server):
+    sentence = "Grammar is taught in 2 schools."
+    normalised = api(live_server, "/api/autocomplete", {"text": sentence, "positions": "last"})["text"]
+    page = open_page("/", viewport=(375, 740))
+    show_connectivity_figure(page)
+    page.locator("#fig-connectivity textarea").fill(sentence)
+    page.get_by_role("button", name="Compute").click()
+    page.wait_for_function("n => document.querySelectorAll('#fig-connectivity [data-unit=gru] .char').length === n", arg=len(normalised))
+    assert page.locator("#fig-connectivity [data-unit=gru] .char-line").inner_text() == normalised
+    assert selected_positions(page, "#fig-connectivity") == [len(normalised) - 1] * 3
+    page.wait_for_function("() => new URL(location.href).searchParams.get('text') !== null")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375
+    assert page.console_errors == []
