@@ -16,6 +16,7 @@ import httpx
 import pytest
 import torch
 import uvicorn
+from fastapi.testclient import TestClient
 
 from app.main import create_app
 from app.settings import BUNDLED_CHECKPOINTS, Settings
@@ -116,3 +117,19 @@ def live_server(tiny_checkpoint_dir: Path) -> Iterator[str]:
     with serve_app(tiny_checkpoint_dir) as url:
         httpx.get(f"{url}/healthz", timeout=10).raise_for_status()
         yield url
+
+
+@pytest.fixture(scope="session")
+def tiny_client(tiny_checkpoint_dir: Path) -> Iterator[TestClient]:
+    """The app on the tiny checkpoints, called in-process through its ASGI interface."""
+    with TestClient(create_app(Settings(checkpoint_dir=tiny_checkpoint_dir))) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def bundled_client() -> Iterator[TestClient]:
+    """The app on the bundled checkpoints; skips the test while they are not there."""
+    if not bundled_checkpoints_present():
+        pytest.skip(f"bundled checkpoints not present in {BUNDLED_CHECKPOINTS}")
+    with TestClient(create_app(Settings(checkpoint_dir=BUNDLED_CHECKPOINTS))) as client:
+        yield client

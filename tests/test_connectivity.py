@@ -1,0 +1,88 @@
+"""The batched connectivity sweep against plain autograd, one backward pass per row."""
+
+import pytest
+import torch
+
+from app.connectivity import METHODS, connectivity_rows
+from models.checkpoint import load_checkpoint
+from models.net import AutocompleteNet, ModelConfig
+from models.text import encode, normalise
+
+TEXT = normalise("The cat sat on the mat, and then it was time")
+IG_STEPS = 32
+
+
+def reference_rows(net: AutocompleteNet, chars: torch.Tensor, positions: list[int], word_ids: list[int], method: str) -> torch.Tensor:
+    """The definitions of the issue, computed the slow and obvious way."""
+    embeddings = net.embedding(chars[None]).detach()
+    rows = []
+    for position, word_id in zip(positions, word_ids):
+        if method == "integrated_gradients":
+            total = torch.zeros_like(embeddings)
+            for step in range(IG_STEPS):
+                scaled = ((step + 0.5) / IG_STEPS * embeddings).requires_grad_()
+                logit = net.output(net.rnn(scaled)[0])[0, position, word_id]
+                total += torch.autograd.grad(logit, scaled)[0]
+            rows.append((total / IG_STEPS * embeddings)[0].sum(dim=-1))
+            continue
+        inputs = embeddings.clone().requires_grad_()
+        logit = net.output(net.rnn(inputs)[0])[0, position, word_id]
+        gradient = torch.autograd.grad(logit, inputs)[0][0]
+        if method == "gradient":
+            rows.append((gradient @ net.embedding.weight.t()).square().sum(dim=-1))
+        else:
+            rows.append((gradient * embeddings[0]).sum(dim=-1).abs())
+    return torch.stack(rows)
+
+
+def assert_relative_close(actual: torch.Tensor, expected: torch.Tensor, tolerance: float = 1e-4) -> None:
+    scale = expected.abs().max().item()
+    assert scale > 0
+    assert torch.allclose(actual, expected, rtol=tolerance, atol=tolerance * scale), (actual - expected).abs().max() / scale
+
+
+@pytest.fixture(scope="module", params=["gru", "lstm", "nlstm"])
+def tiny_net(request: pytest.FixtureRequest, tiny_checkpoint_dir) -> AutocompleteNet:
+    return load_checkpoint(tiny_checkpoint_dir / f"{request.param}.safetensors")
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_rows_equal_autograd_reference(tiny_net: AutocompleteNet, method: str) -> None:
+    chars = torch.tensor(encode(TEXT))
+    last = len(TEXT) - 1
+    positions = [last, 0, 9, 9, 20] if method != "integrated_gradients" else [last, 9]
+    word_ids = [2, 5, 7, 8, 30][: len(positions)]
+    rows = connectivity_rows(tiny_net, chars, positions, word_ids, method, IG_STEPS)
+    expected = reference_rows(tiny_net, chars, positions, word_ids, method)
+    assert rows.values.shape == (len(positions), len(TEXT))
+    assert_relative_close(rows.values, expected)
+
+
+def test_full_matrix_equals_reference_and_is_causal(tiny_net: AutocompleteNet) -> None:
+    chars = torch.tensor(encode(TEXT))
+    positions = list(range(len(TEXT)))
+    word_ids = [position % 50 + 2 for position in positions]
+    matrix = connectivity_rows(tiny_net, chars, positions, word_ids, "gradient").values
+    assert_relative_close(matrix, reference_rows(tiny_net, chars, positions, word_ids, "gradient"))
+    after = torch.triu(torch.ones_like(matrix, dtype=torch.bool), diagonal=1)
+    assert torch.all(matrix[after] == 0)
+    assert torch.all(matrix[~after] > 0)
+
+
+def test_integrated_gradients_are_complete(tiny_net: AutocompleteNet) -> None:
+    chars = torch.tensor(encode(TEXT))
+    rows = connectivity_rows(tiny_net, chars, [len(TEXT) - 1, 12], [3, 4], "integrated_gradients", IG_STEPS)
+    assert rows.completeness_errors is not None
+    total = rows.values.sum(dim=1).abs()
+    assert torch.all(rows.completeness_errors <= 1e-2 * total + 1e-6)
+    assert torch.all(rows.values[1, 13:] == 0)
+
+
+@pytest.mark.parametrize("unit,layers,depth", [("gru", 3, 1), ("lstm", 1, 1), ("nlstm", 2, 3)])
+def test_other_shapes_of_unit(unit: str, layers: int, depth: int) -> None:
+    torch.manual_seed(1)
+    net = AutocompleteNet(ModelConfig(unit=unit, hidden_size=8, num_layers=layers, depth=depth, num_words=20)).eval()
+    chars = torch.tensor(encode(" a quick test"))
+    for method in ("gradient", "gradient_x_input"):
+        rows = connectivity_rows(net, chars, [12, 4], [2, 19], method)
+        assert_relative_close(rows.values, reference_rows(net, chars, [12, 4], [2, 19], method))
