@@ -58,7 +58,7 @@ def command_train(args: argparse.Namespace) -> None:
     out = args.out or RUNS_ROOT / preset.name / args.unit
     train(TrainOptions(
         unit=args.unit, preset=preset, data=data, out=out, bf16=not args.no_bf16, resume=args.resume,
-        max_minutes=args.max_minutes, max_chars=args.max_chars, max_steps=args.max_steps,
+        max_minutes=args.max_minutes, max_chars=args.max_chars, epochs=args.epochs, max_steps=args.max_steps,
         hidden_size=args.hidden_size, eval_every=args.eval_every, eval_sequences=args.eval_sequences,
         save_minutes=args.save_minutes, compile=args.compile, device=args.device, seed=args.seed,
     ))
@@ -89,8 +89,15 @@ def command_describe(args: argparse.Namespace) -> None:
     print(describe(get_preset(args.preset)))
 
 
+class OneLineErrorParser(argparse.ArgumentParser):
+    """Bad arguments get one line naming the problem, not the whole usage block."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m training", description=__doc__)
+    parser = OneLineErrorParser(prog="python -m training", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
     prepare = commands.add_parser("prepare", help="download or read a corpus and build the aligned dataset")
@@ -111,6 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--max-minutes", type=float, help="stop cleanly (resumable) after this much wall-clock time")
     train.add_argument("--max-chars", type=int, help="override the preset's number of training characters")
     train.add_argument("--max-steps", type=int, help="stop after this many mini-batches in all")
+    train.add_argument("--epochs", type=float, help="override the preset's number of passes over the training split")
     train.add_argument("--hidden-size", type=int, help="override the preset's hidden size (experiments, tests)")
     train.add_argument("--eval-every", type=int, default=200, help="mini-batches between validation rows of the log")
     train.add_argument("--eval-sequences", type=int, default=256, help="validation sequences per log row")

@@ -1,6 +1,7 @@
 """Getting the corpus: text8 from its canonical URL, or a local text8-shaped file."""
 
 import hashlib
+import http.client
 import lzma
 import urllib.error
 import urllib.request
@@ -55,7 +56,7 @@ def download_text8(directory: Path, url: str = TEXT8_URL, expected_size: int = T
                     for block in iter(lambda: response.read(1 << 16), b""):
                         file.write(block)
                         progress.update(len(block))
-        except (urllib.error.URLError, OSError) as error:
+        except (urllib.error.URLError, http.client.HTTPException, OSError) as error:
             raise CorpusError(
                 f"download of {url} failed ({error}); run prepare again to resume, or pass --corpus PATH"
             ) from None

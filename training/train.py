@@ -5,6 +5,7 @@ CUDA); the global batch stays the preset's, split across processes.
 """
 
 import csv
+import hashlib
 import math
 import os
 import signal
@@ -37,6 +38,7 @@ class TrainOptions:
     resume: bool = False
     max_minutes: float | None = None
     max_chars: int | None = None
+    epochs: float | None = None
     max_steps: int | None = None
     hidden_size: int | None = None
     eval_every: int = 200
@@ -84,6 +86,13 @@ def mean_word_loss(net: AutocompleteNet, chars, targets, sequences: int, batch_s
     return total / max(count, 1)
 
 
+def weights_digest(net: torch.nn.Module) -> str:
+    digest = hashlib.sha256()
+    for tensor in net.state_dict().values():
+        digest.update(tensor.detach().cpu().float().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
 def train(options: TrainOptions) -> Path:
     """Train (or resume) one unit; returns the run directory. Writes state.pt, log.csv and, when done, model.safetensors."""
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
@@ -107,7 +116,8 @@ def train(options: TrainOptions) -> Path:
     if batches_per_epoch == 0:
         raise ValueError(f"the training split has {len(train_chars)} sequences, fewer than one batch of {batch_size}")
     max_chars = options.max_chars or options.preset.max_train_chars or math.inf
-    max_steps = min(options.max_steps or math.inf, math.ceil(options.preset.epochs * batches_per_epoch))
+    epochs = options.epochs or options.preset.epochs
+    max_steps = min(options.max_steps or math.inf, math.ceil(epochs * batches_per_epoch))
 
     torch.manual_seed(options.seed)
     net = AutocompleteNet(config).to(device)
@@ -172,7 +182,7 @@ def train(options: TrainOptions) -> Path:
     seconds_before = progress_state["seconds"]
     last_save = began
     window_loss, window_count = 0.0, 0
-    total_chars = min(max_chars, int(options.preset.epochs * sequence_lengths.sum()))
+    total_chars = min(max_chars, int(epochs * sequence_lengths.sum()))
     bar = tqdm(total=total_chars, initial=progress_state["characters"], unit="char", unit_scale=True,
                disable=rank != 0, desc=f"{options.unit} ({options.preset.name})")
     model.train()
@@ -219,5 +229,7 @@ def train(options: TrainOptions) -> Path:
         print(f"{out}: {progress_state['step']} steps, {progress_state['characters']:,} characters, "
               f"{progress_state['seconds'] / 60:.1f} min, {verdict}")
     if distributed:
+        # Every rank states its weights' digest, so a run can show that DDP kept them identical.
+        print(f"rank {rank}: weights digest {weights_digest(net)}")
         dist.destroy_process_group()
     return out

@@ -1,0 +1,44 @@
+# Every target installs what it needs first, so each works on a fresh clone.
+# The Dockerfile repeats the install steps below word for word (tests/test_dockerfile.py keeps them in step).
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+INSTALLED := $(VENV)/.installed
+CORPUS ?= ../shared/data/wiki100m.txt.xz
+
+.PHONY: install browser run test bundled bench clean
+
+$(INSTALLED): pyproject.toml constraints.txt package.json package-lock.json
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[test]'
+	npm ci --no-audit --no-fund
+	touch $@
+
+install: $(INSTALLED)
+
+# The browser tests drive Debian's Chromium (Playwright cannot download its own browser here).
+browser:
+	@command -v chromium >/dev/null || (apt-get update && apt-get install -y --no-install-recommends chromium)
+
+run: install
+	$(PY) -m app
+
+test: install browser
+	$(PY) -m pytest
+
+# Retrain the bundled models from scratch or resume them: hours on a 2-core CPU.
+bundled: install
+	$(PY) -m training prepare --corpus $(CORPUS)
+	for unit in gru lstm nlstm; do $(PY) -m training train --unit $$unit --preset bundled --resume || exit 1; done
+	$(PY) -m training evaluate --preset bundled
+	$(PY) -m training export --preset bundled
+
+bench: install
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[bench]'
+	$(PY) bench/train_throughput.py
+	$(PY) bench/serve_latency.py
+
+clean:
+	rm -rf $(VENV) node_modules

@@ -1,0 +1,148 @@
+"""The training CLI end to end, on a tiny corpus the tests write: prepare, train, resume, DDP, evaluate, export."""
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from models.checkpoint import load_checkpoint, load_vocabulary, read_metadata
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["--preset", "bundled", "--hidden-size", "16", "--eval-sequences", "32", "--epochs", "20"]
+
+
+def cli(*args: str, cwd: Path = ROOT, check: bool = True, **kwargs) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    result = subprocess.run([sys.executable, "-m", "training", *args], cwd=cwd, env=env, capture_output=True,
+                            text=True, timeout=600, **kwargs)
+    if check and result.returncode != 0:
+        raise AssertionError(f"training {' '.join(args)} failed:\n{result.stderr[-3000:]}")
+    return result
+
+
+def tiny_corpus_text(words: int = 40_000) -> str:
+    """A corpus with structure to learn: a few fixed phrases in random order."""
+    rng = np.random.default_rng(0)
+    phrases = ["the cat sat on the mat", "a dog ran in the park", "birds fly over green hills",
+               "she reads books at night", "rain falls on old roofs", "we sing songs of the sea"]
+    chosen = rng.integers(0, len(phrases), words // 5)
+    return " ".join(phrases[i] for i in chosen)
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("tiny")
+    (folder / "tiny.txt").write_text(tiny_corpus_text())
+    result = cli("prepare", "--corpus", str(folder / "tiny.txt"), "--out", str(folder / "data"), "--vocabulary-size", "30")
+    assert re.search(r"sequences train [\d,]+, valid [\d,]+, test [\d,]+", result.stdout)
+    again = cli("prepare", "--corpus", str(folder / "tiny.txt"), "--out", str(folder / "data"), "--vocabulary-size", "30")
+    assert "already prepared" in again.stdout
+    return folder / "data"
+
+
+def test_train_evaluate_export_end_to_end(tiny_data, tmp_path):
+    runs = tmp_path / "runs"
+    for unit, steps in (("gru", 120), ("lstm", 30), ("nlstm", 30)):
+        cli("train", "--unit", unit, *TINY, "--data", str(tiny_data), "--out", str(runs / unit),
+            "--max-steps", str(steps), "--eval-every", str(steps // 3))
+        rows = (runs / unit / "log.csv").read_text().splitlines()
+        assert rows[0] == "step,seconds,characters,train_loss,valid_loss"
+        curve = [[float(value) for value in row.split(",")] for row in rows[1:]]
+        assert [row[0] for row in curve] == [steps // 3, 2 * steps // 3, steps]
+        assert curve[-1][3] < curve[0][3] and curve[-1][4] < curve[0][4], curve
+        if unit == "gru":
+            assert curve[-1][3] < 0.85 * curve[0][3], curve
+    result = cli("evaluate", "--runs", str(runs), "--data", str(tiny_data))
+    assert result.stdout.count("top-1 accuracy") == 3
+    evaluation = json.loads((runs / "gru" / "evaluation.json").read_text())
+    by_known = evaluation["accuracy_by_letters_known"]
+    assert 0 < evaluation["test"]["accuracy"] <= 1 and evaluation["test"]["positions"] > 1000
+    assert len(by_known["top1"]) == 22 and sum(by_known["count"]) == evaluation["test"]["positions"]
+    assert all(a <= b <= c for a, b, c in zip(by_known["top1"][:6], by_known["top2"][:6], by_known["top3"][:6]))
+
+    out = tmp_path / "checkpoints"
+    cli("export", "--runs", str(runs), "--data", str(tiny_data), "--out", str(out))
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics["models"]) == {"gru", "lstm", "nlstm"}
+    gru = metrics["models"]["gru"]
+    assert gru["characters_seen"] > 0 and gru["steps"] == 120 and gru["corpus"]["name"] == "tiny"
+    assert len(gru["training_curve"]) == 3 and gru["storage"]["top1_changed"] <= 0.001
+    assert load_vocabulary(out).words == load_vocabulary(tiny_data).words
+    net = load_checkpoint(out / "nlstm.safetensors")
+    assert net.config.hidden_size == 16 and net.config.num_words == len(load_vocabulary(out))
+    assert json.loads(read_metadata(out / "nlstm.safetensors")["preset"]) == "bundled"
+
+
+def test_kill_and_resume_matches_an_uninterrupted_run(tiny_data, tmp_path):
+    steps = ["--max-steps", "40", "--eval-every", "20", "--no-bf16"]
+    cli("train", "--unit", "gru", *TINY, "--data", str(tiny_data), "--out", str(tmp_path / "whole"), *steps)
+
+    log = open(tmp_path / "interrupted.log", "w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "training", "train", "--unit", "gru", *TINY, "--data", str(tiny_data),
+         "--out", str(tmp_path / "parts"), *steps],
+        cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=log, stderr=log)
+    deadline = time.time() + 120
+    while "loss=" not in (tmp_path / "interrupted.log").read_text() and time.time() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=60) == 0
+    saved = torch.load(tmp_path / "parts" / "state.pt", weights_only=True)["progress"]
+    assert 0 < saved["step"] < 40 and not saved["done"]
+    assert "continue with --resume" in (tmp_path / "interrupted.log").read_text()
+
+    refused = cli("train", "--unit", "gru", *TINY, "--data", str(tiny_data), "--out", str(tmp_path / "parts"), *steps, check=False)
+    assert refused.returncode == 2 and "pass --resume" in refused.stderr
+    cli("train", "--unit", "gru", *TINY, "--data", str(tiny_data), "--out", str(tmp_path / "parts"), *steps, "--resume")
+    whole = load_checkpoint(tmp_path / "whole" / "model.safetensors").state_dict()
+    parts = load_checkpoint(tmp_path / "parts" / "model.safetensors").state_dict()
+    for name in whole:
+        assert torch.equal(whole[name], parts[name]), name
+
+
+def test_torchrun_two_processes_keep_identical_weights(tiny_data, tmp_path):
+    torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    result = subprocess.run(
+        [torchrun, "--nproc_per_node=2", "--master_port=0", "-m", "training", "train", "--unit", "lstm", *TINY,
+         "--data", str(tiny_data), "--out", str(tmp_path / "ddp"), "--max-steps", "20", "--eval-every", "10",
+         "--device", "cpu"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    digests = dict(re.findall(r"rank (\d): weights digest (\w+)", result.stdout))
+    assert set(digests) == {"0", "1"} and digests["0"] == digests["1"]
+    assert (tmp_path / "ddp" / "model.safetensors").is_file()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["train", "--unit", "rnn", "--preset", "bundled"], "invalid choice: 'rnn'"),
+        (["train", "--unit", "gru", "--preset", "huge"], "invalid choice: 'huge'"),
+        (["prepare", "--corpus", "no/such/file.xz"], "corpus file no/such/file.xz does not exist"),
+        (["train", "--unit", "gru", "--preset", "bundled", "--data", "no/such/dir"], "no prepared dataset in no/such/dir"),
+        (["describe"], "the following arguments are required: --preset"),
+    ],
+)
+def test_bad_cli_input_gets_one_line_and_no_traceback(args, message, tmp_path):
+    result = cli(*args, check=False, cwd=tmp_path)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_describe_paper_matches_the_papers_counts():
+    result = cli("describe", "--preset", "paper")
+    assert re.search(r"gru\s+dense\s+9,847,986\s+9,847,986\s+matches", result.stdout)
+    assert re.search(r"nlstm\s+recurrent\s+5,764,800\s+5,764,800\s+matches", result.stdout)
+    assert result.stdout.count("embedding       16,200      16,200  matches") == 3
+    assert "+3,600 (+1,800 per layer)" in result.stdout and "two bias vectors" in result.stdout

@@ -1,0 +1,123 @@
+import pytest
+import torch
+
+from models.loss import word_loss
+from models.net import AutocompleteNet, ModelConfig, masked_cross_entropy
+from models.units import NestedLSTM, make_unit
+
+
+def slow_nested_lstm(model: NestedLSTM, x: torch.Tensor) -> torch.Tensor:
+    """A direct transcription of the Nested LSTM equations, one level and one step at a time."""
+    batch, steps, _ = x.shape
+    hidden = model.hidden_size
+    outputs = x
+    for layer in model.layers:
+        depth = len(layer.cells)
+        h = torch.zeros(batch, hidden)
+        c = [torch.zeros(batch, hidden) for _ in range(depth)]
+        per_step = []
+        for t in range(steps):
+            u, v = outputs[:, t], h
+            o, us, vs = [], [], []
+            for d, cell in enumerate(layer.cells):
+                gates = torch.cat([u, v], dim=1) @ cell.weight.t() + cell.bias
+                i, j, f, og = gates.split(hidden, dim=1)
+                v = torch.sigmoid(f + 1) * c[d]
+                u = torch.sigmoid(i) * (j if d == 0 else torch.tanh(j))
+                o.append(og)
+                us.append(u)
+                vs.append(v)
+            new_c = [None] * depth
+            new_h = [None] * depth
+            for d in reversed(range(depth)):
+                new_c[d] = vs[d] + us[d] if d == depth - 1 else new_h[d + 1]
+                new_h[d] = torch.sigmoid(o[d]) * torch.tanh(new_c[d])
+            h, c = new_h[0], new_c
+            per_step.append(h)
+        outputs = torch.stack(per_step, dim=1)
+    return outputs
+
+
+@pytest.mark.parametrize(("depth", "layers"), [(1, 1), (2, 1), (3, 1), (2, 2)])
+def test_nested_lstm_matches_the_equations(depth, layers):
+    torch.manual_seed(depth * 10 + layers)
+    model = NestedLSTM(5, 7, num_layers=layers, depth=depth)
+    for parameter in model.parameters():
+        torch.nn.init.normal_(parameter, std=0.5)
+    x = torch.randn(3, 11, 5)
+    fast, (h, cells) = model(x)
+    assert fast.shape == (3, 11, 7) and cells.shape == (layers, depth, 3, 7)
+    torch.testing.assert_close(fast, slow_nested_lstm(model, x), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(h[-1], fast[:, -1])
+
+
+def test_nested_lstm_state_continues_a_sequence():
+    torch.manual_seed(1)
+    model = NestedLSTM(4, 6, depth=2)
+    x = torch.randn(2, 9, 4)
+    whole, _ = model(x)
+    first, state = model(x[:, :5])
+    rest, _ = model(x[:, 5:], state)
+    torch.testing.assert_close(torch.cat([first, rest], dim=1), whole)
+
+
+def test_compiled_step_equals_eager():
+    torch.manual_seed(2)
+    model = NestedLSTM(8, 16, depth=2)
+    x = torch.randn(4, 6, 8)
+    eager, _ = model(x)
+    model.compiled = True
+    compiled, _ = model(x)
+    torch.testing.assert_close(compiled, eager, atol=1e-6, rtol=1e-5)
+
+
+def test_lstm_forget_gate_starts_at_plus_one():
+    lstm = make_unit("lstm", 4, 2, 1)
+    for layer in range(2):
+        effective = getattr(lstm, f"bias_ih_l{layer}") + getattr(lstm, f"bias_hh_l{layer}")
+        assert effective[4:8].tolist() == [1.0] * 4
+        assert effective[:4].tolist() == [0.0] * 4 and effective[8:].tolist() == [0.0] * 8
+
+
+def test_unknown_unit_is_refused():
+    with pytest.raises(ValueError, match="unknown unit 'rnn'"):
+        ModelConfig(unit="rnn", hidden_size=4, num_layers=1)
+
+
+@pytest.mark.parametrize("unit", ["gru", "lstm", "nlstm"])
+def test_network_shapes_and_padding_row(unit):
+    net = AutocompleteNet(ModelConfig(unit=unit, hidden_size=8, num_layers=2 if unit != "nlstm" else 1,
+                                      depth=2 if unit == "nlstm" else 1, num_words=30))
+    logits, _ = net(torch.randint(0, 28, (3, 10)))
+    assert logits.shape == (3, 10, 30)
+    assert torch.all(net.embedding.weight[0] == 0)
+
+
+def test_loss_ignores_eos_and_unknown_targets():
+    torch.manual_seed(3)
+    hidden = torch.randn(2, 6, 4, requires_grad=True)
+    output = torch.nn.Linear(4, 9)
+    targets = torch.tensor([[2, 2, 0, 1, 5, 8], [1, 1, 1, 3, 0, 0]])
+    loss, count = word_loss(hidden, targets, output, bf16=False)
+    kept = targets > 1
+    reference = torch.nn.functional.cross_entropy(output(hidden)[kept], targets[kept])
+    assert count == 5
+    torch.testing.assert_close(loss, reference)
+    loss.backward()
+    assert torch.all(hidden.grad[~kept] == 0) and torch.all(hidden.grad[kept].abs().sum(-1) > 0)
+    plain, plain_count = masked_cross_entropy(output(hidden), targets)
+    torch.testing.assert_close(plain, reference)
+    assert int(plain_count) == 5
+
+
+def test_fused_loss_gradients_equal_plain_autograd():
+    torch.manual_seed(4)
+    hidden = torch.randn(3, 300, 8, requires_grad=True)
+    output = torch.nn.Linear(8, 40)
+    targets = torch.randint(0, 40, (3, 300))
+    loss, _ = word_loss(hidden, targets, output, bf16=False)
+    grads = torch.autograd.grad(loss, [hidden, output.weight, output.bias])
+    reference, _ = masked_cross_entropy(output(hidden), targets)
+    expected = torch.autograd.grad(reference, [hidden, output.weight, output.bias])
+    for got, want in zip(grads, expected):
+        torch.testing.assert_close(got, want, atol=1e-6, rtol=1e-5)

@@ -1,0 +1,78 @@
+"""Write the serving checkpoints: `<unit>.safetensors`, `vocab.json` and `metrics.json`."""
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from models.checkpoint import load_checkpoint, read_metadata, save_checkpoint
+from models.vocab import UNKNOWN
+from training.dataset import Dataset
+from training.evaluate import EVALUATION_FILE
+from training.train import FINAL_FILE, LOG_FILE, batch_tensors
+
+UNIT_NAMES = {"gru": "GRU", "lstm": "LSTM", "nlstm": "Nested LSTM"}
+STORAGE_DTYPE = torch.float16
+AGREEMENT_SEQUENCES = 256
+
+
+@torch.no_grad()
+def storage_changed_predictions(original, stored, chars: np.ndarray, targets: np.ndarray) -> float:
+    """Share of real-word test positions whose top-1 word differs between two copies of a model."""
+    rows = np.arange(min(AGREEMENT_SEQUENCES, len(chars)))
+    x, y = batch_tensors(chars, targets, rows, torch.device("cpu"))
+    mask = y > UNKNOWN
+    return float((original(x)[0].argmax(-1)[mask] != stored(x)[0].argmax(-1)[mask]).float().mean())
+
+
+def read_curve(path: Path) -> list[dict]:
+    with open(path, newline="") as file:
+        return [
+            {
+                "step": int(row["step"]), "seconds": float(row["seconds"]), "characters": int(row["characters"]),
+                "train_loss": float(row["train_loss"]), "valid_loss": float(row["valid_loss"]) if row["valid_loss"] else None,
+            }
+            for row in csv.DictReader(file)
+        ]
+
+
+def export_runs(runs: Path, data: Path, out: Path, units: list[str], preset: str) -> list[Path]:
+    """Export each unit's finished, evaluated run from `runs/<unit>/` into `out/`; returns the files written."""
+    dataset = Dataset.open(data)
+    test_chars, test_targets = dataset.split("test")
+    metrics_path = out / "metrics.json"
+    metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else {"models": {}}
+    written = []
+    for unit in units:
+        run = runs / unit
+        for needed, how in ((FINAL_FILE, "finish training"), (EVALUATION_FILE, "run `python -m training evaluate`")):
+            if not (run / needed).is_file():
+                raise FileNotFoundError(f"{run / needed} does not exist; {how} first")
+        net = load_checkpoint(run / FINAL_FILE)
+        trained = {key: json.loads(value) for key, value in read_metadata(run / FINAL_FILE).items() if key != "format"}
+        target = out / f"{unit}.safetensors"
+        save_checkpoint(net, target, dtype=STORAGE_DTYPE, metadata={"preset": preset})
+        changed = storage_changed_predictions(net, load_checkpoint(target), test_chars, test_targets)
+        if changed > 0.001:
+            raise ValueError(f"{target}: float16 storage changes {changed:.2%} of top-1 predictions (limit 0.1 %)")
+        evaluation = json.loads((run / EVALUATION_FILE).read_text())
+        metrics["models"][unit] = {
+            "preset": preset,
+            "unit": unit,
+            "name": UNIT_NAMES[unit],
+            "config": trained["config"],
+            "parameters": net.parameter_counts(),
+            "corpus": trained["corpus"],
+            "characters_seen": trained["characters_seen"],
+            "training_seconds": trained["training_seconds"],
+            "steps": trained["steps"],
+            "storage": {"dtype": str(STORAGE_DTYPE).removeprefix("torch."), "top1_changed": changed},
+            **evaluation,
+            "training_curve": read_curve(run / LOG_FILE),
+        }
+        written.append(target)
+    dataset.vocabulary.save(out / "vocab.json")
+    metrics_path.write_text(json.dumps(metrics, indent=1))
+    return written + [out / "vocab.json", metrics_path]
