@@ -6,6 +6,7 @@ import lzma
 import urllib.error
 import urllib.request
 import zipfile
+import zlib
 from pathlib import Path
 
 from tqdm import tqdm
@@ -70,11 +71,14 @@ def download_text8(directory: Path, url: str = TEXT8_URL, expected_size: int = T
     if not zipfile.is_zipfile(partial):
         partial.unlink()
         raise CorpusError(f"{url} gave {expected_size:,} bytes that are not a zip file; deleted, run prepare again")
-    with zipfile.ZipFile(partial) as archive:
-        broken = archive.testzip()
-        if broken is not None or TEXT8_MEMBER not in archive.namelist():
-            partial.unlink()
-            raise CorpusError(f"{url} gave a damaged zip (member {broken or TEXT8_MEMBER!r}); deleted, run prepare again")
+    try:
+        with zipfile.ZipFile(partial) as archive:
+            broken = archive.testzip() or (None if TEXT8_MEMBER in archive.namelist() else f"no member {TEXT8_MEMBER!r}")
+    except (zipfile.BadZipFile, zlib.error, EOFError) as error:
+        broken = str(error)
+    if broken is not None:
+        partial.unlink()
+        raise CorpusError(f"{url} gave a damaged zip ({broken}); deleted, run prepare again")
     partial.replace(target)
     return target
 
