@@ -188,6 +188,8 @@ class InferenceEngine:
         model = self.model(model_id)
         length = len(text)
         positions = [length - 1] if positions is None else positions
+        if not positions:
+            raise InputError("positions", "is an empty list; ask for at least one position, or omit it for the last one")
         for position in positions:
             if not 0 <= position < length:
                 raise InputError("positions", f"position {position} is out of range; the normalised text has positions 0 to {length - 1}")

@@ -16,6 +16,7 @@ from app.schemas import (
 )
 
 ERROR_RESPONSES = {
+    400: {"description": "Request body that cannot be read as JSON at all (not UTF-8, or nested too deeply)."},
     413: {"description": "Request body over RNN_MAX_BODY_BYTES; refused before parsing."},
     503: {"description": "Too many inference requests queued; retry shortly."},
 }
