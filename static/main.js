@@ -37,8 +37,11 @@ async function renderFigure(element) {
   }
 }
 
+// One batch of entries can hold the same figure twice (scrolled in, out and in again within a frame).
+const started = new WeakSet();
 const observer = new IntersectionObserver((entries) => {
-  entries.filter((entry) => entry.isIntersecting).forEach((entry) => {
+  entries.filter((entry) => entry.isIntersecting && !started.has(entry.target)).forEach((entry) => {
+    started.add(entry.target);
     observer.unobserve(entry.target);
     renderFigure(entry.target);
   });

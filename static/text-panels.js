@@ -6,6 +6,7 @@ import * as api from "./api.js";
 import { connectivityColour, normaliseRows, textColourOn } from "./connectivity-colour.js";
 
 const d3 = window.d3;
+const ROW_REQUEST_DELAY_MS = 120;
 const KEY_STEPS = { ArrowRight: 1, ArrowDown: 1, ArrowLeft: -1, ArrowUp: -1, PageDown: 10, PageUp: -10 };
 
 export class ConnectivityExplorer {
@@ -25,6 +26,8 @@ export class ConnectivityExplorer {
     this.position = 0;
     this.word = null;
     this.matrices = {};
+    this.perRow = false;
+    this.rowTimer = null;
     this.suggestions = {};
     this.wordRows = {};
     this.loading = 0;
@@ -53,31 +56,60 @@ export class ConnectivityExplorer {
     return { text: this.text, position: this.position, word: this.word, method: this.method, scale: this.scale };
   }
 
-  /** Loads suggestions and the full matrix of every unit for `text` (normalised by the server). */
+  /**
+   * Loads suggestions and the full matrix of every unit for `text` (normalised by the server).
+   * When the server refuses a full matrix as too much work (long text, integrated gradients),
+   * rows are fetched one position at a time as the selection moves.
+   */
   async load(text, { method = this.method, position = null, word = null } = {}) {
     const request = ++this.loading;
     this.method = method;
     this.setStatus("Computing suggestions and connectivity…");
-    const matrixRequests = this.units.map((unit) => api.connectivity({ text, model: unit.id, positions: "all", method }));
+    const matrixRequests = Promise.all(this.units.map((unit) => api.connectivity({ text, model: unit.id, positions: "all", method })));
+    matrixRequests.catch(() => {}); // Handled below, after the suggestions; this only silences the early rejection.
     const suggestions = await api.autocomplete({ text, models: this.units.map((unit) => unit.id), positions: "all" });
     if (request !== this.loading) return this.text;
     this.text = suggestions.text;
     this.suggestions = Object.fromEntries(this.units.map((unit) => [unit.id, suggestions.models[unit.id]]));
-    this.matrices = {};
+    this.matrices = Object.fromEntries(this.units.map((unit) => [unit.id, []]));
+    this.perRow = false;
     this.wordRows = {};
     this.word = null;
     this.position = clamp(position ?? this.text.length - 1, 0, this.text.length - 1);
     this.buildCharacters();
     this.paint();
-    const matrices = await Promise.all(matrixRequests);
-    if (request !== this.loading) return this.text;
-    matrices.forEach((matrix, index) => {
-      this.matrices[this.units[index].id] = matrix.rows;
-    });
-    this.setStatus("");
+    try {
+      const matrices = await matrixRequests;
+      if (request !== this.loading) return this.text;
+      matrices.forEach((matrix, index) => {
+        matrix.rows.forEach((row) => {
+          this.matrices[this.units[index].id][row.position] = row;
+        });
+      });
+      this.setStatus("");
+    } catch (error) {
+      if (!(error instanceof api.ApiError && error.status === 422)) throw error;
+      if (request !== this.loading) return this.text;
+      this.perRow = true;
+      this.setStatus("This text and method are computed one position at a time, as you move the selection.");
+      await this.fetchRows(this.position);
+    }
     if (word) await this.chooseWord(word);
     this.paint();
     return this.text;
+  }
+
+  /** Per-row mode: every unit's row at `position`, unless already fetched. */
+  async fetchRows(position) {
+    if (this.units.every((unit) => this.matrices[unit.id][position])) return;
+    const text = this.text;
+    const responses = await Promise.all(this.units.map((unit) =>
+      api.connectivity({ text, model: unit.id, positions: [position], method: this.method })));
+    if (text !== this.text) return;
+    responses.forEach((response, index) => {
+      this.matrices[this.units[index].id][position] = response.rows[0];
+    });
+    if (this.position === position) this.paint();
   }
 
   select(position) {
@@ -88,6 +120,13 @@ export class ConnectivityExplorer {
     this.wordRows = {};
     this.paint();
     this.onChange(this.state());
+    if (this.perRow) {
+      // Hovering sweeps across many positions; only ask for the one the pointer settles on.
+      clearTimeout(this.rowTimer);
+      this.rowTimer = setTimeout(() => {
+        this.fetchRows(target).catch((error) => this.setStatus(`Connectivity unavailable: ${error.message}`, true));
+      }, ROW_REQUEST_DELAY_MS);
+    }
   }
 
   /** Shows every unit's connectivity for `word` at the selected position (the API's `word` field). */
