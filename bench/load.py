@@ -1,0 +1,321 @@
+"""Load test: many simulated readers typing and hovering against a real server on loopback.
+
+Starts `python -m app` on a free loopback port, then runs `--readers` readers
+for `--duration` seconds (it stops by itself). Each reader types sentences one
+character at a time, sending the keystroke request the article sends
+(`positions: "last"`, all three models), and now and then hovers over a
+character: one connectivity row per model, as the article asks for them.
+Afterwards it times every bad request of tests/bad_inputs.py on the idle server.
+
+Prints requests/s, p50/p95/p99 latency per endpoint, the error count, and the
+server's resident memory at start (after a warm-up) and end, against the
+targets: 0 errors, keystroke p99 < 250 ms, RSS growth < 10 %, each bad request
+answered in < 100 ms (median of its repeats). Exits 1 when a target is missed.
+
+    python bench/load.py                          # bundled checkpoints, or random ones of that size
+    python bench/load.py --checkpoints DIR --duration 20
+
+The load generator shares the machine with the server, so the figures include
+its own CPU use: they are pessimistic.
+"""
+
+import argparse
+import asyncio
+import os
+import random
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+from app.settings import BUNDLED_CHECKPOINTS  # noqa: E402
+from bad_inputs import BAD_INPUTS, BadInput  # noqa: E402
+from models.units import UNITS  # noqa: E402
+
+KEYSTROKE_P99_TARGET_MS = 250.0
+RSS_GROWTH_TARGET = 0.10
+BAD_INPUT_TARGET_MS = 100.0
+BAD_INPUT_REPEATS = 5
+SERVER_START_TIMEOUT_S = 300.0
+REQUEST_TIMEOUT_S = 30.0
+
+SENTENCES = (
+    "the quick brown fox jumps over the lazy dog",
+    "anarchism originated as a term of abuse first used against early working class radicals",
+    "the city was founded in the eleventh century by the king",
+    "in mathematics a group is a set with an operation",
+    "she was the first woman to win the prize in physics",
+    "the river flows north through the valley to the sea",
+    "he played for the national team in two world cups",
+    "the company was sold to a larger firm in nineteen ninety eight",
+)
+
+
+@dataclass
+class Stats:
+    """Latencies (ms) of successful requests and failures, per endpoint label."""
+
+    latencies_ms: dict[str, list[float]] = field(default_factory=dict)
+    errors: dict[str, list[str]] = field(default_factory=dict)
+
+    def record(self, label: str, started: float, outcome: httpx.Response | Exception) -> None:
+        if isinstance(outcome, httpx.Response) and outcome.status_code == 200:
+            self.latencies_ms.setdefault(label, []).append((time.perf_counter() - started) * 1000)
+        else:
+            reason = f"HTTP {outcome.status_code}" if isinstance(outcome, httpx.Response) else type(outcome).__name__
+            self.errors.setdefault(label, []).append(reason)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def random_bundled_checkpoints(directory: Path) -> Path:
+    """Random-weight checkpoints at the bundled size: what serving costs does not depend on training."""
+    import torch
+
+    from models.checkpoint import save_checkpoint
+    from models.net import BUNDLED, AutocompleteNet
+    from models.vocab import SPECIAL_WORDS, Vocabulary
+
+    torch.manual_seed(0)
+    for unit in UNITS:
+        save_checkpoint(AutocompleteNet(BUNDLED.model_config(unit)), directory / f"{unit}.safetensors")
+    Vocabulary(SPECIAL_WORDS + [f"w{index}" for index in range(BUNDLED.vocabulary_size)]).save(directory / "vocab.json")
+    return directory
+
+
+def choose_checkpoints(requested: Path | None, scratch: Path) -> Path:
+    if requested is not None:
+        return requested
+    if all((BUNDLED_CHECKPOINTS / f"{unit}.safetensors").is_file() for unit in UNITS) and (BUNDLED_CHECKPOINTS / "vocab.json").is_file():
+        return BUNDLED_CHECKPOINTS
+    print(f"{BUNDLED_CHECKPOINTS} has no complete set of checkpoints: using random weights at the bundled size")
+    return random_bundled_checkpoints(scratch)
+
+
+def resident_mib(pid: int) -> float:
+    """The process's VmRSS from /proc, in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS in /proc/{pid}/status")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time the process has used, from /proc/PID/stat."""
+    # The command name (field 2) may contain spaces, so fields are counted after its closing parenthesis.
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def start_server(checkpoints: Path, port: int, log: Path) -> subprocess.Popen:
+    env = {**os.environ, "RNN_CHECKPOINT_DIR": str(checkpoints), "RNN_HOST": "127.0.0.1", "RNN_PORT": str(port), "RNN_LOG_LEVEL": "warning"}
+    with log.open("wb") as output:
+        return subprocess.Popen([sys.executable, "-m", "app"], cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT)
+
+
+def wait_until_healthy(server: subprocess.Popen, base_url: str, log: Path) -> list[str]:
+    deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise SystemExit(f"the server exited with {server.returncode}:\n{log.read_text()[-4000:]}")
+        try:
+            response = httpx.get(f"{base_url}/healthz", timeout=2)
+            if response.status_code == 200:
+                return response.json()["models"]
+        except httpx.TransportError:
+            pass
+        time.sleep(0.25)
+    raise SystemExit(f"the server did not answer /healthz within {SERVER_START_TIMEOUT_S:.0f} s")
+
+
+async def timed_post(client: httpx.AsyncClient, stats: Stats, label: str, path: str, body: dict) -> None:
+    started = time.perf_counter()
+    try:
+        outcome: httpx.Response | Exception = await client.post(path, json=body)
+    except httpx.HTTPError as error:
+        outcome = error
+    stats.record(label, started, outcome)
+
+
+async def reader(client: httpx.AsyncClient, stats: Stats, models: list[str], deadline: float, rng: random.Random, args: argparse.Namespace) -> None:
+    """Type sentences one character at a time until the deadline, hovering now and then."""
+    while True:
+        sentence = rng.choice(SENTENCES)
+        for length in range(1, len(sentence) + 1):
+            if time.monotonic() >= deadline:
+                return
+            text = sentence[:length]
+            await timed_post(client, stats, "keystroke", "/api/autocomplete", {"text": text, "models": models, "top_k": 3, "positions": "last"})
+            if rng.random() < args.hover_probability:
+                # The normalised text starts with a space, so its positions run 0..len(text).
+                body = {"text": text, "positions": [rng.randrange(len(text) + 1)], "method": "gradient"}
+                await asyncio.gather(*(timed_post(client, stats, "hover row", "/api/connectivity", {**body, "model": model}) for model in models))
+            # A steady typist: on average `keystroke_interval` seconds between keys.
+            await asyncio.sleep(rng.uniform(0.5, 1.5) * args.keystroke_interval)
+
+
+async def run_readers(base_url: str, models: list[str], args: argparse.Namespace) -> tuple[Stats, float]:
+    stats = Stats()
+    limits = httpx.Limits(max_connections=args.readers * len(models), max_keepalive_connections=args.readers * len(models))
+    async with httpx.AsyncClient(base_url=base_url, timeout=REQUEST_TIMEOUT_S, limits=limits) as client:
+        started = time.monotonic()
+        deadline = started + args.duration
+        await asyncio.gather(*(reader(client, stats, models, deadline, random.Random(args.seed + index), args) for index in range(args.readers)))
+        return stats, time.monotonic() - started
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+def first_response_ms(port: int, bad: BadInput) -> tuple[int, float]:
+    """(status, ms from sending the request head to the first byte of the answer) over a raw socket.
+
+    The body is sent from another thread, so a server that refuses a 10 MB body before reading
+    it is timed by its answer, not by how long the client takes to upload the rest.
+    """
+    body = bad.body or b""
+    framing = "Transfer-Encoding: chunked" if bad.streamed else f"Content-Length: {len(body)}"
+    head = f"{bad.http_method} {bad.path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n{framing}\r\nConnection: close\r\n\r\n"
+    if bad.streamed:
+        payload = b"".join(b"%x\r\n%s\r\n" % (len(chunk), chunk) for chunk in bad.content()) + b"0\r\n\r\n"
+    else:
+        payload = body
+
+    def send_body(sock: socket.socket) -> None:
+        try:
+            sock.sendall(payload)
+        except OSError:
+            pass  # the server answered and closed the connection before taking the whole body
+
+    with socket.create_connection(("127.0.0.1", port), timeout=REQUEST_TIMEOUT_S) as sock:
+        started = time.perf_counter()
+        sock.sendall(head.encode())
+        sender = threading.Thread(target=send_body, args=(sock,), daemon=True)
+        sender.start()
+        first = sock.recv(64)
+        elapsed_ms = (time.perf_counter() - started) * 1000
+    sender.join(timeout=REQUEST_TIMEOUT_S)
+    return int(first.split(b" ", 2)[1]), elapsed_ms
+
+
+def time_bad_inputs(port: int) -> list[tuple[BadInput, int, float, float]]:
+    """(case, status, median ms, max ms) for each bad request, sent BAD_INPUT_REPEATS times to the idle server."""
+    results = []
+    for bad in BAD_INPUTS:
+        answers = [first_response_ms(port, bad) for _ in range(BAD_INPUT_REPEATS)]
+        times = [elapsed for _, elapsed in answers]
+        results.append((bad, answers[-1][0], statistics.median(times), max(times)))
+    return results
+
+
+def report(
+    stats: Stats, elapsed: float, server_cpu: float, rss_start: float, rss_end: float, bad_results: list, args: argparse.Namespace
+) -> bool:
+    """Print the tables; True when every target is met."""
+    total = sum(len(values) for values in stats.latencies_ms.values()) + sum(len(values) for values in stats.errors.values())
+    offered_keystrokes = args.readers / args.keystroke_interval
+    print(
+        f"\n{args.readers} readers for {elapsed:.1f} s: {total} requests, {total / elapsed:.1f} requests/s "
+        f"(offered: {offered_keystrokes:.0f} keystrokes/s + {offered_keystrokes * args.hover_probability * len(UNITS):.0f} hover rows/s, "
+        "less whatever waiting on answers slows the readers)\n"
+    )
+    print(f"{'endpoint':<12} {'requests':>8} {'req/s':>7} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'max ms':>8} {'errors':>6}")
+    for label in ("keystroke", "hover row"):
+        values = stats.latencies_ms.get(label, [])
+        errors = len(stats.errors.get(label, []))
+        if not values:
+            print(f"{label:<12} {errors:>8} {'':>7} {'-':>8} {'-':>8} {'-':>8} {'-':>8} {errors:>6}")
+            continue
+        count = len(values) + errors
+        print(
+            f"{label:<12} {count:>8} {count / elapsed:>7.1f} {percentile(values, 0.5):>8.1f} {percentile(values, 0.95):>8.1f} "
+            f"{percentile(values, 0.99):>8.1f} {max(values):>8.1f} {errors:>6}"
+        )
+    for label, reasons in stats.errors.items():
+        print(f"  {label} errors: " + ", ".join(f"{reason} x{reasons.count(reason)}" for reason in sorted(set(reasons))))
+    # CPU time per request does not depend on what else the machine runs, unlike the latencies.
+    print(
+        f"\nserver CPU: {server_cpu:.1f} s in {elapsed:.1f} s ({server_cpu / elapsed:.0%} of one core), "
+        f"{server_cpu * 1000 / max(total, 1):.1f} ms per request"
+    )
+    growth = rss_end / rss_start - 1
+    print(f"server RSS: {rss_start:.1f} MiB at start (after warm-up), {rss_end:.1f} MiB at end, growth {growth * 100:+.1f} %")
+
+    print(f"\n{'bad request':<45} {'status':>6} {'median ms':>10} {'max ms':>8}")
+    for bad, status, median_ms, max_ms in bad_results:
+        print(f"{bad.name:<45} {status:>6} {median_ms:>10.1f} {max_ms:>8.1f}")
+
+    keystrokes = stats.latencies_ms.get("keystroke", [])
+    keystroke_p99 = percentile(keystrokes, 0.99) if keystrokes else float("inf")
+    error_count = sum(len(values) for values in stats.errors.values())
+    slowest_bad = max(median_ms for _, _, median_ms, _ in bad_results)
+    wrong_status = [bad.name for bad, status, _, _ in bad_results if status != bad.status]
+    targets = [
+        (f"0 errors: {error_count}", error_count == 0),
+        (f"keystroke p99 < {KEYSTROKE_P99_TARGET_MS:.0f} ms: {keystroke_p99:.1f} ms", keystroke_p99 < KEYSTROKE_P99_TARGET_MS),
+        (f"RSS growth < {RSS_GROWTH_TARGET:.0%}: {growth * 100:+.1f} %", growth < RSS_GROWTH_TARGET),
+        (f"each bad request < {BAD_INPUT_TARGET_MS:.0f} ms (median): slowest {slowest_bad:.1f} ms", slowest_bad < BAD_INPUT_TARGET_MS),
+        (f"each bad request gets its 4xx: {len(wrong_status)} wrong {wrong_status or ''}", not wrong_status),
+    ]
+    print("\ntargets:")
+    for description, met in targets:
+        print(f"  [{'met' if met else 'MISSED'}] {description}")
+    return all(met for _, met in targets)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--checkpoints", type=Path, help="checkpoint folder (default: the bundled ones, else random ones of that size)")
+    parser.add_argument("--readers", type=int, default=50, help="simulated readers at once (default 50)")
+    parser.add_argument("--duration", type=float, default=60.0, help="seconds of load (default 60)")
+    parser.add_argument(
+        "--keystroke-interval", type=float, default=0.3, help="mean seconds between a reader's keys (default 0.3: about 40 words a minute)"
+    )
+    parser.add_argument("--hover-probability", type=float, default=0.1, help="chance of a hover after each keystroke (default 0.1)")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="load-") as scratch:
+        checkpoints = choose_checkpoints(args.checkpoints, Path(scratch))
+        port = free_port()
+        base_url = f"http://127.0.0.1:{port}"
+        log = Path(scratch) / "server.log"
+        server = start_server(checkpoints, port, log)
+        try:
+            models = wait_until_healthy(server, base_url, log)
+            print(f"serving {', '.join(models)} from {checkpoints} at {base_url} (server pid {server.pid})")
+            # Warm-up: first calls allocate PyTorch's buffers; RSS at start is measured after them.
+            asyncio.run(run_readers(base_url, models, argparse.Namespace(**{**vars(args), "readers": 2, "duration": 3.0})))
+            rss_start, cpu_start = resident_mib(server.pid), cpu_seconds(server.pid)
+            stats, elapsed = asyncio.run(run_readers(base_url, models, args))
+            rss_end, server_cpu = resident_mib(server.pid), cpu_seconds(server.pid) - cpu_start
+            bad_results = time_bad_inputs(port)
+        finally:
+            server.send_signal(signal.SIGINT)
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                server.kill()
+        return 0 if report(stats, elapsed, server_cpu, rss_start, rss_end, bad_results, args) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
