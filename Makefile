@@ -1,5 +1,6 @@
 # Every target installs what it needs first, so each works on a fresh clone.
-# The Dockerfile repeats the install steps below word for word (tests/test_dockerfile.py keeps them in step).
+# The Dockerfile repeats the runtime install steps and `run` below word for word (with `python` for
+# $(PY)); tests/test_dockerfile.py keeps them in step. The test extra is a separate line for that reason.
 
 PYTHON ?= python3
 VENV := .venv
@@ -12,6 +13,7 @@ CORPUS ?= ../shared/data/wiki100m.txt.xz
 $(INSTALLED): pyproject.toml constraints.txt package.json package-lock.json
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e .
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[test]'
 	npm ci --no-audit --no-fund
 	touch $@

@@ -1,0 +1,50 @@
+# The article and its API with the bundled models, on CPU.
+#
+#   docker build -t rnn-connectivity .
+#   docker run -p 8000:8000 rnn-connectivity
+#   docker run -p 8000:8000 -v "$PWD/my-checkpoints:/checkpoints:ro" -e RNN_CHECKPOINT_DIR=/checkpoints rnn-connectivity
+#
+# Every install step and the entry command repeat a Makefile step word for word (`make install`,
+# `make run`), which CI runs; tests/test_dockerfile.py fails when the two drift apart. No Docker
+# engine runs where this project is developed, so this file is checked by that test, not by a build.
+
+# Front-end dependencies (D3), exactly as package-lock.json pins them.
+FROM node:20-slim AS frontend
+WORKDIR /src
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+
+FROM python:3.11-slim AS runtime
+# constraints.txt pins torch==2.13.0. On PyPI that version is the CUDA build for Linux (gigabytes
+# of NVIDIA libraries); PyTorch's CPU index carries the same version as 2.13.0+cpu, which the pin
+# also matches and pip prefers, so the image gets CPU PyTorch. Point this at a mirror if needed.
+ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+ENV PIP_EXTRA_INDEX_URL=${TORCH_INDEX_URL} \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1
+RUN useradd --create-home --uid 10001 reader
+WORKDIR /srv/rnn-connectivity
+
+# An editable install, as in the Makefile: the app finds templates/, static/, node_modules/ and
+# models/checkpoints/ beside its own source, so they must stay in this folder.
+COPY pyproject.toml constraints.txt README.md ./
+COPY models ./models
+COPY training ./training
+COPY app ./app
+RUN python -m pip install --quiet --upgrade pip
+RUN python -m pip install --quiet -c constraints.txt -e .
+COPY templates ./templates
+COPY static ./static
+COPY --from=frontend /src/node_modules ./node_modules
+
+USER reader
+# Listen on every interface inside the container; all other settings keep their defaults
+# (see the README's "Self-hosting" section). RNN_CHECKPOINT_DIR overrides the bundled checkpoints.
+ENV RNN_HOST=0.0.0.0 \
+    RNN_PORT=8000
+EXPOSE 8000
+HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
+    CMD python -c "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ['RNN_PORT'], timeout=4)"
+CMD ["python", "-m", "app"]
