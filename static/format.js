@@ -13,11 +13,17 @@ export function formatLarge(count) {
   return formatCount(count);
 }
 
-/** 5432 seconds -> "1 h 31 min". */
+/** 5432 seconds -> "1 h 31 min"; under two minutes in seconds. */
 export function formatDuration(seconds) {
+  if (seconds < 120) return `${Math.round(seconds)} s`;
   const minutes = Math.round(seconds / 60);
-  if (minutes < 60) return `${Math.max(minutes, 1)} min`;
+  if (minutes < 60) return `${minutes} min`;
   return `${Math.floor(minutes / 60)} h ${minutes % 60} min`;
+}
+
+/** Words a model can suggest: its output layer has (width + 1) x (words + <eos> + <unknown>) parameters. */
+export function vocabularySize(model) {
+  return model.parameters.dense / (model.hidden_size + 1) - 2;
 }
 
 /** The metrics.json entry of a unit, or null when there is no training record. */

@@ -8,7 +8,7 @@ const NARROW_MARGIN_RIGHT = 16;
 /**
  * @param container element to draw into (emptied first)
  * @param options.series [{key, colour, dash, className, points: [{x, y}], label?}] (label: text at the line's end)
- * @param options.x / options.y {label, domain, format}
+ * @param options.x / options.y {label, domain, format, integer?} (integer: whole-number ticks only)
  * @param options.describe (x) => [{colour, dash, label, value}] rows for the read-out at x
  * @param options.ariaLabel summary for screen readers
  */
@@ -25,13 +25,15 @@ export function drawLineChart(container, options) {
   const height = Math.round(Math.min(380, Math.max(240, width * 0.48)));
   const svg = frame.append("svg").attr("viewBox", `0 0 ${width} ${height}`).attr("width", width).attr("height", height);
   const x = d3.scaleLinear().domain(options.x.domain).range([margin.left, width - margin.right]);
-  const y = d3.scaleLinear().domain(options.y.domain).nice().range([height - margin.bottom, margin.top]);
+  const [low, high] = options.y.domain;
+  const y = d3.scaleLinear().domain(low === high ? [low - 0.5, high + 0.5] : [low, high]).nice().range([height - margin.bottom, margin.top]);
 
   svg.append("g").attr("class", "grid").attr("transform", `translate(${margin.left},0)`)
     .call(d3.axisLeft(y).ticks(6).tickSize(-(width - margin.left - margin.right)).tickFormat(""))
     .call((grid) => grid.select(".domain").remove());
   svg.append("g").attr("class", "axis x-axis").attr("transform", `translate(0,${height - margin.bottom})`)
-    .call(d3.axisBottom(x).ticks(narrow ? 4 : 8).tickFormat(options.x.format));
+    .call(d3.axisBottom(x).tickValues(x.ticks(narrow ? 4 : 8).filter((tick) => !options.x.integer || Number.isInteger(tick)))
+      .tickFormat(options.x.format));
   svg.append("g").attr("class", "axis y-axis").attr("transform", `translate(${margin.left},0)`)
     .call(d3.axisLeft(y).ticks(6).tickFormat(options.y.format));
   svg.append("text").attr("class", "axis-title").attr("x", (margin.left + width - margin.right) / 2).attr("y", height - 6)
@@ -46,7 +48,8 @@ export function drawLineChart(container, options) {
     .attr("stroke", (series) => series.colour)
     .attr("stroke-dasharray", (series) => series.dash ?? null)
     .attr("d", (series) => line(series.points));
-  svg.append("g").selectAll("g").data(options.series.filter((series) => series.markers)).join("g")
+  // A series of one or two points is invisible as a line alone.
+  svg.append("g").selectAll("g").data(options.series.filter((series) => series.markers || series.points.length < 3)).join("g")
     .attr("fill", (series) => series.colour)
     .selectAll("circle").data((series) => series.points.filter((point) => point.y !== null)).join("circle")
     .attr("r", 2.5).attr("cx", (point) => x(point.x)).attr("cy", (point) => y(point.y));

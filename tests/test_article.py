@@ -110,7 +110,7 @@ def test_served_html_has_no_inline_code_or_styles(live_server):
     assert not re.search(r"\son[a-z]+=", html)
 
 
-def test_page_loads_offline_without_console_errors_and_every_figure_renders(open_page):
+def test_page_loads_offline_without_console_errors_and_every_figure_renders(open_page, live_server):
     page = open_page("/")
     page.wait_for_function("() => document.querySelectorAll('#fig-hero .char.selected').length === 3")
     # Scroll through the page so every lazy figure comes into view once.
@@ -130,7 +130,9 @@ def test_page_loads_offline_without_console_errors_and_every_figure_renders(open
     assert page.locator("#fig-training path.series").count() == 6
     assert page.locator("#fig-tables tbody tr").count() == 12
     assert page.locator("[data-figure=setup] tbody tr").count() == 6
-    assert "16,384 words" in page.locator("[data-figure=model-summary]").inner_text()
+    gru = next(model for model in httpx.get(live_server + "/api/models", timeout=60).json() if model["id"] == "gru")
+    words = gru["parameters"]["dense"] // (gru["hidden_size"] + 1) - 2
+    assert f"{words:,} words" in page.locator("[data-figure=model-summary]").inner_text()
     assert all(note.strip() for note in page.locator("[data-walkthrough-note]").all_inner_texts())
 
     page.locator("#fig-accuracy input[name=paper-overlay]").check()

@@ -1,7 +1,7 @@
 // "The models on this page": which models every figure comes from, read from the server and
 // metrics.json, so the box stays true when the models are retrained.
 
-import { formatDuration, formatLarge, formatLoss, formatPercent, metricsFor } from "../format.js";
+import { formatCount, formatDuration, formatLarge, formatLoss, formatPercent, metricsFor, vocabularySize } from "../format.js";
 import { loadedUnits } from "../units.js";
 
 const d3 = window.d3;
@@ -21,7 +21,7 @@ export function render(element, { models, metrics, paper }) {
     return `${articleFor(unit.name)} ${unit.name} (${shape}, ${hidden} units wide)`;
   });
   box.append("p").text(`Every figure is computed live from small models trained for this page on a CPU: ${listOf(shapes)}. `
-    + "Each reads characters and suggests one of the same 16,384 words.");
+    + `Each reads characters and suggests one of the same ${formatCount(vocabularySize(units[0].model))} words.`);
 
   const records = units.map((unit) => ({ unit, record: metricsFor(metrics, unit.id) })).filter((item) => item.record);
   if (records.length === 0) {

@@ -1,6 +1,6 @@
 // Appendix: the data and training of the models shown, from metrics.json, beside the paper's set-up.
 
-import { formatCount, formatDuration, formatLarge, metricsFor } from "../format.js";
+import { formatCount, formatDuration, formatLarge, metricsFor, vocabularySize } from "../format.js";
 import { loadedUnits } from "../units.js";
 
 const d3 = window.d3;
@@ -8,9 +8,10 @@ const PAPER_LABEL = "paper, text8";
 
 export function render(element, { models, metrics, paper }) {
   const root = d3.select(element).text("");
+  const words = formatCount(vocabularySize(models[0]));
   root.append("p").text("Text is cut into sequences of at most 200 characters without splitting a word, and whole sequences "
     + "are shuffled with a fixed seed into 90 % training, 5 % validation and 5 % test. Every character of a word, and the space "
-    + "in front of it, has the whole word as its target; words outside the 16,384 most frequent ones are not scored. "
+    + `in front of it, has the whole word as its target; words outside the ${words} most frequent ones are not scored. `
     + "All three units share the batch size, the optimiser (Adam) and the number of characters read.");
 
   const units = loadedUnits(models).map((unit) => ({ unit, record: metricsFor(metrics, unit.id) })).filter((item) => item.record);
