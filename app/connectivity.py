@@ -163,11 +163,11 @@ class _NestedLSTMLayer:
                 cell = o * tanh_cell
             h = cell
             outputs.append(h)
-        stack = lambda tensors: torch.stack(tensors).contiguous()  # noqa: E731 - [T, B, ...]
-        self.gate_factors = [stack(factors) for factors in gate_factors]
-        self.cell_factors = [stack(factors) for factors in cell_factors]
-        self.output_factors = [stack(factors) for factors in output_factors]
-        self.retain_factors = [stack(factors) for factors in retain_factors]
+        # Stacked [T, B, ...] per depth level, as the sweep reads them one step at a time.
+        self.gate_factors = [torch.stack(factors) for factors in gate_factors]
+        self.cell_factors = [torch.stack(factors) for factors in cell_factors]
+        self.output_factors = [torch.stack(factors) for factors in output_factors]
+        self.retain_factors = [torch.stack(factors) for factors in retain_factors]
         self.outputs = torch.stack(outputs, dim=1)
 
     def adjoint_buffers(self, rows: int, batch: int) -> list[Tensor]:

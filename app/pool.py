@@ -11,6 +11,18 @@ import torch
 Result = TypeVar("Result")
 
 
+def configure_inference_thread(threads: int) -> None:
+    """Per-thread CPU settings, applied once as each inference thread starts.
+
+    Both are thread-local: each worker has its own OpenMP team and its own
+    floating-point control flags. Adjoints that decay over hundreds of steps
+    become denormal floats, which made a full connectivity matrix 28x slower;
+    flushing them to zero changes no value above 1e-38.
+    """
+    torch.set_num_threads(threads)
+    torch.set_flush_denormal(True)
+
+
 class ServerBusy(RuntimeError):
     """More inference requests are waiting than the configured limit."""
 
@@ -19,9 +31,8 @@ class InferencePool:
     """`workers` threads, each using `threads` PyTorch threads; at most `max_queued` jobs admitted at once."""
 
     def __init__(self, workers: int, threads: int, max_queued: int) -> None:
-        # Each worker thread gets its own OpenMP team, so the thread count is applied in every worker once.
         self._executor = ThreadPoolExecutor(
-            max_workers=workers, thread_name_prefix="inference", initializer=torch.set_num_threads, initargs=(threads,)
+            max_workers=workers, thread_name_prefix="inference", initializer=configure_inference_thread, initargs=(threads,)
         )
         self.max_queued = max_queued
         self._admitted = 0  # only touched on the event loop thread

@@ -4,7 +4,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
-from app.dependencies import ModelInfosDep
+from app.dependencies import EngineDep, ModelInfosDep
 from app.settings import PROJECT_ROOT
 
 TEMPLATES_DIR = PROJECT_ROOT / "templates"
@@ -20,9 +20,9 @@ templates = Jinja2Templates(directory=TEMPLATES_DIR)
 
 
 @router.get("/", response_class=HTMLResponse, include_in_schema=False)
-async def article(request: Request, model_infos: ModelInfosDep) -> HTMLResponse:
+async def article(request: Request, model_infos: ModelInfosDep, engine: EngineDep) -> HTMLResponse:
     # Checked per request so a template added while the server runs is picked up.
     if not (TEMPLATES_DIR / ARTICLE_TEMPLATE).is_file():
         return HTMLResponse(PLACEHOLDER)
-    context = {"models": [info.model_dump() for info in model_infos], "metrics": request.app.state.engine.registry.metrics}
+    context = {"models": [info.model_dump() for info in model_infos], "metrics": engine.registry.metrics}
     return templates.TemplateResponse(request, ARTICLE_TEMPLATE, context)

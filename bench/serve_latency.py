@@ -1,0 +1,180 @@
+"""Server-side latency of the serving engine at the bundled model sizes.
+
+Prints, in one run: per-keystroke latency for the three units (incremental vs full
+recompute), the hover-row latency, and the full connectivity matrix for T = 100,
+200, 400 with our batched reverse sweep vs one autograd backward per row vs
+Captum's `Saliency` per row, next to the FLOP floor of the same work.
+
+    python bench/serve_latency.py                   # bundled checkpoints, or random ones of that size
+    python bench/serve_latency.py --sample-rows 0   # time every per-row baseline row instead of a sample
+
+Captum is a bench-only dependency (`pip install .[bench]`).
+"""
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from app.connectivity import connectivity_rows  # noqa: E402
+from app.engine import InferenceEngine  # noqa: E402
+from app.pool import configure_inference_thread  # noqa: E402
+from app.registry import load_registry  # noqa: E402
+from app.settings import BUNDLED_CHECKPOINTS  # noqa: E402
+from models.checkpoint import save_checkpoint  # noqa: E402
+from models.net import BUNDLED, AutocompleteNet  # noqa: E402
+from models.text import encode, normalise  # noqa: E402
+from models.units import UNITS  # noqa: E402
+from models.vocab import SPECIAL_WORDS, Vocabulary  # noqa: E402
+
+PASSAGE = (
+    "anarchism originated as a term of abuse first used against early working class radicals including the diggers of "
+    "the english revolution and the sans culottes of the french revolution whilst the term is still used in a pejorative "
+    "way to describe any act that used violent means to destroy the organization of society it has also been taken up as "
+    "a positive label by self defined anarchists the word anarchism is derived from the greek without archons ruler chief king"
+)
+
+
+def random_bundled_checkpoints(directory: Path) -> Path:
+    torch.manual_seed(0)
+    for unit in UNITS:
+        save_checkpoint(AutocompleteNet(BUNDLED.model_config(unit)), directory / f"{unit}.safetensors")
+    Vocabulary(SPECIAL_WORDS + [f"w{index}" for index in range(BUNDLED.vocabulary_size)]).save(directory / "vocab.json")
+    return directory
+
+
+def median_ms(function, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
+
+
+def keystroke_latency(registry, text: str, repeats: int) -> tuple[float, float]:
+    """Median ms for one more character on all three units: incremental vs full recompute."""
+    incremental = InferenceEngine(registry, state_cache_size=100_000, integrated_gradients_steps=32, max_connectivity_work=10**9)
+    recompute = InferenceEngine(registry, state_cache_size=0, integrated_gradients_steps=32, max_connectivity_work=10**9)
+    start = len(text) - repeats
+    for model_id in registry.models:
+        incremental.suggest(model_id, text[:start], 3, "last")
+
+    def type_all(engine: InferenceEngine):
+        times = []
+        for length in range(start + 1, len(text) + 1):
+            begin = time.perf_counter()
+            for model_id in registry.models:
+                engine.suggest(model_id, text[:length], 3, "last")
+            times.append((time.perf_counter() - begin) * 1000)
+        return statistics.median(times)
+
+    return type_all(incremental), type_all(recompute)
+
+
+def per_row_autograd(net: AutocompleteNet, chars: torch.Tensor, position: int, word_id: int) -> torch.Tensor:
+    """One plain autograd backward for one row (the prefix up to `position` suffices: the units are causal)."""
+    inputs = net.embedding(chars[None, : position + 1]).detach().requires_grad_()
+    logit = net.output(net.rnn(inputs)[0][0, position])[word_id]
+    gradient = torch.autograd.grad(logit, inputs)[0][0]
+    return (gradient @ net.embedding.weight.t()).square().sum(dim=-1)
+
+
+def per_row_captum(net: AutocompleteNet, chars: torch.Tensor, position: int, word_id: int) -> torch.Tensor:
+    from captum.attr import Saliency
+
+    inputs = net.embedding(chars[None, : position + 1]).detach()
+    saliency = Saliency(lambda embedded: net.output(net.rnn(embedded)[0][:, position]))
+    gradient = saliency.attribute(inputs, target=word_id, abs=False)[0]
+    return (gradient @ net.embedding.weight.t()).square().sum(dim=-1)
+
+
+def sampled_rows_seconds(function, net, chars, sample: int) -> tuple[float, str]:
+    """Seconds for all T rows, timed on `sample` evenly spaced rows and scaled up (0: every row)."""
+    length = chars.shape[0]
+    rows = list(range(length)) if sample == 0 or sample >= length else [round(i * (length - 1) / (sample - 1)) for i in range(sample)]
+    start = time.perf_counter()
+    for position in rows:
+        function(net, chars, position, 2)
+    elapsed = time.perf_counter() - start
+    return elapsed * length / len(rows), "" if len(rows) == length else "*"
+
+
+def recurrent_weight_entries(net: AutocompleteNet) -> int:
+    return sum(parameter.numel() for name, parameter in net.rnn.named_parameters() if parameter.dim() == 2)
+
+
+def measured_peak_gflops() -> float:
+    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+    a @ b
+    best = min(median_ms(lambda: a @ b, 3) for _ in range(2))
+    return 2 * 2048**3 / best / 1e6
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--checkpoint-dir", type=Path, default=None, help="default: the bundled checkpoints if present, else random ones")
+    parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--lengths", type=int, nargs="+", default=[100, 200, 400])
+    parser.add_argument("--sample-rows", type=int, default=20, help="per-row baselines are timed on this many rows and scaled (0: all)")
+    parser.add_argument("--no-captum", action="store_true")
+    args = parser.parse_args()
+    configure_inference_thread(args.threads)
+
+    with tempfile.TemporaryDirectory() as scratch:
+        directory = args.checkpoint_dir
+        if directory is None:
+            present = all((BUNDLED_CHECKPOINTS / f"{unit}.safetensors").is_file() for unit in UNITS)
+            directory = BUNDLED_CHECKPOINTS if present else random_bundled_checkpoints(Path(scratch))
+        registry = load_registry(directory)
+        text = normalise(PASSAGE * 2)
+        sizes = ", ".join(f"{m.id} H={m.net.config.hidden_size} L={m.net.config.num_layers}" for m in registry.models.values())
+        print(f"checkpoints: {directory} ({sizes}, vocabulary {len(registry.vocabulary)}); torch threads: {args.threads}")
+        peak = measured_peak_gflops()
+        print(f"measured fp32 GEMM peak (2048^3 matmul): {peak:.0f} GFLOP/s\n")
+
+        with torch.inference_mode():
+            incremental, recompute = keystroke_latency(registry, text[:200], repeats=40)
+        print("per keystroke, all three units, text of ~200 chars, positions=last (median ms)")
+        print(f"  incremental (cached state, one step): {incremental:8.2f}")
+        print(f"  full recompute of the text:           {recompute:8.2f}\n")
+
+        engine = InferenceEngine(registry, state_cache_size=0, integrated_gradients_steps=32, max_connectivity_work=10**9)
+        hover = median_ms(lambda: [engine.connectivity(m, text[:200], None, None, "gradient") for m in registry.models], 7)
+        hover_ig = median_ms(lambda: [engine.connectivity(m, text[:200], None, None, "integrated_gradients") for m in registry.models], 3)
+        print("hover row at T=200, all three units (median ms)")
+        print(f"  gradient:                  {hover:8.1f}")
+        print(f"  integrated gradients (32): {hover_ig:8.1f}\n")
+
+        print("full connectivity matrix (all T rows, gradient), seconds; * = per-row time scaled from a sample of rows")
+        header = f"{'unit':6} {'T':>4} {'batched':>9} {'autograd/row':>13} {'captum/row':>11} {'floor':>8} {'vs autograd':>12} {'vs captum':>10} {'% peak':>7}"
+        print(header)
+        for length in args.lengths:
+            chars = torch.tensor(encode(text[:length]))
+            for model in registry.models.values():
+                net = model.net
+                positions = list(range(length))
+                connectivity_rows(net, chars[:20], list(range(20)), [2] * 20, "gradient")
+                batched = median_ms(lambda: connectivity_rows(net, chars, positions, [2] * length, "gradient"), 3) / 1000
+                autograd, mark_a = sampled_rows_seconds(per_row_autograd, net, chars, args.sample_rows)
+                if args.no_captum:
+                    captum, mark_c = float("nan"), ""
+                else:
+                    captum, mark_c = sampled_rows_seconds(per_row_captum, net, chars, args.sample_rows)
+                flops = length * (length + 1) / 2 * 2 * recurrent_weight_entries(net)
+                floor = flops / (peak * 1e9)
+                print(
+                    f"{model.id:6} {length:4d} {batched:9.3f} {autograd:12.2f}{mark_a:1} {captum:10.2f}{mark_c:1} {floor:8.3f} "
+                    f"{autograd / batched:11.1f}x {captum / batched:9.1f}x {100 * floor / batched:6.0f}%"
+                )
+
+
+if __name__ == "__main__":
+    main()
