@@ -191,13 +191,12 @@ def first_response_ms(port: int, bad: BadInput) -> tuple[int, float]:
     The body is sent from another thread, so a server that refuses a 10 MB body before reading
     it is timed by its answer, not by how long the client takes to upload the rest.
     """
-    body = bad.body or b""
-    framing = "Transfer-Encoding: chunked" if bad.streamed else f"Content-Length: {len(body)}"
+    framing = "Transfer-Encoding: chunked" if bad.streamed else f"Content-Length: {len(bad.body)}"
     head = f"{bad.http_method} {bad.path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n{framing}\r\nConnection: close\r\n\r\n"
     if bad.streamed:
         payload = b"".join(b"%x\r\n%s\r\n" % (len(chunk), chunk) for chunk in bad.content()) + b"0\r\n\r\n"
     else:
-        payload = body
+        payload = bad.body
 
     def send_body(sock: socket.socket) -> None:
         try:

@@ -21,14 +21,14 @@ class BadInput:
     name: str
     http_method: str
     path: str
-    body: bytes | None
+    body: bytes
     status: int
     message_parts: tuple[str, ...]
     # Send the body in chunks without Content-Length, so only the streamed-bytes limit can stop it.
     streamed: bool = False
 
-    def content(self) -> bytes | Iterator[bytes] | None:
-        if self.body is None or not self.streamed:
+    def content(self) -> bytes | Iterator[bytes]:
+        if not self.streamed:
             return self.body
         return (self.body[start : start + STREAM_CHUNK_BYTES] for start in range(0, len(self.body), STREAM_CHUNK_BYTES))
 

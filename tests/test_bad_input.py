@@ -25,9 +25,8 @@ def client(live_server: str) -> Iterator[httpx.Client]:
 
 @pytest.mark.parametrize("bad", BAD_INPUTS, ids=[bad.name for bad in BAD_INPUTS])
 def test_bad_input_gets_a_4xx_naming_the_problem(client: httpx.Client, bad: BadInput) -> None:
-    headers = {"content-type": "application/json"} if bad.body is not None else {}
     start = time.perf_counter()
-    response = client.request(bad.http_method, bad.path, content=bad.content(), headers=headers)
+    response = client.request(bad.http_method, bad.path, content=bad.content(), headers={"content-type": "application/json"})
     elapsed = time.perf_counter() - start
     print(f"{bad.name}: {response.status_code} in {elapsed * 1000:.1f} ms")
 
