@@ -1,6 +1,7 @@
 """The FastAPI application: `app.main:app`, or `create_app(settings)` for a custom configuration."""
 
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -60,6 +61,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Load every model once; a bad checkpoint stops start-up here, before any request is served."""
     settings: Settings = app.state.settings
     torch.set_num_threads(settings.threads)
+    cores = os.cpu_count() or 1
+    if settings.workers * settings.threads > cores:
+        logger.warning(
+            "RNN_WORKERS x RNN_THREADS = %d PyTorch threads on %d cores: oversubscribed, expect much slower inference",
+            settings.workers * settings.threads,
+            cores,
+        )
     registry = load_registry(settings.checkpoint_dir)
     app.state.engine = InferenceEngine(
         registry,

@@ -86,3 +86,17 @@ def test_other_shapes_of_unit(unit: str, layers: int, depth: int) -> None:
     for method in ("gradient", "gradient_x_input"):
         rows = connectivity_rows(net, chars, [12, 4], [2, 19], method)
         assert_relative_close(rows.values, reference_rows(net, chars, [12, 4], [2, 19], method))
+
+
+@pytest.mark.parametrize("unit", ["gru", "lstm", "nlstm"])
+def test_bundled_checkpoints_equal_reference(unit: str) -> None:
+    from app.settings import BUNDLED_CHECKPOINTS
+
+    path = BUNDLED_CHECKPOINTS / f"{unit}.safetensors"
+    if not path.is_file():
+        pytest.skip(f"{path} not present")
+    net = load_checkpoint(path)
+    chars = torch.tensor(encode(TEXT[:30]))
+    for method in ("gradient", "gradient_x_input"):
+        rows = connectivity_rows(net, chars, [29, 10], [2, 100], method)
+        assert_relative_close(rows.values, reference_rows(net, chars, [29, 10], [2, 100], method))
