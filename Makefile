@@ -41,6 +41,7 @@ bench: install
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[bench]'
 	$(PY) bench/train_throughput.py
 	$(PY) bench/serve_latency.py
+	$(PY) bench/load.py
 
 clean:
 	rm -rf $(VENV) node_modules

@@ -113,7 +113,7 @@ def test_torchrun_two_processes_keep_identical_weights(tiny_data, tmp_path):
     torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent))
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     result = subprocess.run(
-        [torchrun, "--nproc_per_node=2", "--master_port=0", "-m", "training", "train", "--unit", "lstm", *TINY,
+        [torchrun, "--standalone", "--nproc_per_node=2", "-m", "training", "train", "--unit", "lstm", *TINY,
          "--data", str(tiny_data), "--out", str(tmp_path / "ddp"), "--max-steps", "20", "--eval-every", "10",
          "--device", "cpu"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)

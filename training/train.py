@@ -212,10 +212,11 @@ def train(options: TrainOptions) -> Path:
         batch_chars = int(sequence_lengths[rows].sum())
         progress_state["step"] = step + 1
         progress_state["characters"] += batch_chars
-        window_loss += loss.item() * positions
+        batch_loss = loss.item()
+        window_loss += batch_loss * positions
         window_count += positions
         bar.update(batch_chars)
-        bar.set_postfix(loss=f"{float(loss):.3f}")
+        bar.set_postfix(loss=f"{batch_loss:.3f}")
         if progress_state["step"] % options.eval_every == 0 and rank == 0:
             progress_state["seconds"] = seconds_before + time.time() - began
             log_row()
@@ -230,6 +231,6 @@ def train(options: TrainOptions) -> Path:
               f"{progress_state['seconds'] / 60:.1f} min, {verdict}")
     if distributed:
         # Every rank states its weights' digest, so a run can show that DDP kept them identical.
-        print(f"rank {rank}: weights digest {weights_digest(net)}")
+        print(f"rank {rank}: weights digest {weights_digest(net)}", flush=True)
         dist.destroy_process_group()
     return out
