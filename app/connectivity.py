@@ -137,7 +137,7 @@ class _NestedLSTMLayer:
         retain_factors = [[] for _ in range(depth)]
         outputs = []
         for step in range(length):
-            output_gates, forget_gates = [], []
+            output_gates = []
             inner_input = inner_hidden = None
             for d in range(depth):
                 if d == 0:

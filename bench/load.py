@@ -40,8 +40,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from app.settings import BUNDLED_CHECKPOINTS  # noqa: E402
 from bad_inputs import BAD_INPUTS, BadInput  # noqa: E402
+from bench_checkpoints import choose_checkpoints  # noqa: E402
 from models.units import UNITS  # noqa: E402
 
 KEYSTROKE_P99_TARGET_MS = 250.0
@@ -82,30 +82,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def random_bundled_checkpoints(directory: Path) -> Path:
-    """Random-weight checkpoints at the bundled size: what serving costs does not depend on training."""
-    import torch
-
-    from models.checkpoint import save_checkpoint
-    from models.net import BUNDLED, AutocompleteNet
-    from models.vocab import SPECIAL_WORDS, Vocabulary
-
-    torch.manual_seed(0)
-    for unit in UNITS:
-        save_checkpoint(AutocompleteNet(BUNDLED.model_config(unit)), directory / f"{unit}.safetensors")
-    Vocabulary(SPECIAL_WORDS + [f"w{index}" for index in range(BUNDLED.vocabulary_size)]).save(directory / "vocab.json")
-    return directory
-
-
-def choose_checkpoints(requested: Path | None, scratch: Path) -> Path:
-    if requested is not None:
-        return requested
-    if all((BUNDLED_CHECKPOINTS / f"{unit}.safetensors").is_file() for unit in UNITS) and (BUNDLED_CHECKPOINTS / "vocab.json").is_file():
-        return BUNDLED_CHECKPOINTS
-    print(f"{BUNDLED_CHECKPOINTS} has no complete set of checkpoints: using random weights at the bundled size")
-    return random_bundled_checkpoints(scratch)
 
 
 def resident_mib(pid: int) -> float:

@@ -27,12 +27,9 @@ from app.connectivity import connectivity_rows  # noqa: E402
 from app.engine import InferenceEngine  # noqa: E402
 from app.pool import configure_inference_thread  # noqa: E402
 from app.registry import load_registry  # noqa: E402
-from app.settings import BUNDLED_CHECKPOINTS  # noqa: E402
-from models.checkpoint import save_checkpoint  # noqa: E402
-from models.net import BUNDLED, AutocompleteNet  # noqa: E402
+from bench_checkpoints import choose_checkpoints  # noqa: E402
+from models.net import AutocompleteNet  # noqa: E402
 from models.text import encode, normalise  # noqa: E402
-from models.units import UNITS  # noqa: E402
-from models.vocab import SPECIAL_WORDS, Vocabulary  # noqa: E402
 
 PASSAGE = (
     "anarchism originated as a term of abuse first used against early working class radicals including the diggers of "
@@ -40,14 +37,6 @@ PASSAGE = (
     "way to describe any act that used violent means to destroy the organization of society it has also been taken up as "
     "a positive label by self defined anarchists the word anarchism is derived from the greek without archons ruler chief king"
 )
-
-
-def random_bundled_checkpoints(directory: Path) -> Path:
-    torch.manual_seed(0)
-    for unit in UNITS:
-        save_checkpoint(AutocompleteNet(BUNDLED.model_config(unit)), directory / f"{unit}.safetensors")
-    Vocabulary(SPECIAL_WORDS + [f"w{index}" for index in range(BUNDLED.vocabulary_size)]).save(directory / "vocab.json")
-    return directory
 
 
 def median_ms(function, repeats: int) -> float:
@@ -129,10 +118,7 @@ def main() -> None:
     configure_inference_thread(args.threads)
 
     with tempfile.TemporaryDirectory() as scratch:
-        directory = args.checkpoint_dir
-        if directory is None:
-            present = all((BUNDLED_CHECKPOINTS / f"{unit}.safetensors").is_file() for unit in UNITS)
-            directory = BUNDLED_CHECKPOINTS if present else random_bundled_checkpoints(Path(scratch))
+        directory = choose_checkpoints(args.checkpoint_dir, Path(scratch))
         registry = load_registry(directory)
         text = normalise(PASSAGE * 2)
         sizes = ", ".join(f"{m.id} H={m.net.config.hidden_size} L={m.net.config.num_layers}" for m in registry.models.values())
