@@ -29,7 +29,7 @@ WORKDIR /srv/rnn-connectivity
 
 # An editable install, as in the Makefile: the app finds templates/, static/, node_modules/ and
 # models/checkpoints/ beside its own source, so they must stay in this folder.
-COPY pyproject.toml constraints.txt README.md ./
+COPY pyproject.toml constraints.txt README.md LICENSE ./
 COPY models ./models
 COPY training ./training
 COPY app ./app
