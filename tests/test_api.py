@@ -75,23 +75,35 @@ def test_autocomplete_last_position_and_model_choice(tiny_client: TestClient) ->
 
 
 @pytest.mark.parametrize(
-    "body,field,fragment",
+    "endpoint,body,field,fragment",
     [
-        ({"text": "?!. ,"}, "text", "no letters"),
-        ({"text": ""}, "text", "no letters"),
-        ({"text": "a" * 1001}, "text", "1000"),
-        ({"text": "1" * 300}, "text", "normalises to"),
-        ({"text": "hi", "models": ["rnn"]}, "models", "unknown model 'rnn'"),
-        ({"text": "hi", "models": []}, "models", "at least 1"),
-        ({"text": "hi", "top_k": 0}, "top_k", "greater than or equal to 1"),
-        ({"text": "hi", "top_k": 11}, "top_k", "less than or equal to 10"),
-        ({"text": "hi", "positions": "first"}, "positions", "'all' or 'last'"),
-        ({"txt": "hi"}, "text", "Field required"),
-        ({"text": 5}, "text", "valid string"),
+        ("/api/autocomplete", {"text": "?!. ,"}, "text", "no letters"),
+        ("/api/autocomplete", {"text": ""}, "text", "no letters"),
+        ("/api/autocomplete", {"text": "a" * 1001}, "text", "1000"),
+        ("/api/autocomplete", {"text": "1" * 300}, "text", "normalises to"),
+        ("/api/autocomplete", {"text": "hi", "models": ["rnn"]}, "models", "unknown model 'rnn'"),
+        ("/api/autocomplete", {"text": "hi", "models": []}, "models", "at least 1"),
+        ("/api/autocomplete", {"text": "hi", "top_k": 0}, "top_k", "greater than or equal to 1"),
+        ("/api/autocomplete", {"text": "hi", "top_k": 11}, "top_k", "less than or equal to 10"),
+        ("/api/autocomplete", {"text": "hi", "positions": "first"}, "positions", "'all' or 'last'"),
+        ("/api/autocomplete", {"txt": "hi"}, "text", "Field required"),
+        ("/api/autocomplete", {"text": 5}, "text", "valid string"),
+        ("/api/connectivity", {"text": "the cat", "model": "gru", "word": "zebra"}, "word", "not in the models' vocabulary"),
+        ("/api/connectivity", {"text": "the cat", "model": "gru", "word": "<unknown>"}, "word", "special token"),
+        ("/api/connectivity", {"text": "the cat", "model": "gru", "word": "<eos>"}, "word", "special token"),
+        ("/api/connectivity", {"text": "the cat", "model": "gru", "positions": [8]}, "positions", "0 to 7"),
+        ("/api/connectivity", {"text": "the cat", "model": "gru", "positions": [-1]}, "positions", "0 to 7"),
+        ("/api/connectivity", {"text": "the cat", "model": "gru", "positions": [10**30]}, "positions", "out of range"),
+        ("/api/connectivity", {"text": "the cat", "model": "gru", "positions": "some"}, "positions", ""),
+        ("/api/connectivity", {"text": "the cat", "model": "gru", "method": "saliency"}, "method", "'gradient'"),
+        ("/api/connectivity", {"text": "the cat", "model": "transformer"}, "model", "unknown model"),
+        ("/api/connectivity", {"text": "...", "model": "gru"}, "text", "no letters"),
+        ("/api/connectivity", {"text": "a" * 1001, "model": "gru"}, "text", "limit is 1000"),
+        ("/api/connectivity", {"text": "ab " * 300, "model": "gru", "positions": "all", "method": "integrated_gradients"}, "positions", "limit is 120,000"),
     ],
 )
-def test_autocomplete_bad_input(tiny_client: TestClient, body: dict, field: str, fragment: str) -> None:
-    response = tiny_client.post("/api/autocomplete", json=body)
+def test_bad_input_names_the_field_and_the_limit(tiny_client: TestClient, endpoint: str, body: dict, field: str, fragment: str) -> None:
+    response = tiny_client.post(endpoint, json=body)
     assert response.status_code == 422
     location, message = error_message(response)
     assert field in location
@@ -129,30 +141,6 @@ def test_connectivity_rows_are_causal(tiny_client: TestClient, model: str, metho
     if method == "integrated_gradients":
         assert rows[0] == rows[2]
 
-
-@pytest.mark.parametrize(
-    "body,field,fragment",
-    [
-        ({"text": "the cat", "model": "gru", "word": "zebra"}, "word", "not in the models' vocabulary"),
-        ({"text": "the cat", "model": "gru", "word": "<unknown>"}, "word", "special token"),
-        ({"text": "the cat", "model": "gru", "word": "<eos>"}, "word", "special token"),
-        ({"text": "the cat", "model": "gru", "positions": [8]}, "positions", "0 to 7"),
-        ({"text": "the cat", "model": "gru", "positions": [-1]}, "positions", "0 to 7"),
-        ({"text": "the cat", "model": "gru", "positions": [10**30]}, "positions", "out of range"),
-        ({"text": "the cat", "model": "gru", "positions": "some"}, "positions", ""),
-        ({"text": "the cat", "model": "gru", "method": "saliency"}, "method", "'gradient'"),
-        ({"text": "the cat", "model": "transformer"}, "model", "unknown model"),
-        ({"text": "...", "model": "gru"}, "text", "no letters"),
-        ({"text": "a" * 1001, "model": "gru"}, "text", "limit is 1000"),
-        ({"text": "ab " * 300, "model": "gru", "positions": "all", "method": "integrated_gradients"}, "positions", "limit is 120,000"),
-    ],
-)
-def test_connectivity_bad_input(tiny_client: TestClient, body: dict, field: str, fragment: str) -> None:
-    response = tiny_client.post("/api/connectivity", json=body)
-    assert response.status_code == 422
-    location, message = error_message(response)
-    assert field in location
-    assert fragment in message
 
 
 @pytest.mark.parametrize(
