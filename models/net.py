@@ -63,18 +63,6 @@ class AutocompleteNet(nn.Module):
         }
 
 
-def masked_cross_entropy(logits: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
-    """Mean cross-entropy over positions whose target is a real word (not `<eos>` 0 nor `<unknown>` 1).
-
-    Returns the mean and the number of positions it averages, so callers can weight batches.
-    """
-    mask = targets > 1
-    count = mask.sum()
-    losses = nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), targets.reshape(-1), reduction="none")
-    total = (losses * mask.reshape(-1)).sum()
-    return total / count.clamp(min=1), count
-
-
 @dataclass(frozen=True)
 class Preset:
     """A family of three models trained under the same rules, so the units compare fairly."""
