@@ -5,6 +5,7 @@ Krueger (2017) as the paper's code writes it: the outer LSTM's memory cell is
 itself an LSTM, `depth` levels deep.
 """
 
+import functools
 import math
 
 import torch
@@ -59,14 +60,10 @@ def nested_lstm_step(
     return h, torch.stack(new_cells)
 
 
-_compiled_step = None
-
-
-def _fast_step():
-    global _compiled_step
-    if _compiled_step is None:
-        _compiled_step = torch.compile(nested_lstm_step, dynamic=False)
-    return _compiled_step
+@functools.cache
+def compiled_nested_lstm_step():
+    """`nested_lstm_step` through torch.compile, built on first use because compiling takes seconds."""
+    return torch.compile(nested_lstm_step, dynamic=False)
 
 
 class NestedLSTMLayer(nn.Module):
@@ -80,7 +77,7 @@ class NestedLSTMLayer(nn.Module):
         input_gates = F.linear(x, outer.weight[:, : outer.input_size], outer.bias)
         weights = [outer.weight[:, outer.input_size :]] + [cell.weight for cell in self.cells[1:]]
         biases = [outer.bias] + [cell.bias for cell in self.cells[1:]]
-        step = _fast_step() if compiled else nested_lstm_step
+        step = compiled_nested_lstm_step() if compiled else nested_lstm_step
         outputs = []
         for t in range(x.shape[1]):
             h, cells = step(input_gates[:, t], h, cells, weights, biases)
