@@ -22,7 +22,7 @@ install: $(INSTALLED)
 
 # The browser tests drive Debian's Chromium (Playwright cannot download its own browser here).
 browser:
-	@command -v chromium >/dev/null || (apt-get update && apt-get install -y --no-install-recommends chromium)
+	@command -v chromium >/dev/null || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium)
 
 run: install
 	$(PY) -m app
