@@ -7,6 +7,15 @@ const d3 = window.d3;
 const WIDTH = 620;
 const HEIGHT = 300;
 
+// The LSTM and the Nested LSTM take and hand on the same state: c and h, read left, written right.
+const CELL_STATE_PORTS = [
+  { label: "c", sub: "t−1", x: 6, y: 50 },
+  { label: "c", sub: "t", x: 594, y: 50 },
+  { label: "h", sub: "t−1", x: 6, y: 230 },
+  { label: "h", sub: "t", x: 594, y: 230 },
+  { label: "x", sub: "t", x: 92, y: 292 },
+];
+
 const LAYOUTS = {
   gru: {
     ports: [
@@ -47,13 +56,7 @@ const LAYOUTS = {
     notes: [],
   },
   lstm: {
-    ports: [
-      { label: "c", sub: "t−1", x: 6, y: 50 },
-      { label: "c", sub: "t", x: 594, y: 50 },
-      { label: "h", sub: "t−1", x: 6, y: 230 },
-      { label: "h", sub: "t", x: 594, y: 230 },
-      { label: "x", sub: "t", x: 92, y: 292 },
-    ],
+    ports: CELL_STATE_PORTS,
     layers: [
       { label: "σ", gate: "f", x: 160, y: 170 },
       { label: "σ", gate: "i", x: 260, y: 170 },
@@ -89,13 +92,7 @@ const LAYOUTS = {
     notes: [],
   },
   nlstm: {
-    ports: [
-      { label: "c", sub: "t−1", x: 6, y: 50 },
-      { label: "c", sub: "t", x: 594, y: 50 },
-      { label: "h", sub: "t−1", x: 6, y: 230 },
-      { label: "h", sub: "t", x: 594, y: 230 },
-      { label: "x", sub: "t", x: 92, y: 292 },
-    ],
+    ports: CELL_STATE_PORTS,
     inner: { x: 285, y: 18, width: 150, height: 64, label: "inner LSTM", note: "own memory c⁽¹⁾" },
     layers: [
       { label: "σ", gate: "f", x: 160, y: 170 },
