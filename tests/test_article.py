@@ -86,9 +86,23 @@ def api(live_server, path, body):
 
 def show_connectivity_figure(page):
     page.locator("#fig-connectivity").scroll_into_view_if_needed()
+    # One line per unit: an empty figure must not pass the check vacuously.
     page.wait_for_function(
-        """() => [...document.querySelectorAll('#fig-connectivity .char-line')].every(
-              (line) => line.querySelector('.char.selected')?.dataset.connectivity)"""
+        """() => {
+              const lines = [...document.querySelectorAll('#fig-connectivity .char-line')];
+              return lines.length === 3 && lines.every((line) => line.querySelector('.char.selected')?.dataset.connectivity);
+            }"""
+    )
+
+
+def wait_for_all_three(page, selector, predicate, value):
+    """Waits until exactly one element per unit matches selector and all satisfy predicate(element, value)."""
+    page.wait_for_function(
+        f"""(value) => {{
+              const elements = [...document.querySelectorAll({json.dumps(selector)})];
+              return elements.length === 3 && elements.every((element) => ({predicate})(element, value));
+            }}""",
+        arg=value,
     )
 
 
@@ -221,10 +235,7 @@ def test_walkthrough_links_select_their_positions(open_page):
     links.update({f"inline-{index}": position for index, position in enumerate(WALKTHROUGH["inline"])})
     for key, position in links.items():
         page.locator(f"[data-walkthrough='{key}']").click()
-        page.wait_for_function(
-            "p => [...document.querySelectorAll('#fig-connectivity .char.selected')].every(c => Number(c.dataset.position) === p)",
-            arg=position,
-        )
+        wait_for_all_three(page, "#fig-connectivity .char.selected", "(c, p) => Number(c.dataset.position) === p", position)
         assert f"position={position}" in page.url
     assert page.console_errors == []
 
@@ -239,7 +250,7 @@ def test_clicking_a_suggestion_changes_the_word_and_a_permalink_reopens_the_view
     second = page.locator("#fig-connectivity [data-unit=nlstm] .suggestion").nth(1)
     word = second.locator(".word").inner_text()
     second.click()
-    page.wait_for_function("w => [...document.querySelectorAll('#fig-connectivity .row-word')].every(e => e.textContent === w)", arg=word)
+    wait_for_all_three(page, "#fig-connectivity .row-word", "(e, w) => e.textContent === w", word)
     expected = api(live_server, "/api/connectivity", {
         "text": EXAMPLE_TEXT, "model": "gru", "positions": [position], "word": word, "method": "gradient_x_input",
     })["rows"][0]
@@ -254,7 +265,7 @@ def test_clicking_a_suggestion_changes_the_word_and_a_permalink_reopens_the_view
 
     reopened = open_page(urlsplit(permalink).path + "?" + urlsplit(permalink).query)
     show_connectivity_figure(reopened)
-    reopened.wait_for_function("w => [...document.querySelectorAll('#fig-connectivity .row-word')].every(e => e.textContent === w)", arg=word)
+    wait_for_all_three(reopened, "#fig-connectivity .row-word", "(e, w) => e.textContent === w", word)
     assert selected_positions(reopened, "#fig-connectivity") == [position] * 3
     assert reopened.locator("#fig-connectivity select[name=method]").input_value() == "gradient_x_input"
     assert page.console_errors == [] and reopened.console_errors == []
