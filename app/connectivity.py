@@ -25,14 +25,25 @@ from dataclasses import dataclass
 from typing import Literal
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call
 
 from models.net import AutocompleteNet
-from models.units import NestedLSTM, NestedLSTMLayer
+from models.units import NestedLSTM, NestedLSTMLayer, nested_lstm_step
 
 Method = Literal["gradient", "gradient_x_input", "integrated_gradients"]
 METHODS: tuple[str, ...] = ("gradient", "gradient_x_input", "integrated_gradients")
+
+
+@dataclass(frozen=True)
+class Recording:
+    """One forward pass over a text, kept for reverse sweeps; never modified, so requests may share it."""
+
+    embeddings: Tensor  # [1, T, H]: the embedding outputs of the text
+    layers: list  # per layer, bottom first: the factors of its local Jacobians at every step
+    outputs: Tensor  # [T, H]: the unit's output at every position
+    integrated_gradients_steps: int | None  # set when the inputs were scaled along the integration path
 
 
 @dataclass(frozen=True)
@@ -43,11 +54,16 @@ class ConnectivityRows:
     completeness_errors: Tensor | None
 
 
+def _per_step(factors: Tensor) -> tuple[Tensor, ...]:
+    """[B, T, ...] factors as T contiguous [B, ...] blocks, one per step."""
+    return factors.transpose(0, 1).contiguous().unbind(0)
+
+
 class _GRULayer:
     """One recorded GRU layer (PyTorch's gate order r, z, n)."""
 
     def __init__(self, weight_ih: Tensor, weight_hh: Tensor, bias_ih: Tensor, bias_hh: Tensor, inputs: Tensor, outputs: Tensor) -> None:
-        self.input_weight, self.weight_hh = weight_ih, weight_hh
+        self.input_weight, self.weight_hh, self.outputs = weight_ih, weight_hh, outputs
         previous = torch.cat([outputs.new_zeros(outputs[:, :1].shape), outputs[:, :-1]], dim=1)
         input_r, input_z, input_n = (inputs @ weight_ih.t() + bias_ih).chunk(3, dim=-1)
         hidden_r, hidden_z, hidden_n = (previous @ weight_hh.t() + bias_hh).chunk(3, dim=-1)
@@ -57,13 +73,13 @@ class _GRULayer:
         candidate_factor = (1 - update) * (1 - candidate**2)
         update_factor = (previous - candidate) * update * (1 - update)
         reset_factor = candidate_factor * hidden_n * reset * (1 - reset)
-        # Factors are stored [T, B, gate, H] so each step reads one contiguous block.
-        self.input_factors = torch.stack([reset_factor, update_factor, candidate_factor], dim=2).transpose(0, 1).contiguous()
-        self.hidden_factors = torch.stack([reset_factor, update_factor, candidate_factor * reset], dim=2).transpose(0, 1).contiguous()
-        self.carry_factor = update.transpose(0, 1).contiguous()
+        # Factors are kept as one contiguous [B, gate, H] block per step, indexed without a tensor op.
+        self.input_factors = _per_step(torch.stack([reset_factor, update_factor, candidate_factor], dim=2))
+        self.hidden_factors = _per_step(torch.stack([reset_factor, update_factor, candidate_factor * reset], dim=2))
+        self.carry_factor = _per_step(update)
 
     def adjoint_buffers(self, rows: int, batch: int) -> list[Tensor]:
-        return [self.carry_factor.new_zeros(rows, batch, self.weight_hh.shape[1])]
+        return [self.weight_hh.new_zeros(rows, batch, self.weight_hh.shape[1])]
 
     def backward_step(self, step: int, active: int, from_above: Tensor | None, carry: list[Tensor]) -> Tensor:
         hidden = carry[0][:active] if from_above is None else carry[0][:active] + from_above
@@ -80,16 +96,17 @@ class _LSTMLayer:
     """One recorded LSTM layer (PyTorch's gate order i, f, g, o)."""
 
     def __init__(self, weight_ih: Tensor, weight_hh: Tensor, bias_ih: Tensor, bias_hh: Tensor, inputs: Tensor, outputs: Tensor) -> None:
-        self.input_weight, self.weight_hh = weight_ih, weight_hh
+        self.input_weight, self.weight_hh, self.outputs = weight_ih, weight_hh, outputs
         previous = torch.cat([outputs.new_zeros(outputs[:, :1].shape), outputs[:, :-1]], dim=1)
         gates = inputs @ weight_ih.t() + bias_ih + previous @ weight_hh.t() + bias_hh
         input_gate, forget_gate, candidate, output_gate = gates.chunk(4, dim=-1)
         input_gate, forget_gate, output_gate = input_gate.sigmoid(), forget_gate.sigmoid(), output_gate.sigmoid()
         candidate = candidate.tanh()
+        cell_inputs = input_gate * candidate
         cells, cell = [], outputs.new_zeros(outputs[:, 0].shape)
         for step in range(outputs.shape[1]):
             cells.append(cell)
-            cell = forget_gate[:, step] * cell + input_gate[:, step] * candidate[:, step]
+            cell = torch.addcmul(cell_inputs[:, step], forget_gate[:, step], cell)
         previous_cells = torch.stack(cells, dim=1)
         tanh_cells = torch.tanh(forget_gate * previous_cells + input_gate * candidate)
         factors = [
@@ -98,13 +115,13 @@ class _LSTMLayer:
             input_gate * (1 - candidate**2),
             tanh_cells * output_gate * (1 - output_gate),
         ]
-        self.gate_factors = torch.stack(factors, dim=2).transpose(0, 1).contiguous()
-        self.cell_factor = (output_gate * (1 - tanh_cells**2)).transpose(0, 1).contiguous()
-        self.forget = forget_gate.transpose(0, 1).contiguous()
+        self.gate_factors = _per_step(torch.stack(factors, dim=2))
+        self.cell_factor = _per_step(output_gate * (1 - tanh_cells**2))
+        self.forget = _per_step(forget_gate)
 
     def adjoint_buffers(self, rows: int, batch: int) -> list[Tensor]:
         size = self.weight_hh.shape[1]
-        return [self.forget.new_zeros(rows, batch, size), self.forget.new_zeros(rows, batch, size)]
+        return [self.weight_hh.new_zeros(rows, batch, size), self.weight_hh.new_zeros(rows, batch, size)]
 
     def backward_step(self, step: int, active: int, from_above: Tensor | None, carry: list[Tensor]) -> Tensor:
         hidden = carry[0][:active] if from_above is None else carry[0][:active] + from_above
@@ -127,48 +144,34 @@ class _NestedLSTMLayer:
         biases = [outer.bias] + [cell.bias for cell in layer.cells[1:]]
         depth = len(self.level_weights)
         batch, length = inputs.shape[:2]
-        size = self.input_weight.shape[0] // 4
-        input_gates = inputs @ self.input_weight.t() + outer.bias
-        h = inputs.new_zeros(batch, size)
-        cells = [inputs.new_zeros(batch, size) for _ in range(depth)]
-        gate_factors = [[] for _ in range(depth)]
-        cell_factors = [[] for _ in range(depth)]
-        output_factors = [[] for _ in range(depth)]
-        retain_factors = [[] for _ in range(depth)]
-        outputs = []
+        input_gates = F.linear(inputs, self.input_weight, outer.bias).transpose(0, 1)  # [T, B, 4H]
+        size = input_gates.shape[-1] // 4
+        h, cells = inputs.new_zeros(batch, size), inputs.new_zeros(depth, batch, size)
+        hs, all_cells = [h], [cells]
         for step in range(length):
-            output_gates = []
-            inner_input = inner_hidden = None
-            for d in range(depth):
-                if d == 0:
-                    gates = input_gates[:, step] + h @ self.level_weights[0].t()
-                else:
-                    gates = torch.cat([inner_input, inner_hidden], dim=1) @ self.level_weights[d].t() + biases[d]
-                i, j, f, o = gates.chunk(4, dim=1)
-                i, f, o = i.sigmoid(), torch.sigmoid(f + 1.0), o.sigmoid()
-                squashed = j if d == 0 else torch.tanh(j)
-                squash_slope = torch.ones_like(j) if d == 0 else 1 - squashed**2
-                gate_factors[d].append(torch.stack([squashed * i * (1 - i), i * squash_slope, cells[d] * f * (1 - f)], dim=1))
-                retain_factors[d].append(f)
-                inner_hidden = f * cells[d]
-                inner_input = i * squashed
-                output_gates.append(o)
-            cell = inner_hidden + inner_input
-            for d in reversed(range(depth)):
-                cells[d] = cell
-                tanh_cell = torch.tanh(cell)
-                o = output_gates[d]
-                output_factors[d].append(tanh_cell * o * (1 - o))
-                cell_factors[d].append(o * (1 - tanh_cell**2))
-                cell = o * tanh_cell
-            h = cell
-            outputs.append(h)
-        # Stacked [T, B, ...] per depth level, as the sweep reads them one step at a time.
-        self.gate_factors = [torch.stack(factors) for factors in gate_factors]
-        self.cell_factors = [torch.stack(factors) for factors in cell_factors]
-        self.output_factors = [torch.stack(factors) for factors in output_factors]
-        self.retain_factors = [torch.stack(factors) for factors in retain_factors]
-        self.outputs = torch.stack(outputs, dim=1)
+            h, cells = nested_lstm_step(input_gates[step], h, cells, self.level_weights, biases)
+            hs.append(h)
+            all_cells.append(cells)
+        # Only the state is kept per step: every factor is then computed for all steps at once.
+        hs, all_cells = torch.stack(hs), torch.stack(all_cells)  # [T + 1, B, H], [T + 1, depth, B, H]
+        previous_cells, new_cells = all_cells[:-1], all_cells[1:]
+        self.outputs = hs[1:].transpose(0, 1)
+        self.gate_factors, self.cell_factors, self.output_factors, self.retain_factors = [], [], [], []
+        gates = input_gates + hs[:-1] @ self.level_weights[0].t()
+        for d in range(depth):
+            i, j, f, o = gates.chunk(4, dim=-1)
+            i, f, o = i.sigmoid(), torch.sigmoid(f + 1.0), o.sigmoid()
+            squashed = j if d == 0 else torch.tanh(j)
+            squash_slope = torch.ones_like(j) if d == 0 else 1 - squashed**2
+            gate_factors = torch.stack([squashed * i * (1 - i), i * squash_slope, previous_cells[:, d] * f * (1 - f)], dim=2)
+            self.gate_factors.append(gate_factors.unbind(0))
+            self.retain_factors.append(f.unbind(0))
+            inner_hidden, inner_input = f * previous_cells[:, d], i * squashed
+            tanh_cell = torch.tanh(new_cells[:, d])
+            self.output_factors.append((tanh_cell * o * (1 - o)).unbind(0))
+            self.cell_factors.append((o * (1 - tanh_cell**2)).unbind(0))
+            if d + 1 < depth:
+                gates = torch.cat([inner_input, inner_hidden], dim=-1) @ self.level_weights[d + 1].t() + biases[d + 1]
 
     def adjoint_buffers(self, rows: int, batch: int) -> list[Tensor]:
         size = self.input_weight.shape[0] // 4
@@ -214,8 +217,9 @@ def record_layers(net: AutocompleteNet, inputs: Tensor) -> list:
     if rnn.bias is False or rnn.bidirectional or getattr(rnn, "proj_size", 0):
         raise ValueError("connectivity supports uni-directional GRU/LSTM with biases and no projection")
     layer_class = _GRULayer if isinstance(rnn, nn.GRU) else _LSTMLayer
-    # One native single-layer call per layer: the multi-layer call would hide the lower layers' outputs.
-    single = type(rnn)(rnn.input_size, rnn.hidden_size, 1, batch_first=True)
+    # One native single-layer call per layer, as the multi-layer call would hide the lower layers' outputs.
+    # The single-layer module only lends its forward to functional_call: on the meta device it costs no memory.
+    single = type(rnn)(rnn.input_size, rnn.hidden_size, 1, batch_first=True, device="meta")
     layers = []
     for index in range(rnn.num_layers):
         parameters = _layer_parameters(rnn, index)
@@ -227,22 +231,35 @@ def record_layers(net: AutocompleteNet, inputs: Tensor) -> list:
 
 
 @torch.inference_mode()
-def connectivity_rows(
-    net: AutocompleteNet, chars: Tensor, positions: list[int], word_ids: list[int], method: Method, steps: int = 32
-) -> ConnectivityRows:
-    """Connectivity rows [len(positions), T] for character ids `chars` [T]."""
+def record(net: AutocompleteNet, chars: Tensor, method: Method, steps: int = 32) -> Recording:
+    """The forward pass over character ids `chars` [T] that `method`'s reverse sweeps need.
+
+    `gradient` and `gradient_x_input` share one recording; `integrated_gradients`
+    records `steps` scaled copies of the input at once.
+    """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
-    length = chars.shape[0]
-    embeddings = net.embedding(chars[None])  # [1, T, H]
-    if method == "integrated_gradients":
-        alphas = (torch.arange(steps, dtype=embeddings.dtype) + 0.5) / steps
-        inputs = alphas[:, None, None] * embeddings
-    else:
-        inputs = embeddings
+    embeddings = net.embedding(chars[None])
+    if method != "integrated_gradients":
+        layers = record_layers(net, embeddings)
+        return Recording(embeddings=embeddings, layers=layers, outputs=layers[-1].outputs[0], integrated_gradients_steps=None)
+    alphas = (torch.arange(steps, dtype=embeddings.dtype) + 0.5) / steps
+    layers = record_layers(net, alphas[:, None, None] * embeddings)
+    return Recording(embeddings=embeddings, layers=layers, outputs=net.rnn(embeddings)[0][0], integrated_gradients_steps=steps)
+
+
+@torch.inference_mode()
+def connectivity_rows(net: AutocompleteNet, recording: Recording, positions: list[int], word_ids: list[int], method: Method) -> ConnectivityRows:
+    """Connectivity rows [len(positions), T] of the recorded text, each for its position and word id."""
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    if (method == "integrated_gradients") != (recording.integrated_gradients_steps is not None):
+        made_for = "integrated gradients" if recording.integrated_gradients_steps else "plain gradients"
+        raise ValueError(f"this recording was made for {made_for}, not for {method}")
+    embeddings, layers = recording.embeddings, recording.layers
+    length = embeddings.shape[1]
     last_position = max(positions)
-    layers = record_layers(net, inputs[:, : last_position + 1])
-    batch = inputs.shape[0]
+    batch = recording.integrated_gradients_steps or 1
 
     order = sorted(range(len(positions)), key=lambda row: -positions[row])
     sorted_positions = [positions[row] for row in order]
@@ -277,14 +294,13 @@ def connectivity_rows(
     unsorted[order] = values
     errors = None
     if method == "integrated_gradients":
-        errors = _completeness_errors(net, embeddings, unsorted, positions, word_ids)
+        errors = _completeness_errors(net, recording, unsorted, positions, word_ids)
     return ConnectivityRows(values=unsorted, completeness_errors=errors)
 
 
-def _completeness_errors(net: AutocompleteNet, embeddings: Tensor, values: Tensor, positions: list[int], word_ids: list[int]) -> Tensor:
+def _completeness_errors(net: AutocompleteNet, recording: Recording, values: Tensor, positions: list[int], word_ids: list[int]) -> Tensor:
     """|sum of attributions - (logit at the input - logit at the zero baseline)| per row."""
-    both = torch.cat([embeddings, torch.zeros_like(embeddings)])
-    hidden = net.rnn(both[:, : max(positions) + 1])[0]
+    baseline = net.rnn(torch.zeros_like(recording.embeddings[:, : max(positions) + 1]))[0][0]
     weights = net.output.weight[word_ids]
-    logits = (hidden[:, positions] * weights).sum(dim=-1)  # [2, R]
-    return (values.sum(dim=1) - (logits[0] - logits[1])).abs()
+    differences = ((recording.outputs[positions] - baseline[positions]) * weights).sum(dim=-1)
+    return (values.sum(dim=1) - differences).abs()

@@ -7,18 +7,20 @@ web layer never calls it on the event loop.
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Literal
+from typing import Generic, Literal, TypeVar
 
 import torch
 from torch import Tensor
 
-from app.connectivity import Method, connectivity_rows
+from app.connectivity import Method, Recording, connectivity_rows, record
 from app.registry import LoadedModel, Registry
 from models.text import encode, normalise
 from models.vocab import SPECIAL_WORDS
 
 FIRST_REAL_WORD = len(SPECIAL_WORDS)
 LOGIT_CHUNK_ROWS = 256
+Key = TypeVar("Key")
+Value = TypeVar("Value")
 
 
 class InputError(ValueError):
@@ -51,43 +53,53 @@ class ConnectivityRow:
     completeness_error: float | None
 
 
-class StateCache:
-    """Bounded LRU of recurrent states keyed by (model id, normalised text prefix).
-
-    States are stored as private clones and never modified afterwards, so
-    concurrent requests can start from the same entry safely.
-    """
+class LRUCache(Generic[Key, Value]):
+    """A bounded, thread-safe map that forgets its least recently used entry first; capacity 0 keeps nothing."""
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
-        self._entries: OrderedDict[tuple[str, str], object] = OrderedDict()
+        self._entries: OrderedDict[Key, Value] = OrderedDict()
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
         return len(self._entries)
 
+    def get(self, key: Key) -> Value | None:
+        with self._lock:
+            value = self._entries.get(key)
+            if value is not None:
+                self._entries.move_to_end(key)
+            return value
+
+    def put(self, key: Key, value: Value) -> None:
+        if self.capacity == 0:
+            return
+        with self._lock:
+            self._entries[key] = value
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.capacity:
+                self._entries.popitem(last=False)
+
+
+class StateCache(LRUCache[tuple[str, str], object]):
+    """Recurrent states keyed by (model id, normalised text prefix).
+
+    States are stored as private clones and never modified afterwards, so
+    concurrent requests can start from the same entry safely.
+    """
+
     def longest_prefix(self, model_id: str, text: str) -> tuple[int, object | None]:
         """Length of the longest cached prefix of `text` (0 if none) and its state."""
         if self.capacity == 0:
             return 0, None
-        with self._lock:
-            for length in range(len(text), 0, -1):
-                key = (model_id, text[:length])
-                state = self._entries.get(key)
-                if state is not None:
-                    self._entries.move_to_end(key)
-                    return length, state
+        for length in range(len(text), 0, -1):
+            state = self.get((model_id, text[:length]))
+            if state is not None:
+                return length, state
         return 0, None
 
-    def put(self, model_id: str, text: str, state: object) -> None:
-        if self.capacity == 0:
-            return
-        state = _clone_state(state)
-        with self._lock:
-            self._entries[(model_id, text)] = state
-            self._entries.move_to_end((model_id, text))
-            while len(self._entries) > self.capacity:
-                self._entries.popitem(last=False)
+    def put(self, key: tuple[str, str], state: object) -> None:
+        super().put(key, _clone_state(state))
 
 
 def _clone_state(state: object) -> object:
@@ -117,9 +129,18 @@ def prepare_text(text: str, max_chars: int) -> str:
 class InferenceEngine:
     """Answers autocomplete and connectivity questions for every model of a registry."""
 
-    def __init__(self, registry: Registry, state_cache_size: int, integrated_gradients_steps: int, max_connectivity_work: int) -> None:
+    def __init__(
+        self,
+        registry: Registry,
+        state_cache_size: int,
+        integrated_gradients_steps: int,
+        max_connectivity_work: int,
+        recording_cache_size: int = 0,
+    ) -> None:
         self.registry = registry
         self.cache = StateCache(state_cache_size)
+        # Hovering one character after another asks about the same text each time: its forward pass is kept.
+        self.recordings: LRUCache[tuple[str, str], Recording] = LRUCache(recording_cache_size)
         self.integrated_gradients_steps = integrated_gradients_steps
         self.max_connectivity_work = max_connectivity_work
 
@@ -143,7 +164,7 @@ class InferenceEngine:
         else:
             chars = torch.tensor(encode(text))[None]
             outputs, state = model.net.rnn(model.net.embedding(chars))
-            self.cache.put(model.id, text, state)
+            self.cache.put((model.id, text), state)
             hidden = outputs[0]
             first = 0
         probabilities, word_ids = self._top_words(model, hidden, top_k)
@@ -164,7 +185,7 @@ class InferenceEngine:
             return _top_hidden(state)
         chars = torch.tensor(encode(text[start:]))[None]
         outputs, state = model.net.rnn(model.net.embedding(chars), state)
-        self.cache.put(model.id, text, state)
+        self.cache.put((model.id, text), state)
         return outputs[0, -1]
 
     @staticmethod
@@ -202,19 +223,27 @@ class InferenceEngine:
                 + (f", times {steps} integrated-gradients steps" if steps > 1 else "")
                 + f"); the limit is {self.max_connectivity_work:,}: ask for fewer or earlier positions",
             )
-        chars = torch.tensor(encode(text))
-        if word is None:
-            outputs = model.net.rnn(model.net.embedding(chars[: max(positions) + 1][None]))[0][0]
-            word_ids = [ids[0] for ids in self._top_words(model, outputs[positions], 1)[1]]
-        else:
-            word_ids = [self._word_id(word)] * len(positions)
-        rows = connectivity_rows(model.net, chars, positions, word_ids, method, self.integrated_gradients_steps)
+        word_ids = None if word is None else [self._word_id(word)] * len(positions)
+        recording = self._recording(model, text, method)
+        if word_ids is None:
+            word_ids = [ids[0] for ids in self._top_words(model, recording.outputs[positions], 1)[1]]
+        rows = connectivity_rows(model.net, recording, positions, word_ids, method)
         words = self.registry.vocabulary.words
         errors = rows.completeness_errors.tolist() if rows.completeness_errors is not None else [None] * len(positions)
         return [
             ConnectivityRow(position=position, word=words[word_id], connectivity=values, completeness_error=error)
             for position, word_id, values, error in zip(positions, word_ids, rows.values.tolist(), errors)
         ]
+
+    def _recording(self, model: LoadedModel, text: str, method: Method) -> Recording:
+        """The text's forward pass for `method`; plain-gradient ones are cached (integrated gradients' are `steps` times larger)."""
+        if method == "integrated_gradients":
+            return record(model.net, torch.tensor(encode(text)), method, self.integrated_gradients_steps)
+        recording = self.recordings.get((model.id, text))
+        if recording is None:
+            recording = record(model.net, torch.tensor(encode(text)), method)
+            self.recordings.put((model.id, text), recording)
+        return recording
 
     def _word_id(self, word: str) -> int:
         vocabulary = self.registry.vocabulary

@@ -6,14 +6,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-import torch
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from app.engine import InferenceEngine, InputError
 from app.middleware import BodySizeLimitMiddleware, SecurityHeadersMiddleware
-from app.pool import InferencePool, ServerBusy
+from app.pool import InferencePool, ServerBusy, configure_process
 from app.registry import Registry, load_registry
 from app.routers import api, pages
 from app.schemas import ModelInfo, ModelMetrics, ParameterCounts
@@ -60,7 +59,7 @@ def describe_models(registry: Registry) -> list[ModelInfo]:
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Load every model once; a bad checkpoint stops start-up here, before any request is served."""
     settings: Settings = app.state.settings
-    torch.set_num_threads(settings.threads)
+    configure_process(settings.threads)
     cores = os.cpu_count() or 1
     if settings.workers * settings.threads > cores:
         logger.warning(
@@ -74,6 +73,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state_cache_size=settings.state_cache_size,
         integrated_gradients_steps=settings.integrated_gradients_steps,
         max_connectivity_work=settings.max_connectivity_work,
+        recording_cache_size=settings.recording_cache_size,
     )
     app.state.model_infos = describe_models(registry)
     app.state.pool = InferencePool(settings.workers, settings.threads, settings.max_queued_requests)

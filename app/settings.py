@@ -43,6 +43,11 @@ class Settings(BaseSettings):
     max_text_chars: int = Field(1000, ge=1, le=100_000, description="Longest text accepted, before and after normalisation.")
     max_body_bytes: int = Field(65_536, ge=1024, description="Request bodies larger than this are refused with 413 before parsing.")
     state_cache_size: int = Field(4096, ge=0, description="Recurrent states kept for the incremental keystroke path (entries, all models together); 0 disables it.")
+    recording_cache_size: int = Field(
+        6,
+        ge=0,
+        description="Forward passes kept for connectivity (entries, all models together; about 3 MB each for 200 characters at the bundled size); 0 disables it.",
+    )
     integrated_gradients_steps: int = Field(32, ge=32, le=1024, description="Riemann steps of integrated gradients.")
     max_connectivity_work: int = Field(
         120_000,

@@ -62,10 +62,26 @@ def test_incremental_equals_full_recompute(engines, model_id: str) -> None:
     assert hits == len(typing_session()) - 1
 
 
+def test_cached_recordings_give_the_uncached_rows(tiny_checkpoint_dir) -> None:
+    registry = load_registry(tiny_checkpoint_dir)
+    cached = InferenceEngine(registry, 0, 32, 100_000, recording_cache_size=2)
+    uncached = InferenceEngine(registry, 0, 32, 100_000, recording_cache_size=0)
+    text = normalise("the cat sat on the mat")
+    for model_id, positions, word, method in [
+        ("gru", [5], None, "gradient"),
+        ("gru", [9, 2], "the", "gradient_x_input"),
+        ("lstm", None, None, "gradient"),
+        ("gru", None, "cat", "gradient"),
+        ("nlstm", [3], None, "integrated_gradients"),
+    ]:
+        assert cached.connectivity(model_id, text, positions, word, method) == uncached.connectivity(model_id, text, positions, word, method)
+    assert len(cached.recordings) == 2 and len(uncached.recordings) == 0
+
+
 def test_cache_is_bounded_lru() -> None:
     cache = StateCache(capacity=2)
     for text in (" a", " ab", " abc"):
-        cache.put("gru", text, torch.full((1, 1, 2), float(len(text))))
+        cache.put(("gru", text), torch.full((1, 1, 2), float(len(text))))
     assert len(cache) == 2
     assert cache.longest_prefix("gru", " ab")[0] == 3
     assert cache.longest_prefix("gru", " a")[0] == 0

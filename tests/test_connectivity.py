@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from app.connectivity import METHODS, connectivity_rows
+from app.connectivity import METHODS, connectivity_rows, record
 from models.checkpoint import load_checkpoint
 from models.net import AutocompleteNet, ModelConfig
 from models.text import encode, normalise
@@ -52,17 +52,27 @@ def test_rows_equal_autograd_reference(tiny_net: AutocompleteNet, method: str) -
     last = len(TEXT) - 1
     positions = [last, 0, 9, 9, 20] if method != "integrated_gradients" else [last, 9]
     word_ids = [2, 5, 7, 8, 30][: len(positions)]
-    rows = connectivity_rows(tiny_net, chars, positions, word_ids, method, IG_STEPS)
+    rows = connectivity_rows(tiny_net, record(tiny_net, chars, method, IG_STEPS), positions, word_ids, method)
     expected = reference_rows(tiny_net, chars, positions, word_ids, method)
     assert rows.values.shape == (len(positions), len(TEXT))
     assert_relative_close(rows.values, expected)
+
+
+def test_one_recording_serves_both_gradient_methods_and_any_rows(tiny_net: AutocompleteNet) -> None:
+    chars = torch.tensor(encode(TEXT))
+    shared = record(tiny_net, chars, "gradient")
+    for method, positions, word_ids in [("gradient", [3, 30], [9, 2]), ("gradient_x_input", [len(TEXT) - 1], [4]), ("gradient", [0], [6])]:
+        reused = connectivity_rows(tiny_net, shared, positions, word_ids, method).values
+        assert torch.equal(reused, connectivity_rows(tiny_net, record(tiny_net, chars, method), positions, word_ids, method).values)
+    with pytest.raises(ValueError, match="made for plain gradients"):
+        connectivity_rows(tiny_net, shared, [3], [2], "integrated_gradients")
 
 
 def test_full_matrix_equals_reference_and_is_causal(tiny_net: AutocompleteNet) -> None:
     chars = torch.tensor(encode(TEXT))
     positions = list(range(len(TEXT)))
     word_ids = [position % 50 + 2 for position in positions]
-    matrix = connectivity_rows(tiny_net, chars, positions, word_ids, "gradient").values
+    matrix = connectivity_rows(tiny_net, record(tiny_net, chars, "gradient"), positions, word_ids, "gradient").values
     assert_relative_close(matrix, reference_rows(tiny_net, chars, positions, word_ids, "gradient"))
     after = torch.triu(torch.ones_like(matrix, dtype=torch.bool), diagonal=1)
     assert torch.all(matrix[after] == 0)
@@ -71,7 +81,7 @@ def test_full_matrix_equals_reference_and_is_causal(tiny_net: AutocompleteNet) -
 
 def test_integrated_gradients_are_complete(tiny_net: AutocompleteNet) -> None:
     chars = torch.tensor(encode(TEXT))
-    rows = connectivity_rows(tiny_net, chars, [len(TEXT) - 1, 12], [3, 4], "integrated_gradients", IG_STEPS)
+    rows = connectivity_rows(tiny_net, record(tiny_net, chars, "integrated_gradients", IG_STEPS), [len(TEXT) - 1, 12], [3, 4], "integrated_gradients")
     assert rows.completeness_errors is not None
     total = rows.values.sum(dim=1).abs()
     assert torch.all(rows.completeness_errors <= 1e-2 * total + 1e-6)
@@ -84,7 +94,7 @@ def test_other_shapes_of_unit(unit: str, layers: int, depth: int) -> None:
     net = AutocompleteNet(ModelConfig(unit=unit, hidden_size=8, num_layers=layers, depth=depth, num_words=20)).eval()
     chars = torch.tensor(encode(" a quick test"))
     for method in ("gradient", "gradient_x_input"):
-        rows = connectivity_rows(net, chars, [12, 4], [2, 19], method)
+        rows = connectivity_rows(net, record(net, chars, method), [12, 4], [2, 19], method)
         assert_relative_close(rows.values, reference_rows(net, chars, [12, 4], [2, 19], method))
 
 
@@ -98,5 +108,5 @@ def test_bundled_checkpoints_equal_reference(unit: str) -> None:
     net = load_checkpoint(path)
     chars = torch.tensor(encode(TEXT[:30]))
     for method in ("gradient", "gradient_x_input"):
-        rows = connectivity_rows(net, chars, [29, 10], [2, 100], method)
+        rows = connectivity_rows(net, record(net, chars, method), [29, 10], [2, 100], method)
         assert_relative_close(rows.values, reference_rows(net, chars, [29, 10], [2, 100], method))

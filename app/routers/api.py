@@ -51,7 +51,7 @@ async def autocomplete(body: AutocompleteRequest, engine: EngineDep, pool: PoolD
     model_ids = list(dict.fromkeys(body.models or engine.model_ids))
     for model_id in model_ids:
         engine.model(model_id, field="models")
-    results = await pool.run(_suggest_all, engine, model_ids, text, body.top_k, body.positions)
+    results = await pool.run(_suggest_all, engine, model_ids, text, body.top_k, body.positions, urgent=body.positions == "last")
     return AutocompleteResponse(
         text=text,
         models={model_id: [asdict(row) for row in rows] for model_id, rows in results.items()},

@@ -1,0 +1,51 @@
+"""The inference pool: urgent jobs first, errors handed back, admission bounded."""
+
+import asyncio
+import threading
+
+import pytest
+
+from app.pool import InferencePool, ServerBusy
+
+
+def test_urgent_jobs_overtake_waiting_routine_ones() -> None:
+    async def scenario() -> list[str]:
+        pool = InferencePool(workers=1, threads=1, max_queued=10)
+        started, release, order = threading.Event(), threading.Event(), []
+
+        def blocker() -> None:
+            started.set()
+            release.wait(timeout=10)
+
+        def job(name: str) -> str:
+            order.append(name)
+            return name
+
+        running = asyncio.create_task(pool.run(blocker))
+        await asyncio.to_thread(started.wait, 10)
+        waiting = [asyncio.create_task(pool.run(job, name, urgent=name.startswith("key"))) for name in ("hover 1", "key 1", "hover 2", "key 2")]
+        await asyncio.sleep(0.05)  # every job is queued behind the blocker
+        release.set()
+        results = await asyncio.gather(running, *waiting)
+        pool.shutdown()
+        assert results[1:] == ["hover 1", "key 1", "hover 2", "key 2"]
+        return order
+
+    assert asyncio.run(scenario()) == ["key 1", "key 2", "hover 1", "hover 2"]
+
+
+def test_errors_reach_the_caller_and_admission_is_bounded() -> None:
+    async def scenario() -> None:
+        pool = InferencePool(workers=1, threads=1, max_queued=1)
+        with pytest.raises(ZeroDivisionError):
+            await pool.run(lambda: 1 / 0)
+        release = threading.Event()
+        first = asyncio.create_task(pool.run(release.wait, 10))
+        await asyncio.sleep(0)
+        with pytest.raises(ServerBusy, match="already queued"):
+            await pool.run(lambda: None)
+        release.set()
+        assert await first is True
+        pool.shutdown()
+
+    asyncio.run(scenario())
