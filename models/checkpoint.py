@@ -31,6 +31,8 @@ def save_checkpoint(net: AutocompleteNet, path: Path, dtype: torch.dtype = torch
     header.update({key: json.dumps(value) for key, value in (metadata or {}).items()})
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(path), metadata=header)
+    # safetensors creates the file readable by its owner only; a server running as another user must read it too.
+    path.chmod(0o644)
 
 
 def read_metadata(path: Path) -> dict:

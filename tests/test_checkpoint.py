@@ -29,6 +29,7 @@ def test_round_trip_keeps_weights_and_config(tmp_path, unit, dtype):
     metadata = read_metadata(tmp_path / f"{unit}.safetensors")
     assert metadata["format"] == FORMAT
     assert json.loads(metadata["config"])["unit"] == unit
+    assert (tmp_path / f"{unit}.safetensors").stat().st_mode & 0o777 == 0o644, "a server running as another user must read it"
 
 
 def test_tensor_names_are_the_documented_ones(tmp_path):
