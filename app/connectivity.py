@@ -249,16 +249,24 @@ def record(net: AutocompleteNet, chars: Tensor, method: Method, steps: int = 32)
 
 
 @torch.inference_mode()
-def connectivity_rows(net: AutocompleteNet, recording: Recording, positions: list[int], word_ids: list[int], method: Method) -> ConnectivityRows:
-    """Connectivity rows [len(positions), T] of the recorded text, each for its position and word id."""
+def connectivity_rows(
+    net: AutocompleteNet, recording: Recording, positions: list[int], word_ids: list[int], method: Method, width: int | None = None
+) -> ConnectivityRows:
+    """Connectivity rows [len(positions), width] of the recorded text, each for its position and word id.
+
+    `width` defaults to the recorded length; a wider row is zero past the
+    recording, as every entry after the row's position is.
+    """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
     if (method == "integrated_gradients") != (recording.integrated_gradients_steps is not None):
         made_for = "integrated gradients" if recording.integrated_gradients_steps else "plain gradients"
         raise ValueError(f"this recording was made for {made_for}, not for {method}")
     embeddings, layers = recording.embeddings, recording.layers
-    length = embeddings.shape[1]
+    length = embeddings.shape[1] if width is None else width
     last_position = max(positions)
+    if last_position >= embeddings.shape[1]:
+        raise ValueError(f"position {last_position} is past the {embeddings.shape[1]} recorded characters")
     batch = recording.integrated_gradients_steps or 1
 
     order = sorted(range(len(positions)), key=lambda row: -positions[row])

@@ -102,6 +102,19 @@ class StateCache(LRUCache[tuple[str, str], object]):
         super().put(key, _clone_state(state))
 
 
+class RecordingCache(LRUCache[tuple[str, str], Recording]):
+    """Forward passes keyed by (model id, the normalised text they cover)."""
+
+    def covering(self, model_id: str, prefix: str) -> Recording | None:
+        """The most recent recording of `model_id` over a text that starts with `prefix`, if any."""
+        with self._lock:
+            for key in reversed(self._entries):
+                if key[0] == model_id and key[1].startswith(prefix):
+                    self._entries.move_to_end(key)
+                    return self._entries[key]
+        return None
+
+
 def _clone_state(state: object) -> object:
     if isinstance(state, tuple):
         return tuple(part.clone() for part in state)
@@ -140,7 +153,7 @@ class InferenceEngine:
         self.registry = registry
         self.cache = StateCache(state_cache_size)
         # Hovering one character after another asks about the same text each time: its forward pass is kept.
-        self.recordings: LRUCache[tuple[str, str], Recording] = LRUCache(recording_cache_size)
+        self.recordings = RecordingCache(recording_cache_size)
         self.integrated_gradients_steps = integrated_gradients_steps
         self.max_connectivity_work = max_connectivity_work
 
@@ -224,10 +237,10 @@ class InferenceEngine:
                 + f"); the limit is {self.max_connectivity_work:,}: ask for fewer or earlier positions",
             )
         word_ids = None if word is None else [self._word_id(word)] * len(positions)
-        recording = self._recording(model, text, method)
+        recording = self._recording(model, text[: max(positions) + 1], method)
         if word_ids is None:
             word_ids = [ids[0] for ids in self._top_words(model, recording.outputs[positions], 1)[1]]
-        rows = connectivity_rows(model.net, recording, positions, word_ids, method)
+        rows = connectivity_rows(model.net, recording, positions, word_ids, method, width=length)
         words = self.registry.vocabulary.words
         errors = rows.completeness_errors.tolist() if rows.completeness_errors is not None else [None] * len(positions)
         return [
@@ -235,14 +248,19 @@ class InferenceEngine:
             for position, word_id, values, error in zip(positions, word_ids, rows.values.tolist(), errors)
         ]
 
-    def _recording(self, model: LoadedModel, text: str, method: Method) -> Recording:
-        """The text's forward pass for `method`; plain-gradient ones are cached (integrated gradients' are `steps` times larger)."""
+    def _recording(self, model: LoadedModel, prefix: str, method: Method) -> Recording:
+        """A forward pass over at least `prefix` for `method`.
+
+        The units are causal, so a recording of any text that starts with
+        `prefix` serves; plain-gradient recordings are cached (integrated
+        gradients' are `steps` times larger).
+        """
         if method == "integrated_gradients":
-            return record(model.net, torch.tensor(encode(text)), method, self.integrated_gradients_steps)
-        recording = self.recordings.get((model.id, text))
+            return record(model.net, torch.tensor(encode(prefix)), method, self.integrated_gradients_steps)
+        recording = self.recordings.covering(model.id, prefix)
         if recording is None:
-            recording = record(model.net, torch.tensor(encode(text)), method)
-            self.recordings.put((model.id, text), recording)
+            recording = record(model.net, torch.tensor(encode(prefix)), method)
+            self.recordings.put((model.id, prefix), recording)
         return recording
 
     def _word_id(self, word: str) -> int:

@@ -78,6 +78,19 @@ def test_cached_recordings_give_the_uncached_rows(tiny_checkpoint_dir) -> None:
     assert len(cached.recordings) == 2 and len(uncached.recordings) == 0
 
 
+def test_a_recording_serves_every_earlier_position(tiny_checkpoint_dir) -> None:
+    registry = load_registry(tiny_checkpoint_dir)
+    cached = InferenceEngine(registry, 0, 32, 100_000, recording_cache_size=4)
+    uncached = InferenceEngine(registry, 0, 32, 100_000, recording_cache_size=0)
+    text = normalise("the cat sat on the mat")
+    for positions in ([12], [3, 7], [12], [len(text) - 1], [0, 20]):
+        rows = cached.connectivity("lstm", text, positions, None, "gradient")
+        assert rows == uncached.connectivity("lstm", text, positions, None, "gradient")
+        assert all(len(row.connectivity) == len(text) for row in rows)
+    # Position 12 was recorded first; the last position needed a longer recording, which then served position 20.
+    assert [len(key[1]) for key in cached.recordings._entries] == [13, len(text)]
+
+
 def test_cache_is_bounded_lru() -> None:
     cache = StateCache(capacity=2)
     for text in (" a", " ab", " abc"):
