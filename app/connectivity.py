@@ -15,10 +15,14 @@ row. The forward pass runs once (per integrated-gradients step) and records, for
 every step, the elementwise factors of the unit's local Jacobian; the sweep then
 walks time backwards carrying one adjoint per row. Rows are sorted by position,
 latest first, so at step s the active rows are a prefix of the adjoint buffers: a
-row joins when the sweep reaches its position and costs nothing before. Each step
-is two matrix products per layer over all active rows, which is what makes the
-full matrix fast; no autograd graph, vmap or double backward is involved, so the
-oneDNN RNN kernels that PyTorch picks for the forward pass need no disabling.
+row joins when the sweep reaches its position and costs nothing before. Time is
+cut into blocks; within a block each layer, top first, sweeps alone (one product
+with its recurrent weights per step, over all active rows) and only then sends
+its gate adjoints through its input weights, for the whole block at once, to the
+layer below or, at the bottom, to the characters. Batching rows is what makes the
+full matrix fast; batching steps is what makes a single row fast. No autograd
+graph, vmap or double backward is involved, so no RNN kernel needs disabling for
+this (see app.pool for the one that is disabled, and why).
 """
 
 from dataclasses import dataclass
@@ -34,6 +38,10 @@ from models.units import NestedLSTM, NestedLSTMLayer, nested_lstm_step
 
 Method = Literal["gradient", "gradient_x_input", "integrated_gradients"]
 METHODS: tuple[str, ...] = ("gradient", "gradient_x_input", "integrated_gradients")
+# Steps per block: within a block each layer sweeps alone, then its input products run as one batch.
+# Blocks are shortened so that one layer's gate adjoints for a block stay within L2-sized buffers.
+TIME_BLOCK = 32
+BLOCK_FLOATS = 1 << 18
 
 
 @dataclass(frozen=True)
@@ -201,6 +209,16 @@ class _NestedLSTMLayer:
         return gates.view(active, batch, -1)
 
 
+def _active_rows(sorted_positions: list[int]) -> list[int]:
+    """For each step up to the latest position: how many rows (sorted latest first) have reached it."""
+    counts = [0] * (sorted_positions[0] + 2)
+    for position in sorted_positions:
+        counts[position] += 1
+    for step in range(len(counts) - 2, -1, -1):
+        counts[step] += counts[step + 1]
+    return counts[:-1]
+
+
 def _layer_parameters(rnn: nn.RNNBase, index: int) -> list[Tensor]:
     return [getattr(rnn, f"{name}_l{index}") for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
 
@@ -278,25 +296,38 @@ def connectivity_rows(
     # [gates, 28] for the symbol embeddings, [gates, T] for the actual inputs.
     bottom_weight = layers[0].input_weight
     projection = bottom_weight @ (net.embedding.weight.t() if method == "gradient" else embeddings[0].t())
+    active_rows = _active_rows(sorted_positions)
     joined = 0
-    for step in range(last_position, -1, -1):
-        active = joined
-        while active < len(order) and sorted_positions[active] == step:
-            active += 1
-        if active > joined:
-            buffers[-1][0][joined:active] = cotangents[joined:active, None, :]
-            joined = active
+    widest = max(layer.input_weight.shape[0] for layer in layers)
+    block_end = last_position + 1
+    while block_end > 0:
+        steps = min(TIME_BLOCK, max(1, BLOCK_FLOATS // (active_rows[block_end - 1] * batch * widest)))
+        block_start = max(0, block_end - steps)
+        rows = active_rows[block_start]  # every row active anywhere in the block
         from_above = None
         for index in range(len(layers) - 1, -1, -1):
-            gates = layers[index].backward_step(step, active, from_above, buffers[index])
+            layer = layers[index]
+            gates = embeddings.new_empty(block_end - block_start, rows, batch, layer.input_weight.shape[0])
+            for step in range(block_end - 1, block_start - 1, -1):
+                active = active_rows[step]
+                if index == len(layers) - 1 and active > joined:
+                    buffers[-1][0][joined:active] = cotangents[joined:active, None, :]
+                    joined = active
+                if active < rows:  # rows that have not joined yet contribute nothing at this step
+                    gates[step - block_start, active:] = 0
+                if active:
+                    above = None if from_above is None else from_above[step - block_start, :active]
+                    gates[step - block_start, :active] = layer.backward_step(step, active, above, buffers[index])
             if index > 0:
-                from_above = gates @ layers[index].input_weight
+                from_above = gates @ layer.input_weight
+        projected = projection if method == "gradient" else projection[:, block_start:block_end]
         if method == "gradient":
-            values[:active, step] = (gates[:, 0] @ projection).square().sum(dim=-1)
+            values[:rows, block_start:block_end] = (gates[:, :, 0] @ projected).square().sum(dim=-1).t()
         elif method == "gradient_x_input":
-            values[:active, step] = (gates[:, 0] @ projection[:, step]).abs()
+            values[:rows, block_start:block_end] = torch.einsum("srg,gs->rs", gates[:, :, 0], projected).abs()
         else:
-            values[:active, step] = gates.mean(dim=1) @ projection[:, step]
+            values[:rows, block_start:block_end] = torch.einsum("srbg,gs->rs", gates, projected) / batch
+        block_end = block_start
 
     unsorted = torch.empty_like(values)
     unsorted[order] = values
