@@ -12,6 +12,8 @@ const CRITERIA = [
   { key: "top3", index: 2, label: "top 3", dash: "2 3" },
 ];
 const PAPER_LABEL = "paper, text8";
+// Below this many test words a point is mostly noise (a handful of 17-letter words), so the line stops.
+const MIN_CASES = 100;
 
 export function render(element, { models, metrics, paper }) {
   const body = d3.select(element).select(".figure-body").text("");
@@ -36,7 +38,10 @@ export function render(element, { models, metrics, paper }) {
     criterion,
     colour: unit.colour,
     dash: criterion.dash,
-    points: metricsFor(metrics, unit.id).accuracy_by_letters_known[criterion.key].map((value, letters) => ({ x: letters, y: value })),
+    points: metricsFor(metrics, unit.id).accuracy_by_letters_known[criterion.key].map((value, letters) => ({
+      x: letters,
+      y: (metricsFor(metrics, unit.id).accuracy_by_letters_known.count?.[letters] ?? MIN_CASES) >= MIN_CASES ? value : null,
+    })),
   })));
   const theirs = units.flatMap((unit) => CRITERIA.map((criterion) => ({
     key: `paper-${unit.id}-${criterion.key}`,
