@@ -141,6 +141,8 @@ def test_page_loads_offline_without_console_errors_and_every_figure_renders(open
     assert page.locator("#fig-units .diagram-wire").count() > 30
     assert page.locator("#fig-units math").count() >= 12
     assert page.locator("#fig-accuracy path.series").count() == 9
+    # Two points drawn, one segment: the third has fewer than 100 test words behind it.
+    assert page.locator("#fig-accuracy path[data-series=gru-top1]").get_attribute("d").count("L") == 1
     assert page.locator("#fig-training path.series").count() == 6
     assert page.locator("#fig-tables tbody tr").count() == 12
     assert page.locator("[data-figure=setup] tbody tr").count() == 6
