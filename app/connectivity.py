@@ -95,8 +95,8 @@ class _GRULayer:
         rows = active * hidden.shape[1]
         to_input = (flat * self.input_factors[step]).view(active, hidden.shape[1], -1)
         to_hidden = (flat * self.hidden_factors[step]).reshape(rows, -1) @ self.weight_hh
-        # `hidden` may be a view of carry[0], so it is read in full before carry[0] is overwritten.
-        carry[0][:active] = torch.addcmul(to_hidden.view_as(hidden), hidden, self.carry_factor[step])
+        # `hidden` may be carry[0] itself: elementwise, each entry is read before it is overwritten.
+        torch.addcmul(to_hidden.view_as(hidden), hidden, self.carry_factor[step], out=carry[0][:active])
         return to_input
 
 
@@ -136,9 +136,10 @@ class _LSTMLayer:
         cell = torch.addcmul(carry[1][:active], hidden, self.cell_factor[step])
         gates = torch.stack([cell, cell, cell, hidden], dim=-2) * self.gate_factors[step]
         rows = active * hidden.shape[1]
-        gates = gates.reshape(rows, -1)
-        carry[0][:active] = (gates @ self.weight_hh).view_as(hidden)
-        carry[1][:active] = cell * self.forget[step]
+        gates = gates.view(rows, -1)
+        # `hidden` may be carry[0] itself: it was read into `cell` and `gates` above.
+        torch.mm(gates, self.weight_hh, out=carry[0][:active].view(rows, -1))
+        torch.mul(cell, self.forget[step], out=carry[1][:active])
         return gates.view(active, hidden.shape[1], -1)
 
 
@@ -164,20 +165,20 @@ class _NestedLSTMLayer:
         hs, all_cells = torch.stack(hs), torch.stack(all_cells)  # [T + 1, B, H], [T + 1, depth, B, H]
         previous_cells, new_cells = all_cells[:-1], all_cells[1:]
         self.outputs = hs[1:].transpose(0, 1)
-        self.gate_factors, self.cell_factors, self.output_factors, self.retain_factors = [], [], [], []
+        self.gate_factors, self.cell_factors, self.retain_factors = [], [], []
         gates = input_gates + hs[:-1] @ self.level_weights[0].t()
         for d in range(depth):
             i, j, f, o = gates.chunk(4, dim=-1)
             i, f, o = i.sigmoid(), torch.sigmoid(f + 1.0), o.sigmoid()
             squashed = j if d == 0 else torch.tanh(j)
             squash_slope = torch.ones_like(j) if d == 0 else 1 - squashed**2
-            gate_factors = torch.stack([squashed * i * (1 - i), i * squash_slope, previous_cells[:, d] * f * (1 - f)], dim=2)
-            self.gate_factors.append(gate_factors.unbind(0))
-            self.retain_factors.append(f.unbind(0))
-            inner_hidden, inner_input = f * previous_cells[:, d], i * squashed
             tanh_cell = torch.tanh(new_cells[:, d])
-            self.output_factors.append((tanh_cell * o * (1 - o)).unbind(0))
+            # Gates i, j, f, o: one factor each, applied to the cell input's, the retained cell's and the output's adjoint.
+            gate_factors = [squashed * i * (1 - i), i * squash_slope, previous_cells[:, d] * f * (1 - f), tanh_cell * o * (1 - o)]
+            self.gate_factors.append(torch.stack(gate_factors, dim=2).unbind(0))
+            self.retain_factors.append(f.unbind(0))
             self.cell_factors.append((o * (1 - tanh_cell**2)).unbind(0))
+            inner_hidden, inner_input = f * previous_cells[:, d], i * squashed
             if d + 1 < depth:
                 gates = torch.cat([inner_input, inner_hidden], dim=-1) @ self.level_weights[d + 1].t() + biases[d + 1]
 
@@ -188,24 +189,23 @@ class _NestedLSTMLayer:
     def backward_step(self, step: int, active: int, from_above: Tensor | None, carry: list[Tensor]) -> Tensor:
         depth = len(self.level_weights)
         adjoint = carry[0][:active] if from_above is None else carry[0][:active] + from_above
+        # The adjoint reaching each level's output: h for the outermost, the outer level's cell for the next.
         output_adjoints = []
         for d in range(depth):
-            output_adjoints.append(adjoint * self.output_factors[d][step])
+            output_adjoints.append(adjoint)
             adjoint = torch.addcmul(carry[1 + d][:active], adjoint, self.cell_factors[d][step])
         inner_input = inner_hidden = adjoint
         batch = adjoint.shape[1]
         rows = active * batch
         for d in reversed(range(depth)):
-            factors = self.gate_factors[d][step]
-            gates = torch.stack(
-                [inner_input * factors[:, 0], inner_input * factors[:, 1], inner_hidden * factors[:, 2], output_adjoints[d]], dim=-2
-            ).reshape(rows, -1)
-            carry[1 + d][:active] = inner_hidden * self.retain_factors[d][step]
-            below = (gates @ self.level_weights[d]).view(active, batch, -1)
+            sources = torch.stack([inner_input, inner_input, inner_hidden, output_adjoints[d]], dim=-2)
+            gates = (sources * self.gate_factors[d][step]).view(rows, -1)
+            torch.mul(inner_hidden, self.retain_factors[d][step], out=carry[1 + d][:active])
             if d > 0:
-                inner_input, inner_hidden = below.chunk(2, dim=-1)
+                inner_input, inner_hidden = (gates @ self.level_weights[d]).view(active, batch, -1).chunk(2, dim=-1)
             else:
-                carry[0][:active] = below
+                # The outermost output adjoint may be carry[0] itself: it was read into `gates` above.
+                torch.mm(gates, self.level_weights[0], out=carry[0][:active].view(rows, -1))
         return gates.view(active, batch, -1)
 
 
