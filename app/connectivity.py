@@ -315,9 +315,8 @@ def connectivity_rows(
                     joined = active
                 if active < rows:  # rows that have not joined yet contribute nothing at this step
                     gates[step - block_start, active:] = 0
-                if active:
-                    above = None if from_above is None else from_above[step - block_start, :active]
-                    gates[step - block_start, :active] = layer.backward_step(step, active, above, buffers[index])
+                above = None if from_above is None else from_above[step - block_start, :active]
+                gates[step - block_start, :active] = layer.backward_step(step, active, above, buffers[index])
             if index > 0:
                 from_above = gates @ layer.input_weight
         projected = projection if method == "gradient" else projection[:, block_start:block_end]
