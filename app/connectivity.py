@@ -111,12 +111,11 @@ class _LSTMLayer:
         input_gate, forget_gate, output_gate = input_gate.sigmoid(), forget_gate.sigmoid(), output_gate.sigmoid()
         candidate = candidate.tanh()
         cell_inputs = input_gate * candidate
-        cells, cell = [], outputs.new_zeros(outputs[:, 0].shape)
+        cells = [outputs.new_zeros(outputs[:, 0].shape)]
         for step in range(outputs.shape[1]):
-            cells.append(cell)
-            cell = torch.addcmul(cell_inputs[:, step], forget_gate[:, step], cell)
-        previous_cells = torch.stack(cells, dim=1)
-        tanh_cells = torch.tanh(forget_gate * previous_cells + input_gate * candidate)
+            cells.append(torch.addcmul(cell_inputs[:, step], forget_gate[:, step], cells[-1]))
+        all_cells = torch.stack(cells, dim=1)  # [B, T + 1, H]: the zero state, then each step's cell
+        previous_cells, tanh_cells = all_cells[:, :-1], torch.tanh(all_cells[:, 1:])
         factors = [
             candidate * input_gate * (1 - input_gate),
             previous_cells * forget_gate * (1 - forget_gate),

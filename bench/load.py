@@ -122,6 +122,10 @@ def wait_until_healthy(server: subprocess.Popen, base_url: str, log: Path) -> li
     raise SystemExit(f"the server did not answer /healthz within {SERVER_START_TIMEOUT_S:.0f} s")
 
 
+# What reading an answer from a closed or garbled connection raises (a status line that is not one: ValueError, IndexError).
+BROKEN_CONNECTION = (OSError, asyncio.IncompleteReadError, ValueError, IndexError)
+
+
 class Connection:
     """One keep-alive HTTP/1.1 connection that speaks just enough HTTP for JSON POSTs.
 
@@ -134,7 +138,7 @@ class Connection:
         self.streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
 
     async def post(self, path: str, body: dict) -> int:
-        """The response's status; the body is read and dropped. Raises OSError or IncompleteReadError on a broken connection."""
+        """The response's status; the body is read and dropped. Raises one of BROKEN_CONNECTION on a broken connection."""
         payload = json.dumps(body).encode()
         head = f"POST {path} HTTP/1.1\r\nHost: {self.host}\r\nContent-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n"
         reused = self.streams is not None
@@ -156,7 +160,7 @@ class Connection:
                     length = int(value)
             await reader.readexactly(length)
             return status
-        except (OSError, asyncio.IncompleteReadError, ValueError, IndexError):
+        except BROKEN_CONNECTION:
             self.close()
             raise
 
@@ -170,7 +174,7 @@ async def timed_post(connection: Connection, stats: Stats, label: str, path: str
     started = time.perf_counter()
     try:
         stats.record(label, started, await asyncio.wait_for(connection.post(path, body), REQUEST_TIMEOUT_S))
-    except (OSError, asyncio.IncompleteReadError, ValueError, IndexError, TimeoutError) as error:
+    except (*BROKEN_CONNECTION, TimeoutError) as error:
         connection.close()
         stats.record(label, started, error)
 
