@@ -12,7 +12,7 @@ from typing import Generic, Literal, TypeVar
 import torch
 from torch import Tensor
 
-from app.connectivity import Method, Recording, connectivity_rows, record
+from models.connectivity import Method, Recording, connectivity_rows, record
 from app.registry import LoadedModel, Registry
 from models.text import encode, normalise
 from models.vocab import SPECIAL_WORDS

@@ -25,7 +25,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from app.connectivity import connectivity_rows, record  # noqa: E402
+from models.connectivity import connectivity_rows, record  # noqa: E402
 from app.engine import InferenceEngine  # noqa: E402
 from app.pool import configure_inference_thread, configure_process  # noqa: E402
 from app.registry import load_registry  # noqa: E402

@@ -21,6 +21,7 @@ from fastapi.testclient import TestClient
 from app.main import create_app
 from app.settings import BUNDLED_CHECKPOINTS, Settings
 from models.checkpoint import save_checkpoint
+from models.memory import buckets_description
 from models.net import AutocompleteNet, ModelConfig
 from models.vocab import SPECIAL_WORDS, Vocabulary
 
@@ -33,6 +34,17 @@ TINY_HIDDEN = 16
 TINY_LAYERS = {"gru": 2, "lstm": 2, "nlstm": 1}
 TINY_NAMES = {"gru": "GRU", "lstm": "LSTM", "nlstm": "Nested LSTM"}
 UNITS = ("gru", "lstm", "nlstm")
+
+
+def tiny_memory(offset: int) -> dict:
+    """A memory profile in the evaluation's format, with made-up shares that sum to 1."""
+    shares = [0.3 - 0.05 * offset, 0.2, 0.15, 0.1, 0.1, 0.05 + 0.05 * offset, 0.05, 0.03, 0.02]
+    profile = {"by_distance": shares, "before_word": 0.25 - 0.05 * offset, "reach_10": sum(shares[5:])}
+    return {
+        "buckets": buckets_description(),
+        "test": {"rows": 2000, **profile, "sample": {"seed": 0, "sequences": 12, "positions": 2000}},
+        "example": {"rows": 198, **profile},
+    }
 
 
 def tiny_metrics(configs: dict[str, ModelConfig], nets: dict[str, AutocompleteNet]) -> dict:
@@ -52,6 +64,7 @@ def tiny_metrics(configs: dict[str, ModelConfig], nets: dict[str, AutocompleteNe
             "test": {"cross_entropy": 3.5 + UNITS.index(unit) / 10, "accuracy": 0.25 - UNITS.index(unit) / 100},
             # The third point has too few words behind it for the accuracy figure to draw it.
             "accuracy_by_letters_known": {"top1": [0.1, 0.2, 0.9], "top2": [0.2, 0.3, 0.9], "top3": [0.3, 0.4, 0.9], "count": [900, 400, 50]},
+            "memory": tiny_memory(UNITS.index(unit)),
             "training_curve": [{"step": 10, "seconds": 1.5, "characters": 1000, "train_loss": 3.6, "valid_loss": None}],
         }
     return {"models": models}

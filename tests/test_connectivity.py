@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from app.connectivity import METHODS, connectivity_rows, record
+from models.connectivity import METHODS, connectivity_rows, record
 from models.checkpoint import load_checkpoint
 from models.net import AutocompleteNet, ModelConfig
 from models.text import encode, normalise

@@ -83,6 +83,13 @@ def command_export(args: argparse.Namespace) -> None:
         print(f"wrote {path}")
 
 
+def command_reference(args: argparse.Namespace) -> None:
+    from training.reference import write_paper_reference
+
+    for path in write_paper_reference(args.paper_data, args.out):
+        print(f"wrote {path}")
+
+
 def command_describe(args: argparse.Namespace) -> None:
     from training.describe import describe
 
@@ -140,6 +147,11 @@ def build_parser() -> argparse.ArgumentParser:
     commands.choices["evaluate"].add_argument("--max-sequences", type=int, help="evaluate on the first N test sequences only")
     commands.choices["evaluate"].add_argument("--device", default="cpu")
     commands.choices["export"].add_argument("--out", type=Path, default=Path("models/checkpoints"))
+
+    reference = commands.add_parser("reference", help="the paper's published connectivity, compact, with its memory profile")
+    reference.add_argument("--paper-data", type=Path, default=Path("../shared/reference/paper-data"))
+    reference.add_argument("--out", type=Path, default=Path("static/data/paper"))
+    reference.set_defaults(run=command_reference)
 
     describe = commands.add_parser("describe", help="parameter counts per part, beside the paper's")
     describe.add_argument("--preset", required=True, choices=list(PRESETS))

@@ -1,0 +1,69 @@
+"""The paper's published connectivity for the example sentence, made servable, and its memory profile.
+
+The paper's repository publishes, per unit, 198 rows of raw connectivity with the
+true word and the top-3 predictions at every position. `write_paper_reference`
+copies them into `static/data/paper/` in a compact form (each row only up to its
+own position, 4 significant digits, which is far below what a colour shows) and
+writes `memory.json`, the paper's profile computed by `models.memory`, the
+function that also profiles our models.
+"""
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from models.memory import buckets_description, text_profile
+from models.text import encode
+
+UNITS = ("gru", "lstm", "nlstm")
+SIGNIFICANT_DIGITS = 4
+PAPER_MODELS = "600 units, text8, two epochs (Madsen 2019)"
+
+
+def compact(value: float) -> float:
+    return float(f"{value:.{SIGNIFICANT_DIGITS}g}")
+
+
+def read_paper_positions(paper_data: Path, unit: str) -> list[dict]:
+    path = paper_data / f"connectivity_{unit}.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist; point --paper-data at the paper's published data")
+    return json.loads(path.read_text())
+
+
+def paper_profile(positions: list[dict]) -> dict:
+    """The memory profile of one unit's published rows (full or compact)."""
+    text = "".join(position["char"] for position in positions)
+    rows = np.zeros((len(positions), len(positions)))
+    for index, position in enumerate(positions):
+        values = position["connectivity"][: index + 1]
+        rows[index, : len(values)] = values
+    return text_profile(rows, np.array(encode(text))).to_dict()
+
+
+def write_paper_reference(paper_data: Path, out: Path) -> list[Path]:
+    """Write `<unit>.json` (compact rows), `memory.json` and the licence into `out`; returns the files."""
+    out.mkdir(parents=True, exist_ok=True)
+    written, profiles = [], {}
+    for unit in UNITS:
+        positions = read_paper_positions(paper_data, unit)
+        rows = [
+            {
+                "char": position["char"],
+                "target": position["target"],
+                "predict": position["predict"],
+                "probability": [compact(value) for value in position["probability"]],
+                "connectivity": [compact(value) for value in position["connectivity"][: index + 1]],
+            }
+            for index, position in enumerate(positions)
+        ]
+        path = out / f"{unit}.json"
+        path.write_text(json.dumps({"models": PAPER_MODELS, "positions": rows}, separators=(",", ":")))
+        profiles[unit] = paper_profile(rows)
+        written.append(path)
+    memory = {"models": PAPER_MODELS, "text": "example sentence", "buckets": buckets_description(), "units": profiles}
+    (out / "memory.json").write_text(json.dumps(memory, indent=1))
+    shutil.copyfile(paper_data / "LICENSE.md", out / "LICENSE.md")
+    return written + [out / "memory.json", out / "LICENSE.md"]
