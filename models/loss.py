@@ -11,30 +11,31 @@ from torch import Tensor
 
 from models.vocab import UNKNOWN
 
-CHUNK_ROWS = 256
+# Rows of logits per chunk: small enough for the CPU's caches; a GPU wants few, large products.
+CHUNK_ROWS = {"cpu": 256, "cuda": 8192}
 
 
 class _LinearCrossEntropy(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, hidden: Tensor, weight: Tensor, bias: Tensor, targets: Tensor, compute_dtype: torch.dtype):
+    def forward(ctx, hidden: Tensor, weight: Tensor, bias: Tensor, targets: Tensor, compute_dtype: torch.dtype, needs_grad: bool):
         rows = hidden.shape[0]
+        chunk_rows = CHUNK_ROWS.get(hidden.device.type, CHUNK_ROWS["cpu"])
         weight_c = weight.to(compute_dtype)
-        needs_grad = ctx.needs_input_grad[0] or ctx.needs_input_grad[1]
         grad_hidden = torch.empty_like(hidden) if needs_grad else None
         grad_weight = torch.zeros_like(weight, dtype=torch.float32) if needs_grad else None
         grad_bias = torch.zeros_like(bias, dtype=torch.float32) if needs_grad else None
         total = hidden.new_zeros((), dtype=torch.float32)
-        for start in range(0, rows, CHUNK_ROWS):
-            chunk = hidden[start : start + CHUNK_ROWS].to(compute_dtype)
-            chunk_targets = targets[start : start + CHUNK_ROWS]
+        for start in range(0, rows, chunk_rows):
+            chunk = hidden[start : start + chunk_rows].to(compute_dtype)
+            chunk_targets = targets[start : start + chunk_rows]
             logits = (chunk @ weight_c.t()).float().add_(bias)
             log_norm = torch.logsumexp(logits, dim=1)
             total += (log_norm - logits.gather(1, chunk_targets[:, None]).squeeze(1)).sum()
             if needs_grad:
                 probabilities = logits.sub_(log_norm[:, None]).exp_()
-                probabilities[torch.arange(len(chunk_targets)), chunk_targets] -= 1.0
+                probabilities[torch.arange(len(chunk_targets), device=chunk_targets.device), chunk_targets] -= 1.0
                 grad_logits = probabilities.to(compute_dtype)
-                grad_hidden[start : start + CHUNK_ROWS] = grad_logits @ weight_c
+                grad_hidden[start : start + chunk_rows] = grad_logits @ weight_c
                 grad_weight += (grad_logits.t() @ chunk).float()
                 grad_bias += probabilities.sum(dim=0)
         mean = total / max(rows, 1)
@@ -45,7 +46,7 @@ class _LinearCrossEntropy(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_output: Tensor):
         grad_hidden, grad_weight, grad_bias = ctx.saved_tensors
-        return grad_hidden * grad_output, (grad_weight * grad_output).to(grad_hidden.dtype), grad_bias * grad_output, None, None
+        return grad_hidden * grad_output, (grad_weight * grad_output).to(grad_hidden.dtype), grad_bias * grad_output, None, None, None
 
 
 def word_loss(hidden: Tensor, targets: Tensor, output: torch.nn.Linear, bf16: bool) -> tuple[Tensor, int]:
@@ -58,5 +59,8 @@ def word_loss(hidden: Tensor, targets: Tensor, output: torch.nn.Linear, bf16: bo
     mask = targets > UNKNOWN
     selected = hidden[mask].float()
     dtype = torch.bfloat16 if bf16 else torch.float32
-    loss = _LinearCrossEntropy.apply(selected, output.weight, output.bias, targets[mask], dtype)
+    # Decided here, not from ctx.needs_input_grad inside the Function, which reads True for the
+    # weights even under no_grad (validation) and would compute gradients nobody uses.
+    needs_grad = torch.is_grad_enabled() and (selected.requires_grad or output.weight.requires_grad)
+    loss = _LinearCrossEntropy.apply(selected, output.weight, output.bias, targets[mask], dtype, needs_grad)
     return loss, int(mask.sum())

@@ -60,18 +60,43 @@ def command_train(args: argparse.Namespace) -> None:
         unit=args.unit, preset=preset, data=data, out=out, bf16=not args.no_bf16, resume=args.resume,
         max_minutes=args.max_minutes, max_chars=args.max_chars, epochs=args.epochs, max_steps=args.max_steps,
         hidden_size=args.hidden_size, eval_every=args.eval_every, eval_sequences=args.eval_sequences,
-        save_minutes=args.save_minutes, compile=args.compile, device=args.device, seed=args.seed,
+        save_minutes=args.save_minutes, compile=args.compile, graph=args.graph, snapshot_chars=args.snapshot_chars,
+        warm_start=None if args.no_warm_start else args.warm_start,
+        device=args.device, seed=args.seed,
     ))
 
 
 def command_evaluate(args: argparse.Namespace) -> None:
-    from training.evaluate import evaluate_run
+    import torch
 
+    from training.evaluate import evaluate_checkpoint, evaluate_run
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
     data = args.data or default_dataset()
-    for unit in args.units:
-        run = (args.runs or RUNS_ROOT / args.preset) / unit
-        result = evaluate_run(run, data, max_sequences=args.max_sequences, device=args.device)
-        print(f"{unit}: test cross-entropy {result['test']['cross_entropy']:.3f}, top-1 accuracy {result['test']['accuracy']:.1%}")
+    if args.checkpoint:
+        out = args.out or args.checkpoint.with_suffix(".json")
+        runs = [(args.checkpoint.stem, lambda: evaluate_checkpoint(args.checkpoint, data, out, args.max_sequences, args.device, args.memory_positions))]
+    else:
+        runs = [
+            (unit, lambda run=(args.runs or RUNS_ROOT / args.preset) / unit: evaluate_run(run, data, args.max_sequences, args.device, args.memory_positions))
+            for unit in args.units
+        ]
+    for name, evaluate in runs:
+        result = evaluate()
+        memory = result["memory"]["test"]
+        print(f"{name}: test cross-entropy {result['test']['cross_entropy']:.3f}, top-1 accuracy {result['test']['accuracy']:.1%}, "
+              f"share before the current word {memory['before_word']:.1%}, reach-10 {memory['reach_10']:.1%}")
+
+
+def command_campaign(args: argparse.Namespace) -> None:
+    from training.campaign import CampaignOptions, run_campaign
+
+    run_campaign(CampaignOptions(
+        preset=args.preset, units=tuple(args.units), data=args.data or default_dataset(),
+        runs=args.runs or RUNS_ROOT / args.preset, out=args.out, device=args.device, max_minutes=args.max_minutes,
+        snapshot_chars=args.snapshot_chars, graph_units=tuple(args.graph_units), memory_positions=args.memory_positions,
+    ))
 
 
 def command_export(args: argparse.Namespace) -> None:
@@ -119,9 +144,16 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--preset", required=True, choices=list(PRESETS))
     train.add_argument("--data", type=Path, help="prepared dataset directory (default: the one under data/)")
     train.add_argument("--out", type=Path, help="run directory (default runs/<preset>/<unit>)")
-    train.add_argument("--resume", action="store_true", help="continue from the run directory's saved state")
+    train.add_argument("--resume", action="store_true",
+                       help="continue from the run directory's saved state; without one, warm-start from --warm-start's shipped weights")
+    train.add_argument("--warm-start", type=Path, default=Path("models/checkpoints"),
+                       help="checkpoint folder whose <unit>.safetensors and metrics.json --resume falls back to")
+    train.add_argument("--no-warm-start", action="store_true", help="with --resume and no saved state, start from scratch")
     train.add_argument("--no-bf16", action="store_true", help="train in float32 instead of bf16 autocast")
     train.add_argument("--compile", action="store_true", help="torch.compile the Nested LSTM step")
+    train.add_argument("--graph", action="store_true", help="on CUDA, replay the recurrent part as CUDA graphs (full-width batches)")
+    train.add_argument("--snapshot-chars", type=character_marks, default=(),
+                       help="comma-separated character counts at which to keep float16 weights, e.g. 20000000,60000000")
     train.add_argument("--max-minutes", type=float, help="stop cleanly (resumable) after this much wall-clock time")
     train.add_argument("--max-chars", type=int, help="override the preset's number of training characters")
     train.add_argument("--max-steps", type=int, help="stop after this many mini-batches in all")
@@ -145,7 +177,11 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--data", type=Path, help="prepared dataset directory (default: the one under data/)")
         sub.set_defaults(run=run)
     commands.choices["evaluate"].add_argument("--max-sequences", type=int, help="evaluate on the first N test sequences only")
-    commands.choices["evaluate"].add_argument("--device", default="cpu")
+    commands.choices["evaluate"].add_argument("--device", default="cpu", help="for the test metrics; the memory profile runs on the CPU")
+    commands.choices["evaluate"].add_argument("--checkpoint", type=Path, help="evaluate this checkpoint file instead of runs")
+    commands.choices["evaluate"].add_argument("--out", type=Path, help="with --checkpoint: the JSON to write (default beside it)")
+    commands.choices["evaluate"].add_argument("--memory-positions", type=int, default=20_000, help="test positions in the memory profile's sample")
+    commands.choices["evaluate"].add_argument("--threads", type=int, help="CPU threads (default: PyTorch's)")
     commands.choices["export"].add_argument("--out", type=Path, default=Path("models/checkpoints"))
 
     reference = commands.add_parser("reference", help="the paper's published connectivity, compact, with its memory profile")
@@ -153,10 +189,34 @@ def build_parser() -> argparse.ArgumentParser:
     reference.add_argument("--out", type=Path, default=Path("static/data/paper"))
     reference.set_defaults(run=command_reference)
 
+    campaign = commands.add_parser("campaign", help="train units side by side on one machine, evaluating snapshots as they come")
+    campaign.add_argument("--preset", default="bundled", choices=list(PRESETS))
+    campaign.add_argument("--units", nargs="+", default=list(UNITS), choices=UNITS)
+    campaign.add_argument("--data", type=Path)
+    campaign.add_argument("--runs", type=Path)
+    campaign.add_argument("--out", type=Path, required=True, help="folder for float16 weights and the archive of logs")
+    campaign.add_argument("--device", default="cuda" if _cuda_available() else "cpu")
+    campaign.add_argument("--max-minutes", type=float, required=True, help="training time of every unit")
+    campaign.add_argument("--snapshot-chars", type=character_marks, default=(20_000_000, 60_000_000, 120_000_000))
+    campaign.add_argument("--graph-units", nargs="*", default=["nlstm"], choices=UNITS, help="units replayed as CUDA graphs")
+    campaign.add_argument("--memory-positions", type=int, default=20_000, help="test positions in each memory profile's sample")
+    campaign.set_defaults(run=command_campaign)
+
     describe = commands.add_parser("describe", help="parameter counts per part, beside the paper's")
     describe.add_argument("--preset", required=True, choices=list(PRESETS))
     describe.set_defaults(run=command_describe)
     return parser
+
+
+def character_marks(text: str) -> tuple[int, ...]:
+    """`20000000,60000000` -> (20000000, 60000000), for argparse."""
+    try:
+        marks = tuple(sorted(int(part) for part in text.split(",") if part))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated whole numbers of characters, got {text!r}") from None
+    if any(mark <= 0 for mark in marks):
+        raise argparse.ArgumentTypeError(f"character marks must be positive, got {text!r}")
+    return marks
 
 
 def _cuda_available() -> bool:

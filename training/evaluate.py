@@ -9,17 +9,24 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from models.checkpoint import load_checkpoint
+from models.connectivity import connectivity_rows, record
+from models.memory import buckets_description, concatenate, row_shares, summarise, word_starts
 from models.net import AutocompleteNet
-from models.text import SPACE
-from models.vocab import UNKNOWN
+from models.text import SPACE, encode, normalise
+from models.vocab import UNKNOWN, Vocabulary
 from training.dataset import Dataset
 from training.train import FINAL_FILE, batch_tensors
 
 MAX_LETTERS_KNOWN = 21
 TOP_K = 3
 EVALUATION_FILE = "evaluation.json"
+MEMORY_POSITIONS = 20_000
+MEMORY_SEED = 0
+# The article's example sentence, the one the paper published connectivity for.
+PAPER_FILE = Path(__file__).resolve().parents[1] / "static" / "data" / "paper.json"
 
 
 def letters_known(chars: torch.Tensor) -> torch.Tensor:
@@ -31,9 +38,11 @@ def letters_known(chars: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def evaluate(net: AutocompleteNet, chars: np.ndarray, targets: np.ndarray, max_sequences: int | None = None,
-             batch_size: int = 32, device: str = "cpu") -> dict:
+             batch_size: int | None = None, device: str = "cpu") -> dict:
     """Cross-entropy, top-1 accuracy and top-1/2/3 accuracy by letters known, over real-word positions."""
     net.eval().to(device)
+    # A GPU holds the logits of many sequences at once (256 x 200 x 16,386 floats: 3.4 GB).
+    batch_size = batch_size or (32 if device == "cpu" else 256)
     count = min(len(chars), max_sequences or len(chars))
     hits = np.zeros((TOP_K, MAX_LETTERS_KNOWN + 1))
     totals = np.zeros(MAX_LETTERS_KNOWN + 1)
@@ -65,12 +74,65 @@ def evaluate(net: AutocompleteNet, chars: np.ndarray, targets: np.ndarray, max_s
     }
 
 
-def evaluate_run(run: Path, data: Path, max_sequences: int | None = None, device: str = "cpu") -> dict:
+def example_text() -> str:
+    return json.loads(PAPER_FILE.read_text())["connectivity"]["example_text"]
+
+
+def text_targets(text: str, vocabulary: Vocabulary) -> tuple[np.ndarray, np.ndarray]:
+    """Char ids of normalised `text` and each position's true target word id (the word it belongs to)."""
+    chars = np.array(encode(normalise(text)))
+    words = normalise(text).split(" ")[1:]
+    lengths = [len(word) + 1 for word in words]
+    return chars, np.repeat([vocabulary.id(word) for word in words], lengths)
+
+
+def memory_sample(chars: np.ndarray, targets: np.ndarray, positions: int, seed: int) -> np.ndarray:
+    """Test sequences in a seeded order, as many as it takes to hold `positions` real-word positions."""
+    order = np.random.default_rng(seed).permutation(len(chars))
+    real_words = np.cumsum((targets[order] > UNKNOWN).sum(axis=1))
+    return order[: int(np.searchsorted(real_words, positions)) + 1]
+
+
+@torch.inference_mode()
+def sequence_shares(net: AutocompleteNet, chars: np.ndarray, targets: np.ndarray, real_words_only: bool) -> dict:
+    """Per-row memory shares of one sequence: full-matrix connectivity (the paper's gradient²) for its true targets."""
+    length = int(np.count_nonzero(chars))
+    chars, targets = np.asarray(chars[:length], dtype=np.int64), np.asarray(targets[:length], dtype=np.int64)
+    positions = np.flatnonzero(targets > UNKNOWN) if real_words_only else np.arange(length)
+    recording = record(net, torch.from_numpy(chars), "gradient")
+    rows = connectivity_rows(net, recording, positions.tolist(), targets[positions].tolist(), "gradient").values
+    return row_shares(rows.numpy(), positions, word_starts(chars)[positions])
+
+
+def memory_profile(net: AutocompleteNet, chars: np.ndarray, targets: np.ndarray, vocabulary: Vocabulary,
+                   positions: int = MEMORY_POSITIONS, seed: int = MEMORY_SEED) -> dict:
+    """How far back the model looks: over a seeded sample of test positions, and on the paper's example sentence."""
+    net = net.eval().cpu()  # the connectivity sweep is written for the CPU
+    sample = memory_sample(chars, targets, positions, seed)
+    parts = [sequence_shares(net, chars[row], targets[row], real_words_only=True) for row in tqdm(sample, desc="memory", unit="seq")]
+    test = summarise(concatenate(parts)).to_dict()
+    test["sample"] = {"split": "test", "seed": seed, "sequences": len(sample), "positions": test["rows"], "targets": "real words"}
+    example_chars, example_targets = text_targets(example_text(), vocabulary)
+    example = summarise(sequence_shares(net, example_chars, example_targets, real_words_only=False)).to_dict()
+    return {"method": "gradient", "buckets": buckets_description(), "test": test, "example": example}
+
+
+def evaluate_checkpoint(path: Path, data: Path, out: Path, max_sequences: int | None = None, device: str = "cpu",
+                        memory_positions: int = MEMORY_POSITIONS) -> dict:
+    """Test metrics and memory profile of one checkpoint, written as JSON to `out`."""
+    dataset = Dataset.open(data)
+    chars, targets = dataset.split("test")
+    net = load_checkpoint(path)
+    result = evaluate(net, chars, targets, max_sequences, device=device)
+    result["memory"] = memory_profile(net, chars, targets, dataset.vocabulary, memory_positions)
+    out.write_text(json.dumps(result, indent=2))
+    return result
+
+
+def evaluate_run(run: Path, data: Path, max_sequences: int | None = None, device: str = "cpu",
+                 memory_positions: int = MEMORY_POSITIONS) -> dict:
     """Evaluate a finished run's model on the test split; writes `<run>/evaluation.json`."""
     final = run / FINAL_FILE
     if not final.is_file():
         raise FileNotFoundError(f"{final} does not exist; finish training first (python -m training train ... --resume)")
-    chars, targets = Dataset.open(data).split("test")
-    result = evaluate(load_checkpoint(final), chars, targets, max_sequences, device=device)
-    (run / EVALUATION_FILE).write_text(json.dumps(result, indent=2))
-    return result
+    return evaluate_checkpoint(final, data, run / EVALUATION_FILE, max_sequences, device, memory_positions)

@@ -6,6 +6,7 @@ CUDA); the global batch stays the preset's, split across processes.
 
 import csv
 import hashlib
+import json
 import math
 import os
 import signal
@@ -18,13 +19,16 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
-from models.checkpoint import save_checkpoint
+from models.checkpoint import load_checkpoint, save_checkpoint
+from models.loss import word_loss
 from models.net import AutocompleteNet, Preset, autocast
-from training.dataset import Dataset
+from training.dataset import SEQUENCE_LENGTH, Dataset
 
 STATE_FILE = "state.pt"
 LOG_FILE = "log.csv"
 FINAL_FILE = "model.safetensors"
+SNAPSHOT_DIR = "snapshots"
+WARM_START_DIR = Path("models/checkpoints")
 LOG_FIELDS = ["step", "seconds", "characters", "train_loss", "valid_loss"]
 
 
@@ -45,6 +49,9 @@ class TrainOptions:
     eval_sequences: int = 256
     save_minutes: float = 5.0
     compile: bool = False
+    graph: bool = False
+    snapshot_chars: tuple[int, ...] = ()
+    warm_start: Path | None = WARM_START_DIR
     device: str = "cpu"
     seed: int = 0
 
@@ -61,13 +68,47 @@ class StopRequest:
         self.requested = True
 
 
-def batch_tensors(chars: np.ndarray, targets: np.ndarray, rows: np.ndarray, device: torch.device):
-    """Char ids and targets of the given sequences, as int64 tensors, trimmed to the longest one."""
+def batch_tensors(chars: np.ndarray, targets: np.ndarray, rows: np.ndarray, device: torch.device, full_width: bool = False):
+    """Char ids and targets of the given sequences, as int64 tensors, trimmed to the longest one.
+
+    `full_width` keeps all 200 columns instead, for code captured as a CUDA graph, whose shapes are fixed.
+    """
     rows = np.sort(rows)
     x = torch.from_numpy(chars[rows].astype(np.int64))
     y = torch.from_numpy(targets[rows].astype(np.int64))
-    width = int((x != 0).sum(dim=1).max())
+    width = SEQUENCE_LENGTH if full_width else int((x != 0).sum(dim=1).max())
     return x[:, :width].to(device), y[:, :width].to(device)
+
+
+class _Features(torch.nn.Module):
+    """The unit's output sequence alone: the part of a step that CUDA graph capture replays."""
+
+    def __init__(self, rnn: torch.nn.Module) -> None:
+        super().__init__()
+        self.rnn = rnn
+
+    def forward(self, embedded: torch.Tensor) -> torch.Tensor:
+        return self.rnn(embedded)[0]
+
+
+def graphed_features(net: AutocompleteNet, batch_size: int, device: torch.device):
+    """The recurrent part of `net` captured as CUDA graphs (forward and backward) for [batch, 200] inputs.
+
+    The Nested LSTM runs ~60 small kernels per character; launched one by one from Python they,
+    not the GPU, set the pace. Replaying the whole sequence as one graph removes that overhead.
+    Must be called (and used) under the same autocast setting, with autocast's cache disabled.
+    """
+    sample = torch.zeros(batch_size, SEQUENCE_LENGTH, net.config.hidden_size, device=device, requires_grad=True)
+    return torch.cuda.make_graphed_callables(_Features(net.rnn), (sample,))
+
+
+def warm_start_metadata(directory: Path, unit: str) -> dict | None:
+    """Characters and steps behind the shipped checkpoint of `unit`, from its metrics.json, if any."""
+    try:
+        metrics = json.loads((directory / "metrics.json").read_text())["models"][unit]
+    except (OSError, KeyError, ValueError):
+        return None
+    return {"characters": metrics["characters_seen"], "step": metrics["steps"], "seconds": metrics["training_seconds"]}
 
 
 @torch.no_grad()
@@ -124,20 +165,32 @@ def train(options: TrainOptions) -> Path:
     if options.compile and config.unit == "nlstm":
         net.rnn.compiled = True
     optimizer = torch.optim.Adam(net.parameters())
-    progress_state = {"step": 0, "characters": 0, "seconds": 0.0, "curve": [], "done": False}
+    progress_state = {"step": 0, "characters": 0, "seconds": 0.0, "curve": [], "done": False, "snapshots": []}
 
     out = options.out
     state_path = out / STATE_FILE
     if state_path.exists() and not options.resume:
         raise ValueError(f"{state_path} exists; pass --resume to continue it, or choose another --out")
     if options.resume and state_path.exists():
-        saved = torch.load(state_path, map_location=device, weights_only=True)
+        # Loaded onto the CPU: load_state_dict moves weights and moments to the device, and the RNG state must stay a CPU tensor.
+        saved = torch.load(state_path, map_location="cpu", weights_only=True)
         if saved["config"] != config.to_dict() or saved["preset"] != options.preset.name:
             raise ValueError(f"{state_path} was trained with {saved['config']} ({saved['preset']}), not {config.to_dict()}")
         net.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         torch.set_rng_state(saved["rng"])
-        progress_state = saved["progress"]
+        progress_state = {"snapshots": [], **saved["progress"]}
+    elif options.resume and options.warm_start and (options.warm_start / f"{options.unit}.safetensors").is_file():
+        shipped = options.warm_start / f"{options.unit}.safetensors"
+        warm = load_checkpoint(shipped)
+        recorded = warm_start_metadata(options.warm_start, options.unit)
+        if warm.config != config or recorded is None:
+            raise ValueError(f"{shipped} ({warm.config.to_dict()}) cannot continue a {config.to_dict()} run of this preset")
+        net.load_state_dict(warm.state_dict())
+        progress_state.update(recorded)
+        if rank == 0:
+            print(f"{state_path} does not exist: warm-starting from {shipped} ({recorded['characters']:,} characters seen) "
+                  "with fresh optimizer moments; the data order continues from its step")
         if progress_state["done"]:
             if rank == 0:
                 print(f"{out} is already trained ({progress_state['step']} steps); nothing to do")
@@ -161,11 +214,23 @@ def train(options: TrainOptions) -> Path:
             writer.writerows(progress_state["curve"])
         os.replace(out / (LOG_FILE + ".tmp"), out / LOG_FILE)
         if done:
-            metadata = {
-                "preset": options.preset.name, "corpus": dataset.info["corpus"], "steps": progress_state["step"],
-                "characters_seen": progress_state["characters"], "training_seconds": round(progress_state["seconds"], 1),
-            }
-            save_checkpoint(net, out / FINAL_FILE, metadata=metadata)
+            save_checkpoint(net, out / FINAL_FILE, metadata=trained_metadata())
+
+    def trained_metadata() -> dict:
+        return {
+            "preset": options.preset.name, "corpus": dataset.info["corpus"], "steps": progress_state["step"],
+            "characters_seen": progress_state["characters"], "training_seconds": round(progress_state["seconds"], 1),
+        }
+
+    def save_snapshot() -> None:
+        """Weights as they are on first passing a `snapshot_chars` mark, for the history of a long run."""
+        passed = [mark for mark in options.snapshot_chars if mark <= progress_state["characters"]]
+        if rank != 0 or not passed or max(passed) in progress_state["snapshots"]:
+            return
+        progress_state["snapshots"].append(max(passed))
+        progress_state["seconds"] = seconds_before + time.time() - began
+        path = out / SNAPSHOT_DIR / f"chars-{max(passed)}.safetensors"
+        save_checkpoint(net, path, dtype=torch.float16, metadata=trained_metadata())
 
     def log_row() -> None:
         nonlocal window_loss, window_count
@@ -186,11 +251,21 @@ def train(options: TrainOptions) -> Path:
     bar = tqdm(total=total_chars, initial=progress_state["characters"], unit="char", unit_scale=True,
                disable=rank != 0, desc=f"{options.unit} ({options.preset.name})")
     model.train()
+    features = None
+    if options.graph and device.type == "cuda":
+        # Captured once, under the autocast setting every step then uses (its weight cache must be off).
+        try:
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=options.bf16, cache_enabled=False):
+                features = graphed_features(net, batch_size, device)
+        except RuntimeError as error:
+            print(f"CUDA graph capture failed ({error}); training without graphs", flush=True)
+    order_epoch, order = None, None
     while True:
         step = progress_state["step"]
         finished = step >= max_steps or progress_state["characters"] >= max_chars
         out_of_time = options.max_minutes is not None and time.time() - began >= options.max_minutes * 60
-        halt = torch.tensor([finished, stop.requested or out_of_time], dtype=torch.int32)
+        # On the process's device: nccl reduces only CUDA tensors.
+        halt = torch.tensor([finished, stop.requested or out_of_time], dtype=torch.int32, device=device)
         if distributed:
             dist.all_reduce(halt, op=dist.ReduceOp.MAX)
         if halt.any():
@@ -200,11 +275,16 @@ def train(options: TrainOptions) -> Path:
             save(done=bool(halt[0]))
             break
         epoch, position = divmod(step, batches_per_epoch)
-        order = np.random.default_rng(options.seed + epoch).permutation(len(train_chars))
+        if epoch != order_epoch:
+            order_epoch, order = epoch, np.random.default_rng(options.seed + epoch).permutation(len(train_chars))
         rows = order[position * batch_size : (position + 1) * batch_size]
-        x, y = batch_tensors(train_chars, train_targets, rows[rank::world], device)
-        with autocast(device.type, options.bf16):
-            loss, positions = model(x, targets=y)
+        x, y = batch_tensors(train_chars, train_targets, rows[rank::world], device, full_width=features is not None)
+        if features is None:
+            with autocast(device.type, options.bf16):
+                loss, positions = model(x, targets=y)
+        else:
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=options.bf16, cache_enabled=False):
+                loss, positions = word_loss(features(net.embedding(x)), y, net.output, bf16=options.bf16)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -217,6 +297,7 @@ def train(options: TrainOptions) -> Path:
         window_count += positions
         bar.update(batch_chars)
         bar.set_postfix(loss=f"{batch_loss:.3f}")
+        save_snapshot()
         if progress_state["step"] % options.eval_every == 0 and rank == 0:
             progress_state["seconds"] = seconds_before + time.time() - began
             log_row()
