@@ -108,8 +108,8 @@ BUNDLED = Preset(
     depth=2,
     vocabulary_size=2**14,
     batch_size=64,
-    epochs=1,
-    max_train_chars=20_000_000,
+    epochs=2,
+    max_train_chars=None,
     description=(
         "Sized for a 2-core CPU. The output layer (H x 16,386) costs most of every step, so the "
         "paper's vocabulary, batch size, optimizer and layer counts are kept and only the width "

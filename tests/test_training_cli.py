@@ -6,6 +6,7 @@ import re
 import shutil
 import signal
 import subprocess
+import tarfile
 import sys
 import time
 from pathlib import Path
@@ -146,3 +147,44 @@ def test_describe_paper_matches_the_papers_counts():
     assert re.search(r"nlstm\s+recurrent\s+5,764,800\s+5,764,800\s+matches", result.stdout)
     assert result.stdout.count("embedding       16,200      16,200  matches") == 3
     assert "+3,600 (+1,800 per layer)" in result.stdout and "two bias vectors" in result.stdout
+
+
+def test_snapshots_and_warm_start_from_shipped_weights(tiny_data, tmp_path):
+    first = tmp_path / "first"
+    cli("train", "--unit", "gru", *TINY, "--data", str(tiny_data), "--out", str(first), "--max-steps", "30",
+        "--snapshot-chars", "30000,60000")
+    snapshots = sorted((first / "snapshots").glob("*.safetensors"))
+    assert [path.name for path in snapshots] == ["chars-30000.safetensors", "chars-60000.safetensors"]
+    seen = [json.loads(read_metadata(path)["characters_seen"]) for path in snapshots]
+    assert 30000 <= seen[0] < 60000 <= seen[1]
+    assert load_checkpoint(snapshots[0]).config.hidden_size == 16
+
+    shipped = tmp_path / "shipped"
+    shipped.mkdir()
+    shutil.copyfile(first / "model.safetensors", shipped / "gru.safetensors")
+    trained = {key: json.loads(read_metadata(first / "model.safetensors")[key]) for key in ("steps", "characters_seen", "training_seconds")}
+    missing = cli("train", "--unit", "gru", *TINY, "--data", str(tiny_data), "--out", str(tmp_path / "refused"),
+                  "--max-steps", "40", "--resume", "--warm-start", str(shipped), check=False)
+    assert missing.returncode == 2 and "cannot continue" in missing.stderr
+    (shipped / "metrics.json").write_text(json.dumps({"models": {"gru": trained}}))
+    result = cli("train", "--unit", "gru", *TINY, "--data", str(tiny_data), "--out", str(tmp_path / "warm"),
+                 "--max-steps", "40", "--resume", "--warm-start", str(shipped))
+    assert "warm-starting from" in result.stdout and "fresh optimizer moments" in result.stdout
+    progress = torch.load(tmp_path / "warm" / "state.pt", weights_only=True)["progress"]
+    assert progress["step"] == 40 and progress["characters"] > trained["characters_seen"]
+
+
+def test_campaign_trains_evaluates_and_packs(tiny_data, tmp_path):
+    out = tmp_path / "out"
+    result = cli("campaign", "--units", "gru", "--data", str(tiny_data), "--runs", str(tmp_path / "runs"), "--out", str(out),
+                 "--device", "cpu", "--max-minutes", "0.05", "--snapshot-chars", "1", "--graph-units", "--memory-positions", "300")
+    assert "campaign done" in result.stdout
+    assert sorted(path.name for path in out.iterdir()) == ["campaign.tar.gz", "gru.safetensors"]
+    metadata = read_metadata(out / "gru.safetensors")
+    assert json.loads(metadata["characters_seen"]) > 0 and json.loads(metadata["done"]) is False
+    with tarfile.open(out / "campaign.tar.gz") as archive:
+        names = archive.getnames()
+        evaluation = json.load(archive.extractfile("gru/final-evaluation.json"))
+    assert {"gru/log.csv", "gru/snapshots/chars-1.json"} <= set(names)
+    assert evaluation["memory"]["test"]["rows"] >= 300
+    assert sum(evaluation["memory"]["example"]["by_distance"]) == pytest.approx(1.0)

@@ -11,7 +11,7 @@ from models.checkpoint import load_checkpoint, read_metadata, save_checkpoint
 from models.vocab import UNKNOWN
 from training.dataset import Dataset
 from training.evaluate import EVALUATION_FILE
-from training.train import FINAL_FILE, LOG_FILE, batch_tensors
+from training.train import FINAL_FILE, LOG_FILE, SNAPSHOT_DIR, batch_tensors
 
 UNIT_NAMES = {"gru": "GRU", "lstm": "LSTM", "nlstm": "Nested LSTM"}
 STORAGE_DTYPE = torch.float16
@@ -36,6 +36,35 @@ def read_curve(path: Path) -> list[dict]:
             }
             for row in csv.DictReader(file)
         ]
+
+
+def history_point(characters: int, evaluation: dict) -> dict:
+    """One row of a model's history: test metrics and memory after `characters` training characters."""
+    by_known = evaluation["accuracy_by_letters_known"]
+    counts = np.array(by_known["count"])
+    top3 = np.array([value or 0.0 for value in by_known["top3"]])
+    memory = evaluation["memory"]
+    return {
+        "characters": characters,
+        "test_sequences": evaluation["test"]["sequences"],
+        "cross_entropy": evaluation["test"]["cross_entropy"],
+        "accuracy": evaluation["test"]["accuracy"],
+        "top3_accuracy": float((top3 * counts).sum() / max(counts.sum(), 1)),
+        "before_word": memory["test"]["before_word"],
+        "reach_10": memory["test"]["reach_10"],
+        "example_before_word": memory["example"]["before_word"],
+        "example_reach_10": memory["example"]["reach_10"],
+    }
+
+
+def read_history(run: Path, characters_seen: int, evaluation: dict) -> list[dict]:
+    """Snapshot evaluations (`snapshots/chars-N.json`, N the mark passed) and the final model's, by characters seen."""
+    points = [
+        history_point(int(path.stem.removeprefix("chars-")), json.loads(path.read_text()))
+        for path in (run / SNAPSHOT_DIR).glob("chars-*.json")
+    ]
+    points = [point for point in points if point["characters"] < characters_seen]
+    return sorted(points, key=lambda point: point["characters"]) + [history_point(characters_seen, evaluation)]
 
 
 def export_runs(runs: Path, data: Path, out: Path, units: list[str], preset: str) -> list[Path]:
@@ -67,9 +96,11 @@ def export_runs(runs: Path, data: Path, out: Path, units: list[str], preset: str
             "corpus": trained["corpus"],
             "characters_seen": trained["characters_seen"],
             "training_seconds": trained["training_seconds"],
+            "trained_on": trained.get("trained_on", "CPU"),
             "steps": trained["steps"],
             "storage": {"dtype": str(STORAGE_DTYPE).removeprefix("torch."), "top1_changed": changed},
             **evaluation,
+            "history": read_history(run, trained["characters_seen"], evaluation),
             "training_curve": read_curve(run / LOG_FILE),
         }
         written.append(target)

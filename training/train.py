@@ -191,7 +191,7 @@ def train(options: TrainOptions) -> Path:
         if rank == 0:
             print(f"{state_path} does not exist: warm-starting from {shipped} ({recorded['characters']:,} characters seen) "
                   "with fresh optimizer moments; the data order continues from its step")
-        if progress_state["done"]:
+        if progress_state["done"] and (progress_state["step"] >= max_steps or progress_state["characters"] >= max_chars):
             if rank == 0:
                 print(f"{out} is already trained ({progress_state['step']} steps); nothing to do")
             return out
@@ -220,6 +220,7 @@ def train(options: TrainOptions) -> Path:
         return {
             "preset": options.preset.name, "corpus": dataset.info["corpus"], "steps": progress_state["step"],
             "characters_seen": progress_state["characters"], "training_seconds": round(progress_state["seconds"], 1),
+            "trained_on": torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU",
         }
 
     def save_snapshot() -> None:
