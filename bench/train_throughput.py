@@ -1,10 +1,13 @@
-"""Training throughput of the bundled preset on this machine: characters/s of bare steps.
+"""Training throughput of the bundled preset on this machine: characters/s of bare steps, old step beside new.
 
-For each unit: float32, bf16 autocast, and (Nested LSTM) bf16 with the torch.compile'd
-step. A step is a full forward, fused loss, backward and Adam update on a batch
-of 64 random 200-character sequences, the shapes training sees.
+For each unit, in one run: the exact step (fused full-softmax loss) in float32 and in bf16
+autocast, and the new step (the sampled loss, `--sampled-words K`, over the batch's own
+words plus K log-uniform draws) in bf16 for each K asked for. A step is a full forward,
+loss, backward and Adam update on a batch of 64 sequences of the training split when a
+prepared dataset is given (the real mix of words decides how many candidates there are),
+else on random ones.
 
-    python bench/train_throughput.py [--preset bundled] [--steps 4] [--threads N]
+    python bench/train_throughput.py [--data data/wiki100m] [--sampled 1024 2048] [--steps 4] [--threads N]
 """
 
 import argparse
@@ -12,52 +15,74 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from models.loss import sampled_word_loss  # noqa: E402
 from models.net import AutocompleteNet, autocast, get_preset  # noqa: E402
 from models.units import UNITS  # noqa: E402
+from training.dataset import Dataset  # noqa: E402
+from training.train import batch_tensors  # noqa: E402
 
 
-def chars_per_second(unit: str, preset_name: str, bf16: bool, compiled: bool, steps: int) -> float:
+def batches(data: Path | None, batch_size: int, count: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """`count` training batches: consecutive rows of the training split, or random sequences without data."""
+    if data is None:
+        generator = torch.Generator().manual_seed(0)
+        return [(torch.randint(1, 28, (batch_size, 200), generator=generator),
+                 torch.randint(2, 2**14 + 2, (batch_size, 200), generator=generator)) for _ in range(count)]
+    chars, targets = Dataset.open(data).split("train")
+    return [batch_tensors(chars, targets, np.arange(index * batch_size, (index + 1) * batch_size), torch.device("cpu"))
+            for index in range(count)]
+
+
+def chars_per_second(unit: str, preset_name: str, bf16: bool, sampled: int, steps: int, data: list) -> float:
     preset = get_preset(preset_name)
     torch.manual_seed(0)
     net = AutocompleteNet(preset.model_config(unit))
-    if compiled:
-        net.rnn.compiled = True
     optimizer = torch.optim.Adam(net.parameters())
-    chars = torch.randint(1, 28, (preset.batch_size, 200))
-    targets = torch.randint(2, net.config.num_words, (preset.batch_size, 200))
+    characters = 0
     for step in range(steps + 2):
-        if step == 2:  # two warm-up steps: allocator, oneDNN primitives, compilation
+        if step == 2:  # two warm-up steps: allocator, oneDNN primitives
             began = time.perf_counter()
+        chars, targets = data[step % len(data)]
         with autocast("cpu", bf16):
-            loss, _ = net(chars, targets=targets)
+            if sampled:
+                loss, _ = sampled_word_loss(net.rnn(net.embedding(chars))[0], targets, net.output, sampled)
+            else:
+                loss, _ = net(chars, targets=targets)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-    return chars.numel() * steps / (time.perf_counter() - began)
+        if step >= 2:
+            characters += int((chars != 0).sum())
+    return characters / (time.perf_counter() - began)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", default="bundled")
+    parser.add_argument("--data", type=Path, help="prepared dataset for real batches (default: random sequences)")
+    parser.add_argument("--sampled", type=int, nargs="*", default=[1024, 2048], help="K values of the new step")
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    print(f"preset {args.preset}, torch {torch.__version__}, {args.threads} threads, {args.steps} timed steps")
-    print(f"{'unit':<6} {'fp32':>10} {'bf16':>10} {'bf16/fp32':>10} {'bf16+compile':>13}")
-    results = {}
+    data = batches(args.data, get_preset(args.preset).batch_size, args.steps + 2)
+    print(f"preset {args.preset}, torch {torch.__version__}, {args.threads} threads, {args.steps} timed steps, "
+          f"{'training split' if args.data else 'random'} batches")
+    sampled_titles = "".join(f" {f'sampled K={k}':>15} {'speed-up':>8}" for k in args.sampled)
+    print(f"{'unit':<6} {'exact fp32':>10} {'exact bf16':>10}{sampled_titles}   (characters/s)")
     for unit in UNITS:
-        fp32 = chars_per_second(unit, args.preset, bf16=False, compiled=False, steps=args.steps)
-        bf16 = chars_per_second(unit, args.preset, bf16=True, compiled=False, steps=args.steps)
-        compiled = chars_per_second(unit, args.preset, True, True, args.steps) if unit == "nlstm" else None
-        results[unit] = bf16
-        compiled_text = f"{compiled:>13,.0f}" if compiled else f"{'-':>13}"
-        print(f"{unit:<6} {fp32:>10,.0f} {bf16:>10,.0f} {bf16 / fp32:>9.2f}x {compiled_text}", flush=True)
-    print(f"Nested LSTM / GRU throughput in bf16: {results['nlstm'] / results['gru']:.2f}")
+        fp32 = chars_per_second(unit, args.preset, False, 0, args.steps, data)
+        exact = chars_per_second(unit, args.preset, True, 0, args.steps, data)
+        row = f"{unit:<6} {fp32:>10,.0f} {exact:>10,.0f}"
+        for draws in args.sampled:
+            sampled = chars_per_second(unit, args.preset, True, draws, args.steps, data)
+            row += f" {sampled:>15,.0f} {sampled / exact:>7.2f}x"
+        print(row, flush=True)
 
 
 if __name__ == "__main__":

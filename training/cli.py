@@ -61,6 +61,7 @@ def command_train(args: argparse.Namespace) -> None:
         max_minutes=args.max_minutes, max_chars=args.max_chars, epochs=args.epochs, max_steps=args.max_steps,
         hidden_size=args.hidden_size, eval_every=args.eval_every, eval_sequences=args.eval_sequences,
         save_minutes=args.save_minutes, compile=args.compile, graph=args.graph, snapshot_chars=args.snapshot_chars,
+        sampled_words=args.sampled_words,
         warm_start=None if args.no_warm_start else args.warm_start,
         device=args.device, seed=args.seed,
     ))
@@ -151,6 +152,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--no-warm-start", action="store_true", help="with --resume and no saved state, start from scratch")
     train.add_argument("--no-bf16", action="store_true", help="train in float32 instead of bf16 autocast")
     train.add_argument("--compile", action="store_true", help="torch.compile the Nested LSTM step")
+    train.add_argument("--sampled-words", type=int, default=0, metavar="K",
+                       help="train the output layer on the batch's words plus K log-uniform draws (0: the exact softmax)")
     train.add_argument("--graph", action="store_true", help="on CUDA, replay the recurrent part as CUDA graphs (full-width batches)")
     train.add_argument("--snapshot-chars", type=character_marks, default=(),
                        help="comma-separated character counts at which to keep float16 weights, e.g. 20000000,60000000")

@@ -20,7 +20,7 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 from models.checkpoint import load_checkpoint, save_checkpoint
-from models.loss import word_loss
+from models.loss import sampled_word_loss, word_loss
 from models.net import AutocompleteNet, Preset, autocast
 from training.dataset import SEQUENCE_LENGTH, Dataset
 
@@ -50,6 +50,7 @@ class TrainOptions:
     save_minutes: float = 5.0
     compile: bool = False
     graph: bool = False
+    sampled_words: int = 0
     snapshot_chars: tuple[int, ...] = ()
     warm_start: Path | None = WARM_START_DIR
     device: str = "cpu"
@@ -151,6 +152,10 @@ def train(options: TrainOptions) -> Path:
     if options.hidden_size:
         config = replace(config, hidden_size=options.hidden_size)
     batch_size = options.preset.batch_size
+    if options.sampled_words < 0:
+        raise ValueError(f"--sampled-words must be 0 (exact) or a positive number of draws, not {options.sampled_words}")
+    if distributed and options.sampled_words:
+        raise ValueError("--sampled-words trains one process only; drop it under torchrun")
     if batch_size % world:
         raise ValueError(f"batch size {batch_size} does not split over {world} processes")
     batches_per_epoch = len(train_chars) // batch_size
@@ -280,7 +285,10 @@ def train(options: TrainOptions) -> Path:
             order_epoch, order = epoch, np.random.default_rng(options.seed + epoch).permutation(len(train_chars))
         rows = order[position * batch_size : (position + 1) * batch_size]
         x, y = batch_tensors(train_chars, train_targets, rows[rank::world], device, full_width=features is not None)
-        if features is None:
+        if options.sampled_words:
+            with autocast(device.type, options.bf16):
+                loss, positions = sampled_word_loss(net.rnn(net.embedding(x))[0], y, net.output, options.sampled_words)
+        elif features is None:
             with autocast(device.type, options.bf16):
                 loss, positions = model(x, targets=y)
         else:
