@@ -111,9 +111,9 @@ BUNDLED = Preset(
     epochs=2,
     max_train_chars=None,
     description=(
-        "Sized for a 2-core CPU. The output layer (H x 16,386) costs most of every step, so the "
-        "paper's vocabulary, batch size, optimizer and layer counts are kept and only the width "
-        "shrinks to 256; every unit sees the same 20 M training characters."
+        "Sized to serve on a CPU. The output layer (H x 16,386) costs most of every step, so the "
+        "paper's vocabulary, batch size, optimizer, layer counts and two epochs are kept and only "
+        "the width shrinks to 256."
     ),
 )
 
