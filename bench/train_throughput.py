@@ -21,7 +21,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from models.loss import sampled_word_loss  # noqa: E402
-from models.net import AutocompleteNet, autocast, get_preset  # noqa: E402
+from models.net import AutocompleteNet, autocast, cpu_bf16_supported, get_preset  # noqa: E402
 from models.units import UNITS  # noqa: E402
 from training.dataset import Dataset  # noqa: E402
 from training.train import batch_tensors  # noqa: E402
@@ -71,16 +71,19 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     data = batches(args.data, get_preset(args.preset).batch_size, args.steps + 2)
+    bf16 = cpu_bf16_supported()
+    if not bf16:
+        print("this CPU has no bf16 kernels for recurrent units: the bf16 columns below run in float32")
     print(f"preset {args.preset}, torch {torch.__version__}, {args.threads} threads, {args.steps} timed steps, "
           f"{'training split' if args.data else 'random'} batches")
     sampled_titles = "".join(f" {f'sampled K={k}':>15} {'speed-up':>8}" for k in args.sampled)
     print(f"{'unit':<6} {'exact fp32':>10} {'exact bf16':>10}{sampled_titles}   (characters/s)")
     for unit in UNITS:
         fp32 = chars_per_second(unit, args.preset, False, 0, args.steps, data)
-        exact = chars_per_second(unit, args.preset, True, 0, args.steps, data)
+        exact = chars_per_second(unit, args.preset, bf16, 0, args.steps, data)
         row = f"{unit:<6} {fp32:>10,.0f} {exact:>10,.0f}"
         for draws in args.sampled:
-            sampled = chars_per_second(unit, args.preset, True, draws, args.steps, data)
+            sampled = chars_per_second(unit, args.preset, bf16, draws, args.steps, data)
             row += f" {sampled:>15,.0f} {sampled / exact:>7.2f}x"
         print(row, flush=True)
 

@@ -3,6 +3,7 @@
 Embedding(28 -> H) -> recurrent unit -> Linear(H -> words), as in the paper.
 """
 
+import functools
 from dataclasses import asdict, dataclass
 
 import torch
@@ -127,5 +128,21 @@ def get_preset(name: str) -> Preset:
 
 
 def autocast(device_type: str, enabled: bool):
-    """bf16 autocast, the fast path on both this CPU and CUDA."""
+    """bf16 autocast, the fast path on CUDA and on CPUs with bf16 instructions."""
     return torch.autocast(device_type=device_type, dtype=torch.bfloat16, enabled=enabled)
+
+
+@functools.cache
+def cpu_bf16_supported() -> bool:
+    """Whether this CPU runs every unit under bf16 autocast.
+
+    oneDNN has bf16 recurrent kernels only for CPUs with bf16 instructions (AVX512-BF16, AMX);
+    elsewhere (an AVX2-only CPU, say) PyTorch's LSTM raises under bf16 autocast.
+    """
+    probe = nn.LSTM(4, 4, batch_first=True)
+    try:
+        with autocast("cpu", True):
+            probe(torch.zeros(1, 2, 4))
+    except RuntimeError:
+        return False
+    return True

@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from models.checkpoint import load_checkpoint, save_checkpoint
 from models.loss import sampled_word_loss, word_loss
-from models.net import AutocompleteNet, Preset, autocast
+from models.net import AutocompleteNet, Preset, autocast, cpu_bf16_supported
 from training.dataset import SEQUENCE_LENGTH, Dataset
 
 STATE_FILE = "state.pt"
@@ -165,6 +165,10 @@ def train(options: TrainOptions) -> Path:
     epochs = options.epochs or options.preset.epochs
     max_steps = min(options.max_steps or math.inf, math.ceil(epochs * batches_per_epoch))
 
+    if options.bf16 and device.type == "cpu" and not cpu_bf16_supported():
+        options = replace(options, bf16=False)
+        if rank == 0:
+            print("this CPU has no bf16 kernels for recurrent units; training in float32", flush=True)
     torch.manual_seed(options.seed)
     net = AutocompleteNet(config).to(device)
     if options.compile and config.unit == "nlstm":
