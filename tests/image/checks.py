@@ -218,13 +218,13 @@ def build_stand_ins(names: list[str]) -> None:
             command += [f"--dpkgopt={option}" for option in DPKG_EXCLUDES]
             command += [f"--customize-hook={hook}" for hook in stand_in.hooks]
             command += ["bookworm", str(tarball)]
-            log = open(Path(scratch) / (tarball.name + ".log"), "w+")
-            jobs.append((name, tarball, log, subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)))
+            log = Path(scratch) / (tarball.name + ".log")
+            with log.open("w") as output:
+                jobs.append((name, tarball, log, subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)))
         for name, tarball, log, process in jobs:
             code = process.wait(timeout=1200)
-            log.seek(0)
             if code != 0:
-                pytest.fail(f"mmdebstrap for the stand-in of {name} exited {code}:\n{log.read()[-3000:]}", pytrace=False)
+                pytest.fail(f"mmdebstrap for the stand-in of {name} exited {code}:\n{log.read_text()[-3000:]}", pytrace=False)
             stand_in = STAND_INS[name]
             changes = [*stand_in.changes, f"LABEL {STAND_IN_LABEL}={stand_in.recipe_hash()}"]
             podman("import", *[f"--change={change}" for change in changes], str(tarball), name, timeout=600)
@@ -309,10 +309,16 @@ def host_server() -> Iterator[str]:
     port = free_port()
     env = {**os.environ, "RNN_HOST": "127.0.0.1", "RNN_PORT": str(port), "RNN_LOG_LEVEL": "warning"}
     env.pop("RNN_CHECKPOINT_DIR", None)
-    process = subprocess.Popen([sys.executable, "-m", "app"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    log = tempfile.TemporaryFile(mode="w+")
+    process = subprocess.Popen([sys.executable, "-m", "app"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_for_healthz(url, timeout=120, alive=lambda: process.poll() is None)
+        try:
+            wait_for_healthz(url, timeout=120, alive=lambda: process.poll() is None)
+        except BaseException:
+            log.seek(0)
+            print(f"python -m app on the host:\n{log.read()[-3000:]}")
+            raise
         yield url
     finally:
         process.terminate()
@@ -321,6 +327,7 @@ def host_server() -> Iterator[str]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        log.close()
 
 
 @dataclass
