@@ -236,17 +236,20 @@ def base_images(podman_ready: None, figures: dict) -> list[str]:
     bases = [qualified(base) for base in dockerfile_bases()]
     unknown = [base for base in bases if base not in STAND_INS]
     assert not unknown, f"the Dockerfile uses base images this check has no stand-in recipe for: {unknown}"
-    to_build = []
+    to_build, outdated = [], []
     for base in bases:
         if podman("image", "exists", base, check=False).returncode == 0:
             label = podman("image", "inspect", "--format", f'{{{{index .Labels "{STAND_IN_LABEL}"}}}}', base).stdout.strip()
             # An official image (no label) or a stand-in of the current recipe is used as it is.
             if label in ("", "<no value>", STAND_INS[base].recipe_hash()):
                 continue
+            outdated.append(podman("image", "inspect", "--format", "{{.Id}}", base).stdout.strip())
         to_build.append(base)
     start = time.monotonic()
     if to_build:
         build_stand_ins(to_build)
+        for old in outdated:  # a stand-in of an earlier recipe, now without a name
+            podman("rmi", old, check=False)
         figures["base stand-ins built"] = f"{', '.join(to_build)} in {time.monotonic() - start:.0f} s"
     else:
         figures["base stand-ins built"] = "none (reused those present)"
