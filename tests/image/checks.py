@@ -98,14 +98,24 @@ STAND_INS = {
 TEXT = "The quick brown fox jumps over the lazy dog"
 
 
-def api_requests() -> list[tuple[str, dict]]:
-    requests = [("/api/autocomplete", {"text": TEXT, "top_k": 3})]
+def api_requests() -> list:
+    requests = [pytest.param("/api/autocomplete", {"text": TEXT, "top_k": 3}, id="autocomplete-every-model")]
     for model in MODELS:
         requests += [
-            ("/api/autocomplete", {"text": TEXT + " and", "models": [model], "top_k": 5, "positions": "last"}),
-            ("/api/connectivity", {"text": TEXT, "model": model}),
-            ("/api/connectivity", {"text": TEXT, "model": model, "positions": "all", "method": "gradient_x_input"}),
-            ("/api/connectivity", {"text": TEXT, "model": model, "positions": [5, 20], "word": "the", "method": "integrated_gradients"}),
+            pytest.param(
+                "/api/autocomplete", {"text": TEXT + " and", "models": [model], "top_k": 5, "positions": "last"}, id=f"autocomplete-last-{model}"
+            ),
+            pytest.param("/api/connectivity", {"text": TEXT, "model": model}, id=f"connectivity-gradient-{model}"),
+            pytest.param(
+                "/api/connectivity",
+                {"text": TEXT, "model": model, "positions": "all", "method": "gradient_x_input"},
+                id=f"connectivity-gradient_x_input-all-{model}",
+            ),
+            pytest.param(
+                "/api/connectivity",
+                {"text": TEXT, "model": model, "positions": [5, 20], "word": "the", "method": "integrated_gradients"},
+                id=f"connectivity-integrated_gradients-{model}",
+            ),
         ]
     return requests
 
@@ -456,7 +466,7 @@ def test_article_is_served_with_d3_from_the_images_node_modules(container: Conta
     assert assets and not failing, f"the article's own scripts and styles do not all load: {failing}"
 
 
-@pytest.mark.parametrize("path, body", api_requests(), ids=lambda value: value if isinstance(value, str) else json.dumps(value)[:60])
+@pytest.mark.parametrize("path, body", api_requests())
 def test_api_answers_equal_the_host_app(container: Container, host_server: str, path: str, body: dict) -> None:
     in_container = http(container.url + path, body)
     on_host = http(host_server + path, body)
