@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 CORPUS ?= ../shared/data/wiki100m.txt.xz
 
-.PHONY: install browser run test bundled bench clean
+.PHONY: install browser run test image-test bundled bench clean
 
 $(INSTALLED): pyproject.toml constraints.txt package.json package-lock.json
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,11 @@ run: install
 
 test: install browser
 	$(PY) -m pytest
+
+# Builds the Dockerfile as it is (with local stand-ins of its base images) and runs the image with podman,
+# installing podman first if needed: tests/image/checks.py. CI runs it after `test`.
+image-test: install
+	$(PY) -m pytest tests/image/checks.py
 
 # Retrain the bundled models from scratch or resume them: hours on a 2-core CPU.
 bundled: install
