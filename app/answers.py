@@ -133,7 +133,8 @@ class Answers:
         self._pending: dict[Hashable, asyncio.Task] = {}
 
     def models(self, infos: list[ModelInfo]) -> Answer:
-        return Answer.of(json.dumps([info.model_dump(mode="json") for info in infos], separators=(",", ":")).encode(), self.version)
+        # Unset: what metrics.json does not record (a profile's `sample`) is left out rather than sent as null.
+        return Answer.of(json.dumps([info.model_dump(mode="json", exclude_unset=True) for info in infos], separators=(",", ":")).encode(), self.version)
 
     async def autocomplete(
         self, text: str, models: list[str] | None, top_k: int, positions: str, *, pinned: bool = False
@@ -152,8 +153,8 @@ class Answers:
             )
             return Answer.of(response.model_dump_json().encode(), self.version)
 
-        # A keystroke (a few ms) goes ahead of connectivity sweeps waiting in the pool.
-        return await self._answer(key, compute, urgent=positions == "last", pinned=pinned)
+        # Suggestions (a keystroke: a few ms; a whole text: tens) never wait behind connectivity sweeps (seconds).
+        return await self._answer(key, compute, urgent=True, pinned=pinned)
 
     async def connectivity(
         self,
