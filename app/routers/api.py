@@ -34,6 +34,7 @@ ERROR_RESPONSES = {
     503: {"description": "Too many inference requests queued; retry shortly."},
 }
 GET_RESPONSES = {
+    400: {"description": "A request the HTTP server cannot read at all, such as a URL too long for it (ask long questions as POST)."},
     304: {"description": "`If-None-Match` names this answer's ETag: the copy the client holds is current."},
     307: {"description": "`v` names an older answer version: the same question with the current `v`."},
     503: ERROR_RESPONSES[503],
