@@ -123,6 +123,15 @@ class CachedStaticFiles(StaticFiles):
             cached = self._read(full_path, stamp)
         return encoded_response(Headers(scope=scope), scope["method"], cached.answer, cached.media_type, self.cache_control)
 
+    def warm(self) -> None:
+        """Read and compress every file of the folder now, so no reader pays for it (each process has its own copy)."""
+        if self.directory is None or not Path(self.directory).is_dir():
+            return
+        for path in sorted(Path(self.directory).rglob("*")):
+            if path.is_file():
+                status = path.stat()
+                self._read(str(path.resolve()), (status.st_size, status.st_mtime_ns, status.st_ino))
+
     def _read(self, full_path: str, stamp: tuple[int, int, int]) -> StaticFile:
         with open(full_path, "rb") as file:
             body = file.read()

@@ -18,6 +18,7 @@ from app.middleware import BodySizeLimitMiddleware, SecurityHeadersMiddleware
 from app.pool import InferencePool, ServerBusy, configure_process
 from app.registry import Registry, load_registry
 from app.routers import api, pages
+from app.routers.pages import TEMPLATES_DIR
 from app.schemas import ModelInfo, ModelMemory, ModelMetrics, ParameterCounts
 from app.settings import PROJECT_ROOT, Settings, load_settings
 
@@ -101,8 +102,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.answers = answers
     app.state.models_answer = answers.models(app.state.model_infos)
     app.state.rendered_page = pages.RenderedPage()
-    if settings.warm_article and (texts := article_texts()) is not None:
-        await answers.warm(texts)
+    if settings.warm_article:
+        # Everything a page view asks for, ready before the first reader: each process has its own copy.
+        if (TEMPLATES_DIR / pages.ARTICLE_TEMPLATE).is_file():
+            pages.render_article(app.state.rendered_page, app.state.model_infos, app.state.engine, answers.version)
+        for static_files in app.state.static_files:
+            static_files.warm()
+        if (texts := article_texts()) is not None:
+            await answers.warm(texts)
     logger.info("serving %s from %s (models digest %s)", ", ".join(registry.models), settings.checkpoint_dir, registry.digest[:16])
     try:
         yield
@@ -138,8 +145,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(SecurityHeadersMiddleware)
     # Static files first: most of a page view's requests are theirs, and routes are matched in order.
     cache_control = static_cache_control(settings.static_max_age)
-    app.mount("/static", CachedStaticFiles(directory=STATIC_DIR, check_dir=False, cache_control=cache_control), name="static")
-    app.mount("/vendor/d3", CachedStaticFiles(directory=D3_DIR, check_dir=False, cache_control=cache_control), name="d3")
+    app.state.static_files = [
+        CachedStaticFiles(directory=STATIC_DIR, check_dir=False, cache_control=cache_control),
+        CachedStaticFiles(directory=D3_DIR, check_dir=False, cache_control=cache_control),
+    ]
+    app.mount("/static", app.state.static_files[0], name="static")
+    app.mount("/vendor/d3", app.state.static_files[1], name="d3")
     app.include_router(api.router)
     app.include_router(pages.router)
     return app

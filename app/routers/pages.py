@@ -8,7 +8,9 @@ from fastapi.templating import Jinja2Templates
 
 from app.answers import Answer
 from app.dependencies import AnswersDep, EngineDep, ModelInfosDep
+from app.engine import InferenceEngine
 from app.http import encoded_response
+from app.schemas import ModelInfo
 from app.settings import PROJECT_ROOT
 
 TEMPLATES_DIR = PROJECT_ROOT / "templates"
@@ -36,15 +38,23 @@ def templates_stamp() -> tuple:
     return tuple(sorted((path.name, status.st_size, status.st_mtime_ns) for path in TEMPLATES_DIR.glob("*.html") if (status := path.stat())))
 
 
+def render_article(page: RenderedPage, model_infos: list[ModelInfo], engine: InferenceEngine, version: str) -> Answer:
+    """The article as sent, rendered again only when a template changed.
+
+    It depends on the models (their descriptions and metrics) and the templates
+    only, never on the request, so it is rendered without one.
+    """
+    stamp = templates_stamp()
+    if page.answer is None or page.stamp != stamp:
+        context = {"models": [info.model_dump() for info in model_infos], "metrics": engine.registry.metrics}
+        body = templates.env.get_template(ARTICLE_TEMPLATE).render(context)
+        page.stamp, page.answer = stamp, Answer.of(body.encode(), version)
+    return page.answer
+
+
 @router.get("/", response_class=HTMLResponse, include_in_schema=False)
 async def article(request: Request, model_infos: ModelInfosDep, engine: EngineDep, answers: AnswersDep) -> Response:
     if not (TEMPLATES_DIR / ARTICLE_TEMPLATE).is_file():
         return HTMLResponse(PLACEHOLDER)
-    page: RenderedPage = request.app.state.rendered_page
-    stamp = templates_stamp()
-    if page.answer is None or page.stamp != stamp:
-        # The page depends on the models (their descriptions and metrics) and the templates only, not on the request.
-        context = {"models": [info.model_dump() for info in model_infos], "metrics": engine.registry.metrics}
-        body = templates.TemplateResponse(request, ARTICLE_TEMPLATE, context).body
-        page.stamp, page.answer = stamp, Answer.of(bytes(body), answers.version)
-    return encoded_response(request.headers, request.method, page.answer, "text/html; charset=utf-8", "no-cache")
+    answer = render_article(request.app.state.rendered_page, model_infos, engine, answers.version)
+    return encoded_response(request.headers, request.method, answer, "text/html; charset=utf-8", "no-cache")
