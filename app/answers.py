@@ -153,8 +153,9 @@ class Answers:
             )
             return Answer.of(response.model_dump_json().encode(), self.version)
 
-        # Suggestions (a keystroke: a few ms; a whole text: tens) never wait behind connectivity sweeps (seconds).
-        return await self._answer(key, compute, urgent=True, pinned=pinned)
+        # A keystroke (a few ms) never waits behind a connectivity sweep (seconds); a whole text's suggestions
+        # (tens of ms, up to a second on a busy machine) would hold keystrokes up, so they only jump the sweeps' queue.
+        return await self._answer(key, compute, urgent=positions == "last", soon=positions == "all", pinned=pinned)
 
     async def connectivity(
         self,
@@ -187,9 +188,9 @@ class Answers:
             response = ConnectivityResponse(text=text, model=model, method=method, rows=[asdict(row) for row in rows])
             return Answer.of(response.model_dump_json().encode(), self.version)
 
-        return await self._answer(key, compute, urgent=False, pinned=pinned)
+        return await self._answer(key, compute, urgent=False, soon=False, pinned=pinned)
 
-    async def _answer(self, key: Hashable, compute: Callable[[], Answer], *, urgent: bool, pinned: bool) -> Answer:
+    async def _answer(self, key: Hashable, compute: Callable[[], Answer], *, urgent: bool, soon: bool, pinned: bool) -> Answer:
         answer = self.cache.get(key)
         if answer is not None:
             if pinned:
@@ -197,14 +198,14 @@ class Answers:
             return answer
         task = self._pending.get(key)
         if task is None:
-            task = asyncio.ensure_future(self._compute(key, compute, urgent, pinned))
+            task = asyncio.ensure_future(self._compute(key, compute, urgent, soon, pinned))
             self._pending[key] = task
         # Shielded: a reader who goes away cancels only their own wait, never the others' computation.
         return await asyncio.shield(task)
 
-    async def _compute(self, key: Hashable, compute: Callable[[], Answer], urgent: bool, pinned: bool) -> Answer:
+    async def _compute(self, key: Hashable, compute: Callable[[], Answer], urgent: bool, soon: bool, pinned: bool) -> Answer:
         try:
-            answer = await self.pool.run(compute, urgent=urgent)
+            answer = await self.pool.run(compute, urgent=urgent, soon=soon)
             self.cache.put(key, answer, pinned=pinned)
             return answer
         finally:

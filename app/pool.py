@@ -12,7 +12,7 @@ from typing import TypeVar
 import torch
 
 Result = TypeVar("Result")
-URGENT, ROUTINE, STOP = 0, 1, 2
+URGENT, SOON, ROUTINE, STOP = 0, 1, 2, 3
 GIL_SWITCH_INTERVAL_S = 0.0005
 
 
@@ -52,10 +52,11 @@ class ServerBusy(RuntimeError):
 class InferencePool:
     """`workers` threads, each using `threads` PyTorch threads; at most `max_queued` jobs admitted at once.
 
-    Urgent jobs (suggestions: a keystroke takes a few milliseconds, a whole text
-    tens) run on a thread of their own, the urgent lane, so they never wait
-    behind a job that is not (a full connectivity matrix takes seconds); the
-    `workers` threads take the rest, first come first served. With
+    Urgent jobs (keystrokes, a few milliseconds each) run on a thread of their
+    own, the urgent lane, so they never wait behind a job that is not (a full
+    connectivity matrix takes seconds). The `workers` threads take the rest:
+    `soon` jobs (a whole text's suggestions, tens of milliseconds) ahead of
+    routine ones, first come first served within each. With
     `urgent_lane=False`, urgent jobs instead go ahead of every waiting job on
     the shared threads.
     """
@@ -88,7 +89,7 @@ class InferencePool:
             else:
                 loop.call_soon_threadsafe(_settle, future, result, None)
 
-    async def run(self, function: Callable[..., Result], *args: object, urgent: bool = False) -> Result:
+    async def run(self, function: Callable[..., Result], *args: object, urgent: bool = False, soon: bool = False) -> Result:
         if self._admitted >= self.max_queued:
             raise ServerBusy(f"{self._admitted} inference requests are already queued (RNN_MAX_QUEUED_REQUESTS); retry shortly")
         self._admitted += 1
@@ -96,7 +97,8 @@ class InferencePool:
             loop = asyncio.get_running_loop()
             future = loop.create_future()
             jobs = self._urgent_jobs if urgent else self._jobs
-            jobs.put((URGENT if urgent else ROUTINE, next(self._arrivals), (loop, future, partial(function, *args))))
+            priority = URGENT if urgent else SOON if soon else ROUTINE
+            jobs.put((priority, next(self._arrivals), (loop, future, partial(function, *args))))
             return await future
         finally:
             self._admitted -= 1
