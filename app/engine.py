@@ -19,6 +19,8 @@ from models.vocab import SPECIAL_WORDS
 
 FIRST_REAL_WORD = len(SPECIAL_WORDS)
 LOGIT_CHUNK_ROWS = 256
+# float32 needs 9 significant digits to come back exactly from decimal: rounding to 9 changes no value.
+FULL_PRECISION_DIGITS = 9
 Key = TypeVar("Key")
 Value = TypeVar("Value")
 
@@ -51,6 +53,11 @@ class ConnectivityRow:
     word: str
     connectivity: list[float]
     completeness_error: float | None
+
+
+def round_significant(values: list[float], digits: int) -> list[float]:
+    """Each value rounded to `digits` significant decimal digits: the double nearest that short decimal, so JSON prints it short."""
+    return [float(f"{value:.{digits}g}") for value in values]
 
 
 class LRUCache(Generic[Key, Value]):
@@ -216,9 +223,19 @@ class InferenceEngine:
 
     @torch.inference_mode()
     def connectivity(
-        self, model_id: str, text: str, positions: list[int] | None, word: str | None, method: Method
+        self,
+        model_id: str,
+        text: str,
+        positions: list[int] | None,
+        word: str | None,
+        method: Method,
+        significant_digits: int = FULL_PRECISION_DIGITS,
     ) -> list[ConnectivityRow]:
-        """Connectivity rows of normalised `text`; `positions` None means the last position."""
+        """Connectivity rows of normalised `text`; `positions` None means the last position.
+
+        Each row holds the values of characters 0 to its position (later ones are
+        0 by causality), rounded to `significant_digits`.
+        """
         model = self.model(model_id)
         length = len(text)
         positions = [length - 1] if positions is None else positions
@@ -240,12 +257,18 @@ class InferenceEngine:
         recording = self._recording(model, text[: max(positions) + 1], method)
         if word_ids is None:
             word_ids = [ids[0] for ids in self._top_words(model, recording.outputs[positions], 1)[1]]
-        rows = connectivity_rows(model.net, recording, positions, word_ids, method, width=length)
+        rows = connectivity_rows(model.net, recording, positions, word_ids, method)
+        values = rows.values.tolist()
         words = self.registry.vocabulary.words
         errors = rows.completeness_errors.tolist() if rows.completeness_errors is not None else [None] * len(positions)
         return [
-            ConnectivityRow(position=position, word=words[word_id], connectivity=values, completeness_error=error)
-            for position, word_id, values, error in zip(positions, word_ids, rows.values.tolist(), errors)
+            ConnectivityRow(
+                position=position,
+                word=words[word_id],
+                connectivity=round_significant(values[row][: position + 1], significant_digits),
+                completeness_error=error,
+            )
+            for row, (position, word_id, error) in enumerate(zip(positions, word_ids, errors))
         ]
 
     def _recording(self, model: LoadedModel, prefix: str, method: Method) -> Recording:

@@ -1,5 +1,6 @@
 """The FastAPI application: `app.main:app`, or `create_app(settings)` for a custom configuration."""
 
+import json
 import logging
 import os
 from collections.abc import AsyncIterator
@@ -8,28 +9,47 @@ from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from fastapi.staticfiles import StaticFiles
+from pydantic import ValidationError
 
+from app.answers import AnswerCache, Answers, ArticleTexts
 from app.engine import InferenceEngine, InputError
+from app.http import CachedStaticFiles, static_cache_control
 from app.middleware import BodySizeLimitMiddleware, SecurityHeadersMiddleware
 from app.pool import InferencePool, ServerBusy, configure_process
 from app.registry import Registry, load_registry
 from app.routers import api, pages
-from app.schemas import ModelInfo, ModelMetrics, ParameterCounts
+from app.routers.pages import TEMPLATES_DIR
+from app.schemas import ModelInfo, ModelMemory, ModelMetrics, ParameterCounts
 from app.settings import PROJECT_ROOT, Settings, load_settings
 
 logger = logging.getLogger("app")
 
 STATIC_DIR = PROJECT_ROOT / "static"
 D3_DIR = PROJECT_ROOT / "node_modules" / "d3" / "dist"
+# The article's own texts (example sentence, autocomplete demo), as the page reads them.
+PAPER_DATA = STATIC_DIR / "data" / "paper.json"
 
 
-class OptionalStaticFiles(StaticFiles):
-    """Static files whose folder may not exist (yet): its URLs then answer 404 instead of failing."""
+def article_texts(path: Path = PAPER_DATA) -> ArticleTexts | None:
+    """The texts the article asks about on load, or None when the page's data is not there (nothing to warm)."""
+    try:
+        paper = json.loads(path.read_text())
+        return ArticleTexts(example_text=paper["connectivity"]["example_text"], demo_prefix=paper["autocomplete_demo"]["example_prefix"])
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        logger.warning("%s: the article's texts are not computed ahead (%s)", path, error)
+        return None
 
-    async def check_config(self) -> None:
-        if self.directory is not None and Path(self.directory).is_dir():
-            await super().check_config()
+
+def describe_memory(metrics: dict | None, model_id: str) -> ModelMemory | None:
+    """The model's memory profile from metrics.json; None (and a warning) when absent or not in the evaluation's format."""
+    memory = (metrics or {}).get("memory")
+    if memory is None:
+        return None
+    try:
+        return ModelMemory.model_validate(memory)
+    except ValidationError as error:
+        logger.warning("metrics.json: the memory profile of %s is ignored, it is not in the evaluation's format (%s)", model_id, error)
+        return None
 
 
 def describe_models(registry: Registry) -> list[ModelInfo]:
@@ -50,6 +70,7 @@ def describe_models(registry: Registry) -> list[ModelInfo]:
                 depth=config.depth,
                 parameters=ParameterCounts(**model.net.parameter_counts()),
                 metrics=metrics,
+                memory=describe_memory(model.metrics, model.id),
             )
         )
     return infos
@@ -77,7 +98,19 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     )
     app.state.model_infos = describe_models(registry)
     app.state.pool = InferencePool(settings.workers, settings.threads, settings.max_queued_requests)
-    logger.info("serving %s from %s", ", ".join(registry.models), settings.checkpoint_dir)
+    answers = Answers(app.state.engine, app.state.pool, settings, AnswerCache(settings.response_cache_bytes))
+    app.state.answers = answers
+    app.state.models_answer = answers.models(app.state.model_infos)
+    app.state.rendered_page = pages.RenderedPage()
+    if settings.warm_article:
+        # Everything a page view asks for, ready before the first reader: each process has its own copy.
+        if (TEMPLATES_DIR / pages.ARTICLE_TEMPLATE).is_file():
+            pages.render_article(app.state.rendered_page, app.state.model_infos, app.state.engine, answers.version)
+        for static_files in app.state.static_files:
+            static_files.warm()
+        if (texts := article_texts()) is not None:
+            await answers.warm(texts)
+    logger.info("serving %s from %s (models digest %s)", ", ".join(registry.models), settings.checkpoint_dir, registry.digest[:16])
     try:
         yield
     finally:
@@ -85,8 +118,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 async def input_error_handler(request: Request, error: InputError) -> JSONResponse:
-    # Same shape as FastAPI's own validation errors, so clients read one format.
-    detail = [{"loc": ["body", error.field], "msg": error.message, "type": "value_error"}]
+    # Same shape as FastAPI's own validation errors, so clients read one format; GET questions are in the query string.
+    location = "query" if request.method in ("GET", "HEAD") else "body"
+    detail = [{"loc": [location, error.field], "msg": error.message, "type": "value_error"}]
     return JSONResponse({"detail": detail}, status_code=422)
 
 
@@ -109,10 +143,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(ServerBusy, server_busy_handler)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(SecurityHeadersMiddleware)
+    # Static files first: most of a page view's requests are theirs, and routes are matched in order.
+    cache_control = static_cache_control(settings.static_max_age)
+    app.state.static_files = [
+        CachedStaticFiles(directory=STATIC_DIR, check_dir=False, cache_control=cache_control),
+        CachedStaticFiles(directory=D3_DIR, check_dir=False, cache_control=cache_control),
+    ]
+    app.mount("/static", app.state.static_files[0], name="static")
+    app.mount("/vendor/d3", app.state.static_files[1], name="d3")
     app.include_router(api.router)
     app.include_router(pages.router)
-    app.mount("/static", OptionalStaticFiles(directory=STATIC_DIR, check_dir=False), name="static")
-    app.mount("/vendor/d3", OptionalStaticFiles(directory=D3_DIR, check_dir=False), name="d3")
     return app
 
 

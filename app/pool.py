@@ -3,6 +3,7 @@
 import asyncio
 import itertools
 import queue
+import sys
 import threading
 from collections.abc import Callable
 from functools import partial
@@ -11,7 +12,8 @@ from typing import TypeVar
 import torch
 
 Result = TypeVar("Result")
-URGENT, ROUTINE, STOP = 0, 1, 2
+URGENT, SOON, ROUTINE, STOP = 0, 1, 2, 3
+GIL_SWITCH_INTERVAL_S = 0.0005
 
 
 def configure_process(threads: int) -> None:
@@ -24,6 +26,11 @@ def configure_process(threads: int) -> None:
     """
     torch.set_num_threads(threads)
     torch.backends.mkldnn.enabled = False
+    # A connectivity sweep is a Python loop of small tensor ops that holds the GIL between them; a
+    # thread waiting for it (a keystroke on the urgent lane, the event loop) waits a whole switch
+    # interval each time it needs the GIL back, and a forward pass needs it once per op. At the
+    # default 5 ms, a 200-character text's suggestions took 1.6 s beside a sweep instead of 20 ms.
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
 
 
 def configure_inference_thread(threads: int) -> None:
@@ -45,24 +52,33 @@ class ServerBusy(RuntimeError):
 class InferencePool:
     """`workers` threads, each using `threads` PyTorch threads; at most `max_queued` jobs admitted at once.
 
-    Urgent jobs (keystrokes, a few milliseconds each) go ahead of every waiting
-    job that is not (connectivity sweeps, up to hundreds of milliseconds), so
-    typing stays fluid while others hover; within a priority, first come first served.
+    Urgent jobs (keystrokes, a few milliseconds each) run on a thread of their
+    own, the urgent lane, so they never wait behind a job that is not (a full
+    connectivity matrix takes seconds). The `workers` threads take the rest:
+    `soon` jobs (a whole text's suggestions, tens of milliseconds) ahead of
+    routine ones, first come first served within each. With
+    `urgent_lane=False`, urgent jobs instead go ahead of every waiting job on
+    the shared threads.
     """
 
-    def __init__(self, workers: int, threads: int, max_queued: int) -> None:
+    def __init__(self, workers: int, threads: int, max_queued: int, urgent_lane: bool = True) -> None:
         self.max_queued = max_queued
         self._admitted = 0  # only touched on the event loop thread
         self._jobs: queue.PriorityQueue = queue.PriorityQueue()
+        self._urgent_jobs: queue.PriorityQueue = self._jobs if not urgent_lane else queue.PriorityQueue()
         self._arrivals = itertools.count()
-        self._workers = [threading.Thread(target=self._work, args=(threads,), name=f"inference-{index}", daemon=True) for index in range(workers)]
+        self._workers = [
+            threading.Thread(target=self._work, args=(threads, self._jobs), name=f"inference-{index}", daemon=True) for index in range(workers)
+        ]
+        if urgent_lane:
+            self._workers.append(threading.Thread(target=self._work, args=(threads, self._urgent_jobs), name="inference-urgent", daemon=True))
         for worker in self._workers:
             worker.start()
 
-    def _work(self, threads: int) -> None:
+    def _work(self, threads: int, jobs: queue.PriorityQueue) -> None:
         configure_inference_thread(threads)
         while True:
-            _, _, job = self._jobs.get()
+            _, _, job = jobs.get()
             if job is None:
                 return
             loop, future, function = job
@@ -73,22 +89,25 @@ class InferencePool:
             else:
                 loop.call_soon_threadsafe(_settle, future, result, None)
 
-    async def run(self, function: Callable[..., Result], *args: object, urgent: bool = False) -> Result:
+    async def run(self, function: Callable[..., Result], *args: object, urgent: bool = False, soon: bool = False) -> Result:
         if self._admitted >= self.max_queued:
             raise ServerBusy(f"{self._admitted} inference requests are already queued (RNN_MAX_QUEUED_REQUESTS); retry shortly")
         self._admitted += 1
         try:
             loop = asyncio.get_running_loop()
             future = loop.create_future()
-            self._jobs.put((URGENT if urgent else ROUTINE, next(self._arrivals), (loop, future, partial(function, *args))))
+            jobs = self._urgent_jobs if urgent else self._jobs
+            priority = URGENT if urgent else SOON if soon else ROUTINE
+            jobs.put((priority, next(self._arrivals), (loop, future, partial(function, *args))))
             return await future
         finally:
             self._admitted -= 1
 
     def shutdown(self) -> None:
         """Finish the jobs already queued, then stop every worker."""
-        for _ in self._workers:
-            self._jobs.put((STOP, next(self._arrivals), None))
+        for worker in self._workers:
+            jobs = self._urgent_jobs if worker.name == "inference-urgent" else self._jobs
+            jobs.put((STOP, next(self._arrivals), None))
         for worker in self._workers:
             worker.join()
 

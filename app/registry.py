@@ -1,5 +1,6 @@
 """Loading a checkpoint directory all at once, or not at all."""
 
+import hashlib
 import json
 import logging
 from dataclasses import dataclass
@@ -13,6 +14,9 @@ from models.vocab import Vocabulary
 logger = logging.getLogger(__name__)
 
 METRICS_FILE = "metrics.json"
+VOCABULARY_FILE = "vocab.json"
+# A checkpoint swapped while it is being read would pair a digest with other weights: read again.
+LOAD_ATTEMPTS = 3
 DISPLAY_NAMES = {"gru": "GRU", "lstm": "LSTM", "nlstm": "Nested LSTM"}
 
 
@@ -28,11 +32,18 @@ class LoadedModel:
 
 @dataclass(frozen=True)
 class Registry:
-    """Every model of one checkpoint directory, sharing one vocabulary."""
+    """Every model of one checkpoint directory, sharing one vocabulary.
+
+    `digest` is the SHA-256 of every file the models were loaded from (names and
+    bytes), so every cached answer and HTTP validator can name the exact models
+    it came from: replacing any checkpoint, the vocabulary or the metrics gives
+    a new digest.
+    """
 
     models: dict[str, LoadedModel]
     vocabulary: Vocabulary
     metrics: dict | None
+    digest: str
 
 
 def _model_order(path: Path) -> tuple[int, str]:
@@ -55,6 +66,16 @@ def read_metrics(directory: Path) -> dict | None:
     return metrics
 
 
+def files_digest(paths: list[Path]) -> str:
+    """SHA-256 over each file's name and bytes, in the order given."""
+    digest = hashlib.sha256()
+    for path in paths:
+        data = path.read_bytes()
+        digest.update(f"{path.name}\0{len(data)}\0".encode())
+        digest.update(data)
+    return digest.hexdigest()
+
+
 def load_registry(directory: Path) -> Registry:
     """Load every `<id>.safetensors` in `directory` with its vocab.json.
 
@@ -67,6 +88,21 @@ def load_registry(directory: Path) -> Registry:
     paths = sorted(directory.glob("*.safetensors"), key=_model_order)
     if not paths:
         raise CheckpointError(f"{directory}: no *.safetensors checkpoints in this directory")
+    # A missing vocab.json is reported by load_vocabulary, with the reason it is needed.
+    sources = [*paths, *(path for path in (directory / VOCABULARY_FILE, directory / METRICS_FILE) if path.is_file())]
+    for _ in range(LOAD_ATTEMPTS):
+        try:
+            before = files_digest(sources)
+        except OSError as error:
+            raise CheckpointError(f"{error.filename}: cannot be read ({error.strerror})") from None
+        registry = _load(directory, paths, before)
+        if files_digest(sources) == before:
+            return registry
+        logger.warning("%s: files changed while loading; loading them again", directory)
+    raise CheckpointError(f"{directory}: files kept changing while loading ({LOAD_ATTEMPTS} attempts)")
+
+
+def _load(directory: Path, paths: list[Path], digest: str) -> Registry:
     vocabulary = load_vocabulary(directory)
     metrics = read_metrics(directory)
     models = {}
@@ -82,4 +118,4 @@ def load_registry(directory: Path) -> Registry:
         model_metrics = (metrics or {}).get("models", {}).get(path.stem)
         name = (model_metrics or {}).get("name") or DISPLAY_NAMES.get(net.config.unit, path.stem)
         models[path.stem] = LoadedModel(id=path.stem, name=name, net=net, metrics=model_metrics)
-    return Registry(models=models, vocabulary=vocabulary, metrics=metrics)
+    return Registry(models=models, vocabulary=vocabulary, metrics=metrics, digest=digest)

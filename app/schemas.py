@@ -1,10 +1,13 @@
 """Request and response bodies of the API; every field is documented in the OpenAPI schema at /docs."""
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 MAX_TOP_K = 10
+# A colour shows far fewer; 9 gives back every float32 value exactly.
+DEFAULT_SIGNIFICANT_DIGITS = 4
+MAX_SIGNIFICANT_DIGITS = 9
 # A hard ceiling for the schema; the configured RNN_MAX_TEXT_CHARS is checked per request.
 MAX_POSITIONS = 100_000
 
@@ -26,6 +29,30 @@ class ModelMetrics(BaseModel):
     test_accuracy: float | None = Field(description="Top-1 word accuracy on the held-out test split, 0 to 1.")
 
 
+class MemoryBucket(BaseModel):
+    low: int = Field(description="Nearest distance of the bucket, in characters back from the output position (inclusive).")
+    high: int = Field(description="Farthest distance of the bucket (inclusive).")
+    label: str = Field(description="How the bucket is labelled, e.g. `3–5`.")
+
+
+class MemoryProfile(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    rows: int = Field(description="Connectivity rows (output positions) averaged.")
+    by_distance: list[float] = Field(description="Mean share of each row's connectivity per distance bucket, in `buckets` order; sums to 1.")
+    before_word: float = Field(description="Mean share on characters before the space that starts the word being typed.")
+    reach_10: float = Field(description="Mean share on characters more than 10 back.")
+    sample: dict[str, Any] | None = Field(None, description="How the rows were sampled (seed, sequences, positions); test split only.")
+
+
+class ModelMemory(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    buckets: list[MemoryBucket] = Field(description="The distance buckets that `by_distance` follows.")
+    test: MemoryProfile | None = Field(None, description="Profile over a sample of the test split.")
+    example: MemoryProfile | None = Field(None, description="Profile over every position of the article's example sentence.")
+
+
 class ModelInfo(BaseModel):
     id: str = Field(description="Model id to use in requests, e.g. `gru`, `lstm`, `nlstm`.")
     name: str = Field(description="Display name, e.g. `Nested LSTM`.")
@@ -35,6 +62,10 @@ class ModelInfo(BaseModel):
     depth: int = Field(description="Nesting depth of a Nested LSTM cell (1 for GRU and LSTM).")
     parameters: ParameterCounts = Field(description="Parameter counts per part, as the paper counts them.")
     metrics: ModelMetrics | None = Field(description="Test metrics from the checkpoint folder's metrics.json; null when it has none.")
+    memory: ModelMemory | None = Field(
+        None,
+        description="How far back the model looks: connectivity shares by distance, from metrics.json's evaluation; null when it has none.",
+    )
 
 
 class Health(BaseModel):
@@ -95,12 +126,22 @@ class ConnectivityRequest(StrictModel):
         "embedding output; `gradient_x_input`: |g . e|; `integrated_gradients`: signed attributions from the all-padding (zero embedding) "
         "baseline, which sum to the logit difference up to `completeness_error`.",
     )
+    significant_digits: int = Field(
+        DEFAULT_SIGNIFICANT_DIGITS,
+        ge=1,
+        le=MAX_SIGNIFICANT_DIGITS,
+        description=f"Significant decimal digits of each connectivity value, 1 to {MAX_SIGNIFICANT_DIGITS}; "
+        f"{DEFAULT_SIGNIFICANT_DIGITS} is far finer than a colour shows, {MAX_SIGNIFICANT_DIGITS} gives every float32 value as computed.",
+    )
 
 
 class ConnectivityRow(BaseModel):
     position: int = Field(description="The output position explained.")
     word: str = Field(description="The word whose logit is explained.")
-    connectivity: list[float] = Field(description="One value per character of the normalised text; exactly 0 after `position`.")
+    connectivity: list[float] = Field(
+        description="One value per character of the normalised text from 0 to `position` (position + 1 values): later characters "
+        "cannot influence this output, so their 0s are left out. Rounded to the request's `significant_digits`."
+    )
     completeness_error: float | None = Field(
         description="Integrated gradients only: |sum of the row - (logit at the text - logit at the all-padding baseline)|; null otherwise."
     )
@@ -111,3 +152,40 @@ class ConnectivityResponse(BaseModel):
     model: str = Field(description="The model id.")
     method: Method = Field(description="The method used.")
     rows: list[ConnectivityRow] = Field(description="One row per requested position, in request order.")
+
+
+# Cacheable GET forms of the two questions: the same answers, with every field in the query string.
+VERSION_DESCRIPTION = (
+    "The answer version, from the `X-Answers-Version` header of any API answer. With the current version the URL names one answer "
+    "for good and is served `immutable`, so browsers, proxies and CDNs keep it; an older version is redirected (307) to the current one."
+)
+
+
+class AutocompleteQuery(StrictModel):
+    text: str = Field(description=AutocompleteRequest.model_fields["text"].description, examples=["The quick brown fox"])
+    models: str | None = Field(
+        None, pattern=r"^[A-Za-z0-9_.-]+(,[A-Za-z0-9_.-]+){0,15}$", description="Comma-separated model ids; default: every loaded model."
+    )
+    top_k: int = Field(3, ge=1, le=MAX_TOP_K, description=f"Suggestions per position, 1 to {MAX_TOP_K}.")
+    positions: Literal["all", "last"] = Field("all", description=AutocompleteRequest.model_fields["positions"].description)
+    v: str | None = Field(None, max_length=64, description=VERSION_DESCRIPTION)
+
+
+class ConnectivityQuery(StrictModel):
+    text: str = Field(description=ConnectivityRequest.model_fields["text"].description, examples=["The quick brown fox"])
+    model: str = Field(description="Model id, e.g. `gru`.", examples=["gru"])
+    positions: str | None = Field(
+        None,
+        max_length=20_000,
+        pattern=r"^(all|[0-9]{1,6}(,[0-9]{1,6})*)$",
+        description="`all`, comma-separated output positions (e.g. `3,7`), or omitted for the last position; as in the POST form.",
+    )
+    word: str | None = Field(None, max_length=64, description=ConnectivityRequest.model_fields["word"].description)
+    method: Method = Field("gradient", description=ConnectivityRequest.model_fields["method"].description)
+    significant_digits: int = Field(
+        DEFAULT_SIGNIFICANT_DIGITS,
+        ge=1,
+        le=MAX_SIGNIFICANT_DIGITS,
+        description=ConnectivityRequest.model_fields["significant_digits"].description,
+    )
+    v: str | None = Field(None, max_length=64, description=VERSION_DESCRIPTION)

@@ -27,11 +27,19 @@ class Settings(BaseSettings):
     checkpoint_dir: Path = Field(BUNDLED_CHECKPOINTS, description="Folder holding <id>.safetensors, vocab.json and optionally metrics.json.")
     host: str = Field("127.0.0.1", description="Interface `python -m app` listens on.")
     port: int = Field(8000, ge=1, le=65535, description="TCP port `python -m app` listens on.")
-    threads: int = Field(
+    # Before `threads`, whose default depends on it.
+    processes: int = Field(
         default_factory=lambda: os.cpu_count() or 1,
         ge=1,
+        le=64,
+        description="Server processes `python -m app` runs (default: one per CPU core). Each loads every model and keeps its own "
+        "caches; one Python process is held to one core by its interpreter lock.",
+    )
+    threads: int = Field(
+        default_factory=lambda data: max(1, (os.cpu_count() or 1) // data.get("processes", 1)),
+        ge=1,
         le=256,
-        description="PyTorch intra-op threads, set once at start-up (default: one per CPU core).",
+        description="PyTorch intra-op threads per process, set once at start-up (default: the CPU cores shared out among the processes).",
     )
     workers: int = Field(
         1,
@@ -47,6 +55,18 @@ class Settings(BaseSettings):
         6,
         ge=0,
         description="Forward passes kept for connectivity (entries, all models together; about 3 MB each for 200 characters at the bundled size); 0 disables it.",
+    )
+    response_cache_bytes: int = Field(
+        64 * 2**20,
+        ge=0,
+        description="Most bytes of recent answers each process keeps (bodies and their gzip form, least recently used forgotten "
+        "first); 0 keeps none. The article's own texts are kept apart from this, always.",
+    )
+    warm_article: bool = Field(True, description="Compute the article's own texts at start-up, so the first reader does not wait for them.")
+    static_max_age: int = Field(
+        0,
+        ge=0,
+        description="Seconds browsers and proxies may reuse the article's scripts and styles without asking; 0: they ask each time (a 304 when unchanged).",
     )
     integrated_gradients_steps: int = Field(32, ge=32, le=1024, description="Riemann steps of integrated gradients.")
     max_connectivity_work: int = Field(

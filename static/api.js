@@ -1,8 +1,14 @@
 // The one client for the server's API. Identical requests share one promise, so the hero and
 // Figure 4 can both ask for the example sentence's matrices without computing them twice.
+// Questions whose answers are fixed (everything but a keystroke) are asked as GET with the
+// server's answer version in the URL, so the browser and any proxy in front can keep them.
 
 const cache = new Map();
 const CACHE_LIMIT = 64;
+// Longer URLs than this go as POST: some proxies refuse long ones (a text can be 1,000 characters).
+const MAX_GET_URL = 2000;
+// The X-Answers-Version header of /api/models: it names the models and the format of every answer.
+let answersVersion = null;
 
 export class ApiError extends Error {
   constructor(message, status) {
@@ -11,7 +17,11 @@ export class ApiError extends Error {
   }
 }
 
-async function request(path, { method = "GET", body, signal } = {}) {
+async function request(path, options) {
+  return (await send(path, options)).json();
+}
+
+async function send(path, { method = "GET", body, signal } = {}) {
   const response = await fetch(path, {
     method,
     headers: body === undefined ? {} : { "Content-Type": "application/json" },
@@ -21,7 +31,18 @@ async function request(path, { method = "GET", body, signal } = {}) {
   if (!response.ok) {
     throw new ApiError(await errorMessage(response), response.status);
   }
-  return response.json();
+  return response;
+}
+
+/** A fixed question as GET, with the answer version once known; as POST when the URL would be too long. */
+async function ask(path, body, signal) {
+  await listModels().catch(() => {}); // Without the version the question is still answered, only not kept as long.
+  const query = new URLSearchParams();
+  Object.entries(body).forEach(([name, value]) => query.set(name, Array.isArray(value) ? value.join(",") : String(value)));
+  if (answersVersion) query.set("v", answersVersion);
+  const url = `${path}?${query}`;
+  if (url.length <= MAX_GET_URL) return request(url, { signal });
+  return request(path, { method: "POST", body, signal });
 }
 
 // FastAPI puts the reason in `detail`, as a string or as a list of validation errors.
@@ -47,7 +68,11 @@ function cached(key, load) {
 }
 
 export function listModels() {
-  return cached("models", () => request("/api/models"));
+  return cached("models", async () => {
+    const response = await send("/api/models");
+    answersVersion = response.headers.get("X-Answers-Version");
+    return response.json();
+  });
 }
 
 export function loadPaper() {
@@ -58,11 +83,21 @@ export function loadPaper() {
 export function autocomplete({ text, models, topK = 3, positions = "all", signal }) {
   const body = { text, top_k: topK, positions, ...(models ? { models } : {}) };
   if (positions === "last") return request("/api/autocomplete", { method: "POST", body, signal });
-  return cached(`autocomplete ${JSON.stringify(body)}`, () => request("/api/autocomplete", { method: "POST", body }));
+  return cached(`autocomplete ${JSON.stringify(body)}`, () => ask("/api/autocomplete", body));
 }
 
 /** Connectivity rows of one model: `positions` is "all" (the full matrix) or a list of indices. */
 export function connectivity({ text, model, positions = "all", word, method = "gradient" }) {
   const body = { text, model, positions, method, ...(word ? { word } : {}) };
-  return cached(`connectivity ${JSON.stringify(body)}`, () => request("/api/connectivity", { method: "POST", body }));
+  return cached(`connectivity ${JSON.stringify(body)}`, async () => padRows(await ask("/api/connectivity", body)));
+}
+
+// The server sends each row only up to its own position (later characters cannot influence it, so
+// their values are 0): the figures index rows by character, so rows are padded back to full width here.
+function padRows(answer) {
+  const width = answer.text.length;
+  answer.rows.forEach((row) => {
+    while (row.connectivity.length < width) row.connectivity.push(0);
+  });
+  return answer;
 }

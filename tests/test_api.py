@@ -205,5 +205,6 @@ def test_bundled_models_answer(bundled_client: TestClient) -> None:
     for rows in body["models"].values():
         assert "america" in [s["word"] for s in rows[0]["suggestions"]]
     rows = bundled_client.post("/api/connectivity", json={"text": "the cat sat", "model": "nlstm", "positions": "all"}).json()["rows"]
-    assert all(row["connectivity"][row["position"] + 1 :] == [0.0] * (11 - row["position"]) for row in rows)
+    # Each row stops at its own position: later characters cannot influence it.
+    assert [len(row["connectivity"]) for row in rows] == [row["position"] + 1 for row in rows]
     assert torch.tensor(rows[-1]["connectivity"]).gt(0).all()

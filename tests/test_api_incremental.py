@@ -86,7 +86,7 @@ def test_a_recording_serves_every_earlier_position(tiny_checkpoint_dir) -> None:
     for positions in ([12], [3, 7], [12], [len(text) - 1], [0, 20]):
         rows = cached.connectivity("lstm", text, positions, None, "gradient")
         assert rows == uncached.connectivity("lstm", text, positions, None, "gradient")
-        assert all(len(row.connectivity) == len(text) for row in rows)
+        assert all(len(row.connectivity) == row.position + 1 for row in rows)
     # Position 12 was recorded first; the last position needed a longer recording, which then served position 20.
     assert [len(key[1]) for key in cached.recordings._entries] == [13, len(text)]
 

@@ -49,3 +49,29 @@ def test_errors_reach_the_caller_and_admission_is_bounded() -> None:
         pool.shutdown()
 
     asyncio.run(scenario())
+
+
+def test_keystrokes_never_wait_for_a_running_sweep_and_suggestions_go_before_waiting_sweeps() -> None:
+    async def scenario() -> list[str]:
+        pool = InferencePool(workers=1, threads=1, max_queued=10)
+        started, release, order = threading.Event(), threading.Event(), []
+
+        def sweep() -> None:
+            started.set()
+            release.wait(timeout=10)
+
+        def job(name: str) -> str:
+            order.append(name)
+            return name
+
+        running = asyncio.create_task(pool.run(sweep))
+        await asyncio.to_thread(started.wait, 10)
+        waiting = [asyncio.create_task(pool.run(job, "sweep 2")), asyncio.create_task(pool.run(job, "text", soon=True))]
+        # The urgent lane answers while the sweep still holds the only worker.
+        assert await asyncio.wait_for(pool.run(job, "key", urgent=True), 5) == "key"
+        release.set()
+        await asyncio.gather(running, *waiting)
+        pool.shutdown()
+        return order
+
+    assert asyncio.run(scenario()) == ["key", "text", "sweep 2"]

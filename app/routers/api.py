@@ -1,14 +1,26 @@
-"""The JSON API: models, autocomplete, connectivity, health."""
+"""The JSON API: models, autocomplete, connectivity, health.
 
-from dataclasses import asdict
+Autocomplete and connectivity answer as POST (JSON body) and as GET (query
+string) alike; the GET form can be cached by browsers, proxies and CDNs. Every
+answer comes from `Answers`, so it is computed once per process and sent as
+the same bytes, with a strong ETag, gzip-compressed when the client accepts it.
+"""
 
-from fastapi import APIRouter
+from typing import Annotated
+from urllib.parse import urlencode
 
-from app.dependencies import EngineDep, ModelInfosDep, PoolDep, SettingsDep
-from app.engine import InferenceEngine, prepare_text
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import RedirectResponse, Response
+
+from app.answers import Answer
+from app.dependencies import AnswersDep, EngineDep, ModelsAnswerDep, SettingsDep
+from app.engine import InputError
+from app.http import VERSION_HEADER, answer_response
 from app.schemas import (
+    AutocompleteQuery,
     AutocompleteRequest,
     AutocompleteResponse,
+    ConnectivityQuery,
     ConnectivityRequest,
     ConnectivityResponse,
     Health,
@@ -17,9 +29,19 @@ from app.schemas import (
 
 ERROR_RESPONSES = {
     400: {"description": "Request body that cannot be read as JSON at all (not UTF-8, or nested too deeply)."},
+    412: {"description": "`If-None-Match` names this answer's ETag: the copy the client holds is current (POST cannot answer 304)."},
     413: {"description": "Request body over RNN_MAX_BODY_BYTES; refused before parsing."},
     503: {"description": "Too many inference requests queued; retry shortly."},
 }
+GET_RESPONSES = {
+    400: {"description": "A request the HTTP server cannot read at all, such as a URL too long for it (ask long questions as POST)."},
+    304: {"description": "`If-None-Match` names this answer's ETag: the copy the client holds is current."},
+    307: {"description": "`v` names an older answer version: the same question with the current `v`."},
+    503: ERROR_RESPONSES[503],
+}
+# A URL with the current version names one answer for good; without it, caches may keep the answer but must revalidate (a cheap 304).
+IMMUTABLE = "public, max-age=31536000, immutable"
+REVALIDATE = "public, no-cache"
 
 router = APIRouter()
 
@@ -30,40 +52,61 @@ async def healthz(engine: EngineDep) -> Health:
     return Health(status="ok", models=engine.model_ids)
 
 
-@router.get("/api/models", response_model=list[ModelInfo], tags=["models"])
-async def list_models(model_infos: ModelInfosDep) -> list[ModelInfo]:
-    """The loaded models, their sizes and test metrics."""
-    return model_infos
-
-
-def _suggest_all(engine: InferenceEngine, model_ids: list[str], text: str, top_k: int, positions: str) -> dict:
-    return {model_id: engine.suggest(model_id, text, top_k, positions) for model_id in model_ids}
+@router.get("/api/models", response_model=list[ModelInfo], responses={304: GET_RESPONSES[304]}, tags=["models"])
+async def list_models(request: Request, models_answer: ModelsAnswerDep, answers: AnswersDep) -> Response:
+    """The loaded models, their sizes, test metrics and memory profiles; `X-Answers-Version` names the answers they give."""
+    return answer_response(request, models_answer, REVALIDATE, answers.version)
 
 
 @router.post("/api/autocomplete", response_model=AutocompleteResponse, responses=ERROR_RESPONSES, tags=["models"])
-async def autocomplete(body: AutocompleteRequest, engine: EngineDep, pool: PoolDep, settings: SettingsDep) -> AutocompleteResponse:
+async def autocomplete(body: AutocompleteRequest, request: Request, answers: AnswersDep) -> Response:
     """Word suggestions at every character (or only the last) of the normalised text, for each requested model.
 
     With `positions: "last"`, typing one more character costs one recurrent step:
     the states of recently seen texts are cached.
     """
-    text = prepare_text(body.text, settings.max_text_chars)
-    model_ids = list(dict.fromkeys(body.models or engine.model_ids))
-    for model_id in model_ids:
-        engine.model(model_id, field="models")
-    results = await pool.run(_suggest_all, engine, model_ids, text, body.top_k, body.positions, urgent=body.positions == "last")
-    return AutocompleteResponse(
-        text=text,
-        models={model_id: [asdict(row) for row in rows] for model_id, rows in results.items()},
-    )
+    answer = await answers.autocomplete(body.text, body.models, body.top_k, body.positions)
+    return answer_response(request, answer, None, answers.version)
+
+
+@router.get("/api/autocomplete", response_model=AutocompleteResponse, responses=GET_RESPONSES, tags=["models"])
+async def autocomplete_get(query: Annotated[AutocompleteQuery, Query()], request: Request, answers: AnswersDep) -> Response:
+    """The POST form's answer, for a question asked in the query string (`models` comma-separated)."""
+    if stale := _stale_version(request, query.v, answers.version):
+        return stale
+    models = query.models.split(",") if query.models else None
+    answer = await answers.autocomplete(query.text, models, query.top_k, query.positions)
+    return _get_response(request, answer, query.v, answers.version)
 
 
 @router.post("/api/connectivity", response_model=ConnectivityResponse, responses=ERROR_RESPONSES, tags=["models"])
-async def connectivity(body: ConnectivityRequest, engine: EngineDep, pool: PoolDep, settings: SettingsDep) -> ConnectivityResponse:
+async def connectivity(body: ConnectivityRequest, request: Request, answers: AnswersDep) -> Response:
     """How strongly the chosen word's logit at each requested position depends on every earlier character."""
-    text = prepare_text(body.text, settings.max_text_chars)
-    engine.model(body.model)
-    positions = list(range(len(text))) if body.positions == "all" else body.positions
-    rows = await pool.run(engine.connectivity, body.model, text, positions, body.word, body.method)
-    return ConnectivityResponse(text=text, model=body.model, method=body.method, rows=[asdict(row) for row in rows])
+    answer = await answers.connectivity(body.text, body.model, body.positions, body.word, body.method, body.significant_digits)
+    return answer_response(request, answer, None, answers.version)
 
+
+@router.get("/api/connectivity", response_model=ConnectivityResponse, responses=GET_RESPONSES, tags=["models"])
+async def connectivity_get(query: Annotated[ConnectivityQuery, Query()], request: Request, answers: AnswersDep, settings: SettingsDep) -> Response:
+    """The POST form's answer, for a question asked in the query string (`positions` comma-separated, or `all`)."""
+    if stale := _stale_version(request, query.v, answers.version):
+        return stale
+    positions: list[int] | str | None = query.positions
+    if positions not in (None, "all"):
+        positions = [int(position) for position in positions.split(",")]
+        if len(positions) > settings.max_text_chars:
+            raise InputError("positions", f"lists {len(positions):,} positions; a text has at most {settings.max_text_chars:,}")
+    answer = await answers.connectivity(query.text, query.model, positions, query.word, query.method, query.significant_digits)
+    return _get_response(request, answer, query.v, answers.version)
+
+
+def _stale_version(request: Request, asked: str | None, current: str) -> Response | None:
+    """A redirect to the current version when the URL names another one: its own answer is gone with its models."""
+    if asked is None or asked == current:
+        return None
+    query = urlencode([(name, current if name == "v" else value) for name, value in request.query_params.multi_items()])
+    return RedirectResponse(f"{request.url.path}?{query}", status_code=307, headers={"Cache-Control": "no-store"})
+
+
+def _get_response(request: Request, answer: Answer, asked: str | None, current: str) -> Response:
+    return answer_response(request, answer, IMMUTABLE if asked == current else REVALIDATE, current)

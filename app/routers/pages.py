@@ -1,10 +1,16 @@
-"""The article page."""
+"""The article page, rendered once per model set and template version, and sent from memory."""
+
+from dataclasses import dataclass, field
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from app.dependencies import EngineDep, ModelInfosDep
+from app.answers import Answer
+from app.dependencies import AnswersDep, EngineDep, ModelInfosDep
+from app.engine import InferenceEngine
+from app.http import encoded_response
+from app.schemas import ModelInfo
 from app.settings import PROJECT_ROOT
 
 TEMPLATES_DIR = PROJECT_ROOT / "templates"
@@ -19,10 +25,36 @@ router = APIRouter()
 templates = Jinja2Templates(directory=TEMPLATES_DIR)
 
 
+@dataclass
+class RenderedPage:
+    """The last rendering of the article and the template files' (name, size, mtime) it came from."""
+
+    stamp: tuple = ()
+    answer: Answer | None = field(default=None)
+
+
+def templates_stamp() -> tuple:
+    # Checked per request (a few stats), so a template added or edited while the server runs is picked up.
+    return tuple(sorted((path.name, status.st_size, status.st_mtime_ns) for path in TEMPLATES_DIR.glob("*.html") if (status := path.stat())))
+
+
+def render_article(page: RenderedPage, model_infos: list[ModelInfo], engine: InferenceEngine, version: str) -> Answer:
+    """The article as sent, rendered again only when a template changed.
+
+    It depends on the models (their descriptions and metrics) and the templates
+    only, never on the request, so it is rendered without one.
+    """
+    stamp = templates_stamp()
+    if page.answer is None or page.stamp != stamp:
+        context = {"models": [info.model_dump() for info in model_infos], "metrics": engine.registry.metrics}
+        body = templates.env.get_template(ARTICLE_TEMPLATE).render(context)
+        page.stamp, page.answer = stamp, Answer.of(body.encode(), version)
+    return page.answer
+
+
 @router.get("/", response_class=HTMLResponse, include_in_schema=False)
-async def article(request: Request, model_infos: ModelInfosDep, engine: EngineDep) -> HTMLResponse:
-    # Checked per request so a template added while the server runs is picked up.
+async def article(request: Request, model_infos: ModelInfosDep, engine: EngineDep, answers: AnswersDep) -> Response:
     if not (TEMPLATES_DIR / ARTICLE_TEMPLATE).is_file():
         return HTMLResponse(PLACEHOLDER)
-    context = {"models": [info.model_dump() for info in model_infos], "metrics": engine.registry.metrics}
-    return templates.TemplateResponse(request, ARTICLE_TEMPLATE, context)
+    answer = render_article(request.app.state.rendered_page, model_infos, engine, answers.version)
+    return encoded_response(request.headers, request.method, answer, "text/html; charset=utf-8", "no-cache")

@@ -1,0 +1,223 @@
+"""Answers as bytes, computed once: every answer is a pure function of the model files and the request.
+
+An `Answer` is a response body serialised once, gzip-compressed once and named
+by a strong ETag. `AnswerCache` keeps recent answers in an LRU bounded in bytes,
+keyed by the answer version (the models' content digest and the answer format)
+and the normalised request, so the same text, method and word are computed once
+per process however many readers ask. `Answers` is the service the endpoints
+call: it validates, normalises, looks up, and on a miss computes on the
+inference pool, once even when many readers ask for the same thing at the same
+moment.
+"""
+
+import asyncio
+import gzip
+import hashlib
+import json
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from dataclasses import asdict, dataclass
+
+from app.engine import InferenceEngine, prepare_text
+from app.pool import InferencePool
+from app.schemas import AutocompleteResponse, ConnectivityResponse, Method, ModelInfo
+from app.settings import Settings
+
+# Bump whenever the JSON of an answer changes for the same models and request (this code's
+# output format), so immutable URLs and ETags issued before can never name the new bytes.
+ANSWER_FORMAT = 2
+# Below this, gzip's header and the work cost more than the bytes saved.
+GZIP_MIN_BYTES = 1024
+GZIP_LEVEL = 6
+# What a colour can show, and then some: the default precision of connectivity values.
+DISPLAY_DIGITS = 4
+# Bookkeeping per cached entry beyond its bytes (key, OrderedDict node, Answer object), counted against the limit.
+ENTRY_OVERHEAD_BYTES = 512
+
+
+def answer_version(models_digest: str, settings: Settings) -> str:
+    """What an answer depends on besides its request: the model files, the answer format and the settings that change values."""
+    source = f"{models_digest}:format={ANSWER_FORMAT}:ig_steps={settings.integrated_gradients_steps}"
+    return hashlib.sha256(source.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One response body, its gzip encoding (None when compressing does not pay) and its strong ETag."""
+
+    body: bytes
+    gzipped: bytes | None
+    etag: str
+
+    @classmethod
+    def of(cls, body: bytes, version: str) -> "Answer":
+        # mtime=0: the same body always compresses to the same bytes.
+        gzipped = gzip.compress(body, GZIP_LEVEL, mtime=0) if len(body) >= GZIP_MIN_BYTES else None
+        if gzipped is not None and len(gzipped) >= len(body):
+            gzipped = None
+        return cls(body, gzipped, f'"{version}-{hashlib.sha256(body).hexdigest()[:24]}"')
+
+    @classmethod
+    def of_json(cls, content: object, version: str) -> "Answer":
+        return cls.of(json.dumps(content, separators=(",", ":"), ensure_ascii=False).encode(), version)
+
+    @property
+    def size(self) -> int:
+        return len(self.body) + len(self.gzipped or b"") + ENTRY_OVERHEAD_BYTES
+
+
+class AnswerCache:
+    """Recent answers, least recently used forgotten first, at most `max_bytes` of them (bodies, gzip and bookkeeping).
+
+    Pinned answers (the article's own texts) are never forgotten and do not count
+    against the limit: there are a handful of them, fixed at start-up. Used on the
+    event loop only, so it needs no lock.
+    """
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self._entries: OrderedDict[Hashable, Answer] = OrderedDict()
+        self._pinned: dict[Hashable, Answer] = {}
+
+    def __len__(self) -> int:
+        return len(self._entries) + len(self._pinned)
+
+    def get(self, key: Hashable) -> Answer | None:
+        answer = self._pinned.get(key)
+        if answer is not None:
+            return answer
+        answer = self._entries.get(key)
+        if answer is not None:
+            self._entries.move_to_end(key)
+        return answer
+
+    def put(self, key: Hashable, answer: Answer, pinned: bool = False) -> None:
+        if pinned:
+            self._pinned[key] = answer
+            self._forget(key)
+            return
+        if key in self._pinned or answer.size > self.max_bytes:
+            return
+        self._forget(key)
+        self._entries[key] = answer
+        self.bytes += answer.size
+        while self.bytes > self.max_bytes:
+            _, oldest = self._entries.popitem(last=False)
+            self.bytes -= oldest.size
+
+    def _forget(self, key: Hashable) -> None:
+        old = self._entries.pop(key, None)
+        if old is not None:
+            self.bytes -= old.size
+
+
+@dataclass(frozen=True)
+class ArticleTexts:
+    """The texts the article page asks about before the reader does anything (from static/data/paper.json)."""
+
+    example_text: str
+    demo_prefix: str
+
+
+class Answers:
+    """The API's deterministic answers for one engine, cached as bytes; the endpoints' one entry point."""
+
+    def __init__(self, engine: InferenceEngine, pool: InferencePool, settings: Settings, cache: AnswerCache) -> None:
+        self.engine = engine
+        self.pool = pool
+        self.settings = settings
+        self.cache = cache
+        self.version = answer_version(engine.registry.digest, settings)
+        # Computations in flight, so readers asking the same question at once share one.
+        self._pending: dict[Hashable, asyncio.Task] = {}
+
+    def models(self, infos: list[ModelInfo]) -> Answer:
+        # Unset: what metrics.json does not record (a profile's `sample`) is left out rather than sent as null.
+        return Answer.of(json.dumps([info.model_dump(mode="json", exclude_unset=True) for info in infos], separators=(",", ":")).encode(), self.version)
+
+    async def autocomplete(
+        self, text: str, models: list[str] | None, top_k: int, positions: str, *, pinned: bool = False
+    ) -> Answer:
+        """The /api/autocomplete answer; raises InputError for a request the models cannot answer."""
+        text = prepare_text(text, self.settings.max_text_chars)
+        model_ids = list(dict.fromkeys(models or self.engine.model_ids))
+        for model_id in model_ids:
+            self.engine.model(model_id, field="models")
+        key = (self.version, "autocomplete", text, tuple(model_ids), top_k, positions)
+
+        def compute() -> Answer:
+            results = {model_id: self.engine.suggest(model_id, text, top_k, positions) for model_id in model_ids}
+            response = AutocompleteResponse(
+                text=text, models={model_id: [asdict(row) for row in rows] for model_id, rows in results.items()}
+            )
+            return Answer.of(response.model_dump_json().encode(), self.version)
+
+        # A keystroke (a few ms) never waits behind a connectivity sweep (seconds); a whole text's suggestions
+        # (tens of ms, up to a second on a busy machine) would hold keystrokes up, so they only jump the sweeps' queue.
+        return await self._answer(key, compute, urgent=positions == "last", soon=positions == "all", pinned=pinned)
+
+    async def connectivity(
+        self,
+        text: str,
+        model: str,
+        positions: list[int] | str | None,
+        word: str | None,
+        method: Method,
+        significant_digits: int,
+        *,
+        pinned: bool = False,
+    ) -> Answer:
+        """The /api/connectivity answer; raises InputError for a request the models cannot answer."""
+        text = prepare_text(text, self.settings.max_text_chars)
+        self.engine.model(model)
+        resolved = list(range(len(text))) if positions == "all" else positions
+        key = (
+            self.version,
+            "connectivity",
+            text,
+            model,
+            positions if positions in (None, "all") else tuple(positions),
+            word,
+            method,
+            significant_digits,
+        )
+
+        def compute() -> Answer:
+            rows = self.engine.connectivity(model, text, resolved, word, method, significant_digits)
+            response = ConnectivityResponse(text=text, model=model, method=method, rows=[asdict(row) for row in rows])
+            return Answer.of(response.model_dump_json().encode(), self.version)
+
+        return await self._answer(key, compute, urgent=False, soon=False, pinned=pinned)
+
+    async def _answer(self, key: Hashable, compute: Callable[[], Answer], *, urgent: bool, soon: bool, pinned: bool) -> Answer:
+        answer = self.cache.get(key)
+        if answer is not None:
+            if pinned:
+                self.cache.put(key, answer, pinned=True)
+            return answer
+        task = self._pending.get(key)
+        if task is None:
+            task = asyncio.ensure_future(self._compute(key, compute, urgent, soon, pinned))
+            self._pending[key] = task
+        # Shielded: a reader who goes away cancels only their own wait, never the others' computation.
+        return await asyncio.shield(task)
+
+    async def _compute(self, key: Hashable, compute: Callable[[], Answer], urgent: bool, soon: bool, pinned: bool) -> Answer:
+        try:
+            answer = await self.pool.run(compute, urgent=urgent, soon=soon)
+            self.cache.put(key, answer, pinned=pinned)
+            return answer
+        finally:
+            del self._pending[key]
+
+    async def warm(self, texts: ArticleTexts) -> None:
+        """Compute and pin what the article page asks for before the reader does anything.
+
+        The requests must be the page's own, field for field, so its requests find
+        them: static/api.js and the figures ask with these defaults.
+        """
+        await self.autocomplete(texts.example_text, None, 3, "all", pinned=True)
+        await self.autocomplete(texts.demo_prefix, None, 3, "last", pinned=True)
+        for model in self.engine.model_ids:
+            await self.connectivity(texts.example_text, model, "all", None, "gradient", DISPLAY_DIGITS, pinned=True)
