@@ -42,7 +42,14 @@ def test_metrics_hold_every_field_the_article_reads():
     for unit, entry in metrics.items():
         assert entry["preset"] == "bundled" and entry["unit"] == unit
         assert entry["corpus"]["name"] == "wiki100m" and len(entry["corpus"]["sha256"]) == 64
-        assert entry["characters_seen"] >= BUNDLED.max_train_chars
+        assert entry["characters_seen"] >= 60_000_000
+        history = entry["history"]
+        assert [point["characters"] for point in history][-1] == entry["characters_seen"]
+        assert all(a["characters"] < b["characters"] for a, b in zip(history, history[1:]))
+        memory = entry["memory"]
+        assert memory["test"]["rows"] >= 20_000 and len(memory["test"]["by_distance"]) == len(memory["buckets"]) == 9
+        assert sum(memory["test"]["by_distance"]) == pytest.approx(1.0) and sum(memory["example"]["by_distance"]) == pytest.approx(1.0)
+        assert memory["test"]["reach_10"] == pytest.approx(sum(memory["test"]["by_distance"][5:]))
         assert entry["training_seconds"] > 0 and entry["steps"] > 0
         assert 0 < entry["test"]["cross_entropy"] < 10 and 0 < entry["test"]["accuracy"] < 1
         by_known = entry["accuracy_by_letters_known"]
