@@ -50,6 +50,7 @@ def describe_models(registry: Registry) -> list[ModelInfo]:
                 depth=config.depth,
                 parameters=ParameterCounts(**model.net.parameter_counts()),
                 metrics=metrics,
+                memory=(model.metrics or {}).get("memory"),
             )
         )
     return infos

@@ -35,6 +35,11 @@ class ModelInfo(BaseModel):
     depth: int = Field(description="Nesting depth of a Nested LSTM cell (1 for GRU and LSTM).")
     parameters: ParameterCounts = Field(description="Parameter counts per part, as the paper counts them.")
     metrics: ModelMetrics | None = Field(description="Test metrics from the checkpoint folder's metrics.json; null when it has none.")
+    memory: dict | None = Field(
+        None,
+        description="Memory profile from metrics.json (share of connectivity by distance back, on the test set and the example "
+        "sentence); null when it has none.",
+    )
 
 
 class Health(BaseModel):
