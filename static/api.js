@@ -54,6 +54,16 @@ export function loadPaper() {
   return cached("paper", () => request("/static/data/paper.json"));
 }
 
+/** The paper's memory profile on the example sentence, computed by models/memory.py from its published rows. */
+export function loadPaperMemory() {
+  return cached("paper memory", () => request("/static/data/paper/memory.json"));
+}
+
+/** The paper's published top-3 and connectivity at every position of the example sentence, for one unit. */
+export function loadPaperConnectivity(unitId) {
+  return cached(`paper connectivity ${unitId}`, () => request(`/static/data/paper/${unitId}.json`));
+}
+
 /** Suggestions; `positions: "last"` is the per-keystroke request (not cached: it is cheap and always new). */
 export function autocomplete({ text, models, topK = 3, positions = "all", signal }) {
   const body = { text, top_k: topK, positions, ...(models ? { models } : {}) };

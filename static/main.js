@@ -12,6 +12,7 @@ const FIGURES = {
   units: () => import("./figures/units.js"),
   autocomplete: () => import("./figures/autocomplete.js"),
   connectivity: () => import("./figures/connectivity.js"),
+  memory: () => import("./figures/memory.js"),
   accuracy: () => import("./figures/accuracy.js"),
   training: () => import("./figures/training.js"),
   tables: () => import("./figures/tables.js"),

@@ -31,6 +31,9 @@ export class ConnectivityExplorer {
     this.suggestions = {};
     this.wordRows = {};
     this.loading = 0;
+    // "ours": computed by this server; "paper": the paper's published rows for the example sentence.
+    this.source = "ours";
+    this.publishedLabel = "";
 
     const root = d3.select(element);
     this.status = root.append("p").attr("class", "status").attr("role", "status").attr("aria-live", "polite");
@@ -39,7 +42,8 @@ export class ConnectivityExplorer {
       .attr("class", "text-panel").attr("data-unit", (unit) => unit.id);
     const heading = this.panels.append("h3");
     heading.append("span").attr("class", (unit) => `unit-swatch swatch-${unit.id}`).attr("aria-hidden", "true");
-    heading.append("span").text((unit) => unit.name);
+    this.names = heading.append("span").attr("class", "unit-name");
+    this.publishedLabels = this.panels.append("p").attr("class", "published-label").property("hidden", true);
     this.lines = this.panels.append("div").attr("class", "char-line")
       .attr("role", "slider").attr("tabindex", 0).attr("aria-valuemin", 0)
       .attr("aria-label", (unit) => `${unit.name}: selected position; arrow keys move it`);
@@ -53,7 +57,7 @@ export class ConnectivityExplorer {
   }
 
   state() {
-    return { text: this.text, position: this.position, word: this.word, method: this.method, scale: this.scale };
+    return { text: this.text, position: this.position, word: this.word, method: this.method, scale: this.scale, source: this.source };
   }
 
   /**
@@ -64,6 +68,7 @@ export class ConnectivityExplorer {
   async load(text, { method = this.method, position = null, word = null } = {}) {
     const request = ++this.loading;
     this.method = method;
+    this.source = "ours";
     this.setStatus("Computing suggestions and connectivity…");
     const matrixRequests = Promise.all(this.units.map((unit) => api.connectivity({ text, model: unit.id, positions: "all", method })));
     matrixRequests.catch(() => {}); // Handled below, after the suggestions; this only silences the early rejection.
@@ -97,6 +102,37 @@ export class ConnectivityExplorer {
     if (word) await this.chooseWord(word);
     this.paint();
     return this.text;
+  }
+
+  /**
+   * Shows published rows instead of our models' (no server request): `published` maps unit id to
+   * one entry per position of `text`, {target, predict, probability, connectivity for 0..t}.
+   * `label` names the published models in every panel's heading.
+   */
+  showPublished(text, published, { position = null, label }) {
+    ++this.loading; // a load still in flight must not paint over these rows
+    clearTimeout(this.rowTimer);
+    this.source = "paper";
+    this.publishedLabel = label;
+    this.method = "gradient";
+    this.text = text;
+    this.perRow = false;
+    this.wordRows = {};
+    this.word = null;
+    this.suggestions = Object.fromEntries(this.units.map((unit) => [unit.id, published[unit.id].map((entry, index) => ({
+      position: index,
+      char: entry.char,
+      suggestions: entry.predict.map((word, rank) => ({ word, probability: entry.probability[rank] })),
+    }))]));
+    this.matrices = Object.fromEntries(this.units.map((unit) => [unit.id, published[unit.id].map((entry, index) => ({
+      position: index,
+      word: entry.target,
+      connectivity: [...entry.connectivity, ...new Array(text.length - entry.connectivity.length).fill(0)],
+    }))]));
+    this.position = clamp(position ?? text.length - 1, 0, text.length - 1);
+    this.setStatus("");
+    this.buildCharacters();
+    this.paint();
   }
 
   /** Per-row mode: every unit's row at `position`, unless already fetched. */
@@ -204,6 +240,10 @@ export class ConnectivityExplorer {
   }
 
   paint() {
+    const published = this.source === "paper";
+    this.panels.classed("published", published);
+    this.names.text((unit) => (published ? `${unit.paperName}, the paper's model` : unit.name));
+    this.publishedLabels.property("hidden", !published).text(this.publishedLabel);
     const current = this.currentRows();
     const position = this.position;
     const chars = this.text;
@@ -232,6 +272,7 @@ export class ConnectivityExplorer {
       }
       element.append("span").text("Connectivity of ");
       element.append("q").attr("class", "row-word").text(row.word);
+      if (published) element.append("span").text(" (the word in the text)");
       element.append("span").text(` at position ${position} (${describeCharacter(chars, position)})`);
     });
     const chosenWord = this.word;
@@ -239,7 +280,8 @@ export class ConnectivityExplorer {
       const suggestions = this.suggestions[unit.id]?.[position]?.suggestions ?? [];
       renderSuggestions(nodes[index], unit, suggestions, {
         pressed: (word) => word === (chosenWord ?? current[unit.id].word),
-        onChoose: (word) => {
+        // The paper published one row per position, for the word in the text; no other word can be shown.
+        onChoose: published ? null : (word) => {
           this.onInteract();
           this.chooseWord(word);
         },
@@ -284,13 +326,12 @@ export class ConnectivityExplorer {
   }
 }
 
-/** A list of guess buttons with probability bars, used by the panels and by Figure 3. */
+/** A list of guess buttons with probability bars, used by the panels and by Figure 3; onChoose null: not choosable. */
 export function renderSuggestions(list, unit, suggestions, { pressed = () => false, onChoose }) {
   d3.select(list).selectAll("li").data(suggestions, (suggestion) => suggestion.word)
     .join((enter) => {
       const item = enter.append("li");
-      const button = item.append("button").attr("type", "button").attr("class", "suggestion")
-        .on("click", (event, suggestion) => onChoose(suggestion.word));
+      const button = item.append("button").attr("type", "button").attr("class", "suggestion");
       button.append("span").attr("class", "word");
       button.append("span").attr("class", "bar-track").append("span").attr("class", `bar bar-${unit.id}`);
       button.append("span").attr("class", "probability");
@@ -298,7 +339,11 @@ export function renderSuggestions(list, unit, suggestions, { pressed = () => fal
     })
     .order()
     .each(function fill(suggestion) {
+      // Bound on every render, not when the button is created: a button kept for the same word must
+      // choose it for the text shown now, not for the text of its first render.
       const button = d3.select(this).select("button")
+        .on("click", onChoose ? () => onChoose(suggestion.word) : null)
+        .property("disabled", !onChoose)
         .attr("aria-pressed", String(pressed(suggestion.word)))
         .attr("aria-label", `${suggestion.word}, ${formatProbability(suggestion.probability)}; show its connectivity`);
       button.select(".word").text(suggestion.word);

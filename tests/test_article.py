@@ -12,7 +12,11 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
+import numpy as np
 import pytest
+
+from models.memory import row_shares, word_starts
+from models.text import CHAR_IDS
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 
@@ -289,4 +293,146 @@ def test_phone_width_with_reduced_motion_own_sentence_recomputes(open_page, live
     assert selected_positions(page, "#fig-connectivity") == [len(normalised) - 1] * 3
     page.wait_for_function("() => new URL(location.href).searchParams.get('text') !== null")
     assert page.evaluate("document.documentElement.scrollWidth") <= 375
+    assert page.console_errors == []
+
+
+PAPER_MEMORY = json.loads((ROOT / "static" / "data" / "paper" / "memory.json").read_text())
+PAPER_ROWS = {unit: json.loads((ROOT / "static" / "data" / "paper" / f"{unit}.json").read_text()) for unit in UNIT_IDS}
+
+
+def percent(share):
+    """The figures' d3 ".1%" format."""
+    return f"{share * 100:.1f}%"
+
+
+def test_memory_figure_shows_each_units_profile_the_papers_overlay_and_reach_in_words(open_page, live_server):
+    models = {model["id"]: model for model in httpx.get(live_server + "/api/models", timeout=60).json()}
+    page = open_page("/")
+    page.locator("#fig-memory").scroll_into_view_if_needed()
+    page.wait_for_function("() => document.querySelectorAll('#fig-memory path.series').length === 3")
+    # One point per distance bucket and unit.
+    assert page.locator("#fig-memory .lines + g circle").count() == 3 * 9
+
+    for unit in UNIT_IDS:
+        memory = models[unit]["memory"]
+        words = page.locator(f"#fig-memory .memory-reach li[data-unit={unit}]").inner_text()
+        ours = f"{percent(memory['test']['before_word'])} of its connectivity lies before the current word and {percent(memory['test']['reach_10'])} more than 10 characters back on our test set"
+        theirs = PAPER_MEMORY["units"][unit]
+        assert ours in words
+        assert f"the paper's {models[unit]['name']} {percent(theirs['before_word'])} and {percent(theirs['reach_10'])}" in words
+
+    # Keyboard and hover read out the shares of one bucket for every unit.
+    page.locator("#fig-memory .chart-frame").focus()
+    page.keyboard.press("ArrowRight")
+    readout = page.locator("#fig-memory .chart .status").inner_text()
+    assert readout.startswith("characters back (log scale) 0:")
+    for unit in UNIT_IDS:
+        assert f"{models[unit]['name']} {percent(models[unit]['memory']['test']['by_distance'][0])}" in readout
+    box = page.locator("#fig-memory .chart-frame > svg").bounding_box()
+    page.mouse.move(box["x"] + box["width"] * 0.55, box["y"] + box["height"] / 2)
+    tooltip = page.locator("#fig-memory .tooltip")
+    assert tooltip.is_visible()
+    label = tooltip.locator("strong").inner_text().split(": ")[1]
+    bucket = [item["label"] for item in PAPER_MEMORY["buckets"]].index(label)
+    assert bucket > 0
+    cells = tooltip.locator("td").all_inner_texts()
+    assert percent(models["gru"]["memory"]["test"]["by_distance"][bucket]) in cells
+
+    page.locator("#fig-memory input[name=paper-overlay]").check()
+    assert page.locator("#fig-memory path.series.paper").count() == 3
+    page.locator("#fig-memory .chart-frame").focus()
+    page.keyboard.press("End")
+    readout = page.locator("#fig-memory .chart .status").inner_text()
+    assert f"paper, example sentence: Nested LSTM {percent(PAPER_MEMORY['units']['nlstm']['by_distance'][-1])}" in readout
+    assert page.console_errors == []
+
+
+def share_before_word(row, position):
+    """The share of `row` (connectivity over EXAMPLE_TEXT) at `position` before the current word, by models/memory.py."""
+    padded = np.zeros(len(EXAMPLE_TEXT))
+    padded[: position + 1] = row[: position + 1]
+    starts = word_starts(np.array([CHAR_IDS[char] for char in EXAMPLE_TEXT]))
+    return float(row_shares(padded[None], np.array([position]), starts[[position]])["before_word"][0])
+
+
+def note_percent(share):
+    """The walkthrough notes' format (formatProbability in text-panels.js)."""
+    return f"{share * 100:.{1 if share < 0.1 else 0}f} %"
+
+
+def test_walkthrough_notes_give_each_units_share_before_the_word_beside_the_papers(open_page, live_server):
+    page = open_page("/")
+    show_connectivity_figure(page)
+    page.wait_for_function("() => [...document.querySelectorAll('[data-walkthrough-note]')].every((note) => note.textContent)")
+    models = {model["id"]: model["name"] for model in httpx.get(live_server + "/api/models", timeout=60).json()}
+    for step in ("1", "2", "3"):
+        position = WALKTHROUGH[step]
+        note = page.locator(f"[data-walkthrough-note='{step}']").inner_text()
+        for unit in UNIT_IDS:
+            ours = api(live_server, "/api/connectivity", {"text": EXAMPLE_TEXT, "model": unit, "positions": [position]})["rows"][0]["connectivity"]
+            paper = PAPER_ROWS[unit]["positions"][position]
+            assert (
+                f"{note_percent(share_before_word(ours, position))} of its row lies before the current word "
+                f"(the paper's {models[unit]}, for “{paper['target']}”: "
+                f"{note_percent(share_before_word(paper['connectivity'], position))})"
+            ) in note
+    # The issue's figure: at the second "grammar" the paper's GRU row lies almost all before the word.
+    assert "(the paper's GRU, for “grammar”: 96 %)" in page.locator("[data-walkthrough-note='2']").inner_text()
+    assert page.console_errors == []
+
+
+def panel_names(page):
+    return page.eval_on_selector_all("#fig-connectivity .text-panel h3", "headings => headings.map(h => h.textContent)")
+
+
+def test_switch_shows_the_papers_published_connectivity_and_editing_the_text_switches_back(open_page, live_server):
+    page = open_page("/")
+    show_connectivity_figure(page)
+    paper_requests = []
+    page.on("request", lambda request: "/static/data/paper/" in request.url and paper_requests.append(request.url))
+    assert panel_names(page) == ["GRU", "LSTM", "Nested LSTM"]
+    page.get_by_label("the paper's published models").check()
+    wait_for_all_three(page, "#fig-connectivity .text-panel h3", "(h) => h.textContent.endsWith(\"the paper's model\")", None)
+    labels = page.locator("#fig-connectivity .published-label").all_inner_texts()
+    assert labels == [PAPER_ROWS["gru"]["models"]] * 3 and "600 units, text8, two epochs" in labels[0]
+    assert page.locator("#fig-connectivity select[name=method]").is_disabled()
+    page.wait_for_function("() => new URL(location.href).searchParams.get('source') === 'paper'")
+
+    def assert_paper_rows(position):
+        assert selected_positions(page, "#fig-connectivity") == [position] * 3
+        for unit in UNIT_IDS:
+            published = PAPER_ROWS[unit]["positions"][position]
+            shown = page.eval_on_selector_all(
+                f"#fig-connectivity [data-unit={unit}] .char", f"chars => chars.slice(0, {position + 1}).map(c => Number(c.dataset.connectivity))"
+            )
+            peak = max(published["connectivity"])
+            assert shown == pytest.approx([value / peak for value in published["connectivity"]], abs=6e-5)
+            guesses = page.eval_on_selector_all(
+                f"#fig-connectivity [data-unit={unit}] .suggestion", "buttons => buttons.map(b => [b.querySelector('.word').textContent, b.disabled])"
+            )
+            assert guesses == [[word, True] for word in published["predict"]]
+            assert page.locator(f"#fig-connectivity [data-unit={unit}] .row-word").inner_text() == published["target"]
+
+    assert_paper_rows(WALKTHROUGH["1"])
+    page.locator("#fig-connectivity [data-unit=nlstm] .char[data-position='40']").hover()
+    assert_paper_rows(40)
+    page.locator("#fig-connectivity [data-unit=gru] .char-line").focus()
+    page.keyboard.press("ArrowRight")
+    assert_paper_rows(41)
+    page.locator("[data-walkthrough='2']").click()
+    wait_for_all_three(page, "#fig-connectivity .char.selected", "(c, p) => Number(c.dataset.position) === p", WALKTHROUGH["2"])
+    assert_paper_rows(WALKTHROUGH["2"])
+    # Each published file is fetched at most once (the walkthrough notes may have fetched it already).
+    assert len(paper_requests) == len(set(paper_requests)) and {url.rsplit("/", 1)[1] for url in paper_requests} <= {"gru.json", "lstm.json", "nlstm.json"}
+
+    page.locator("#fig-connectivity textarea").press("End")
+    page.locator("#fig-connectivity textarea").press_sequentially(" x")
+    wait_for_all_three(page, "#fig-connectivity .text-panel h3", "(h, names) => names.includes(h.textContent)", ["GRU", "LSTM", "Nested LSTM"])
+    assert page.locator("#fig-connectivity input[value=ours]").is_checked()
+    assert page.locator("#fig-connectivity .published-label:visible").count() == 0
+    show_connectivity_figure(page)
+    ours = api(live_server, "/api/connectivity", {"text": EXAMPLE_TEXT, "model": "gru", "positions": [WALKTHROUGH["2"]]})["rows"][0]
+    wait_for_all_three(page, "#fig-connectivity .char.selected", "(c, p) => Number(c.dataset.position) === p", WALKTHROUGH["2"])
+    page.wait_for_function("w => document.querySelector('#fig-connectivity [data-unit=gru] .row-word')?.textContent === w", arg=ours["word"])
+    page.wait_for_function("() => new URL(location.href).searchParams.get('source') === null")
     assert page.console_errors == []

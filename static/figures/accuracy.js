@@ -1,4 +1,4 @@
-// Figure 5: test accuracy by the number of letters of the word already read, per unit and for the
+// Figure 6: test accuracy by the number of letters of the word already read, per unit and for the
 // top-1/2/3 criteria, from metrics.json; the paper's curves can be laid over, dimmed.
 
 import { formatPercent, metricsFor } from "../format.js";
