@@ -9,9 +9,27 @@ export function connectivityColour(normalised) {
   return d3.interpolateViridis(BAND_LOW + normalised * (BAND_HIGH - BAND_LOW));
 }
 
-/** Black or white, whichever reads better on the given background. */
+/** WCAG 2 contrast ratio of two CSS colours. */
+export function contrastRatio(first, second) {
+  const [lighter, darker] = [relativeLuminance(first), relativeLuminance(second)].sort((a, b) => b - a);
+  return (lighter + 0.05) / (darker + 0.05);
+}
+
+function relativeLuminance(colour) {
+  const { r, g, b } = d3.rgb(colour);
+  const linear = (channel) => {
+    const value = channel / 255;
+    return value <= 0.04045 ? value / 12.92 : ((value + 0.055) / 1.055) ** 2.4;
+  };
+  return 0.2126 * linear(r) + 0.7152 * linear(g) + 0.0722 * linear(b);
+}
+
+/**
+ * Black or white, whichever contrasts more with the background. Pure black: where the two are
+ * closest (mid-band teal) black still reaches 4.5:1, a near-black would not.
+ */
 export function textColourOn(background) {
-  return d3.hcl(background).l > 60 ? "#111" : "#fff";
+  return contrastRatio(background, "#000") >= contrastRatio(background, "#fff") ? "#000" : "#fff";
 }
 
 /**

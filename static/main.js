@@ -5,6 +5,7 @@
 import * as api from "./api.js";
 import { scrollToFigure } from "./motion.js";
 import { hasViewState, requestView } from "./permalink.js";
+import { watchScrollers } from "./scrollers.js";
 
 const FIGURES = {
   hero: () => import("./figures/hero.js"),
@@ -29,6 +30,7 @@ async function renderFigure(element) {
     const [module, figureData] = await Promise.all([FIGURES[element.dataset.figure](), data]);
     await module.render(element, figureData);
     element.dataset.rendered = "true";
+    watchScrollers(element);
   } catch (error) {
     console.error(`figure ${element.dataset.figure}:`, error);
     const notice = document.createElement("p");
@@ -52,6 +54,8 @@ document.querySelectorAll("[data-figure]").forEach((element) => {
   if ("lazy" in element.dataset) observer.observe(element);
   else renderFigure(element);
 });
+
+watchScrollers(document);
 
 // Walkthrough links select their position in Figure 4 (on the example sentence) and bring it into view.
 const connectivityFigure = document.getElementById("fig-connectivity");

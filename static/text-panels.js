@@ -40,7 +40,8 @@ export class ConnectivityExplorer {
     this.panels = root.append("div").attr("class", "unit-panels")
       .selectAll("section").data(units).join("section")
       .attr("class", "text-panel").attr("data-unit", (unit) => unit.id);
-    const heading = this.panels.append("h3");
+    // Panel titles, not headings: the figures sit between the article's h2 sections.
+    const heading = this.panels.append("p").attr("class", "panel-title");
     heading.append("span").attr("class", (unit) => `unit-swatch swatch-${unit.id}`).attr("aria-hidden", "true");
     this.names = heading.append("span").attr("class", "unit-name");
     this.publishedLabels = this.panels.append("p").attr("class", "published-label").property("hidden", true);
@@ -249,7 +250,8 @@ export class ConnectivityExplorer {
     const chars = this.text;
     this.lines
       .attr("aria-valuenow", position)
-      .attr("aria-valuetext", `position ${position}, ${describeCharacter(chars, position)}`)
+      // Screen readers hear what the shading shows: the strongest earlier characters and how far back.
+      .attr("aria-valuetext", (unit) => `position ${position}, ${describeCharacter(chars, position)}; ${strongest(current[unit.id].normalised, chars, position)}`)
       .each(function paintLine(unit) {
         const values = current[unit.id].normalised;
         d3.select(this).selectAll("span.char")
@@ -335,6 +337,7 @@ export function renderSuggestions(list, unit, suggestions, { pressed = () => fal
       button.append("span").attr("class", "word");
       button.append("span").attr("class", "bar-track").append("span").attr("class", `bar bar-${unit.id}`);
       button.append("span").attr("class", "probability");
+      button.append("span").attr("class", "visually-hidden action");
       return item;
     })
     .order()
@@ -344,8 +347,9 @@ export function renderSuggestions(list, unit, suggestions, { pressed = () => fal
       const button = d3.select(this).select("button")
         .on("click", onChoose ? () => onChoose(suggestion.word) : null)
         .property("disabled", !onChoose)
-        .attr("aria-pressed", String(pressed(suggestion.word)))
-        .attr("aria-label", `${suggestion.word}, ${formatProbability(suggestion.probability)}; show its connectivity`);
+        .attr("aria-pressed", String(pressed(suggestion.word)));
+      // The accessible name is the visible text, then what the button does (no aria-label that would hide the word).
+      button.select(".action").text(onChoose ? "; show its connectivity" : "");
       button.select(".word").text(suggestion.word);
       button.select(".bar").node().style.width = `${(suggestion.probability * 100).toFixed(1)}%`;
       button.select(".probability").text(formatProbability(suggestion.probability));
@@ -354,6 +358,15 @@ export function renderSuggestions(list, unit, suggestions, { pressed = () => fal
 
 export function formatProbability(probability) {
   return `${(probability * 100).toFixed(probability < 0.1 ? 1 : 0)} %`;
+}
+
+const SPOKEN_STRONGEST = 3;
+
+/** "most connected: 0 back (“g” of “grammar”, 100 %), 2 back (…)", for the slider's aria-valuetext. */
+function strongest(normalised, text, position) {
+  if (normalised === null) return "connectivity still loading";
+  const ranked = d3.range(position + 1).sort((a, b) => normalised[b] - normalised[a] || b - a).slice(0, SPOKEN_STRONGEST);
+  return `most connected: ${ranked.map((index) => `${position - index} back (${describeCharacter(text, index)}, ${formatProbability(normalised[index])})`).join(", ")}`;
 }
 
 /** "'e' of 'learning'" or "the space before 'learning'", for captions and screen readers. */

@@ -36,6 +36,8 @@ EXAMPLE_TEXT = PAPER["connectivity"]["example_text"]
 WALKTHROUGH = PAPER["connectivity"]["walkthrough_indices"]
 UNIT_IDS = ["gru", "lstm", "nlstm"]
 SCREENSHOT = ROOT / "artifacts" / "article.png"
+# axe-core, a pinned dev dependency (package.json), injected into the page under test.
+AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
 # Generous: the server may share this machine with a training run.
 TIMEOUT_MS = 90_000
 
@@ -56,8 +58,8 @@ def open_page(browser, live_server):
     server = urlsplit(live_server).netloc
     pages = []
 
-    def open_path(path="/", viewport=(1200, 900), reduced_motion="no-preference"):
-        page = browser.new_page(viewport={"width": viewport[0], "height": viewport[1]}, reduced_motion=reduced_motion)
+    def open_path(path="/", viewport=(1200, 900), reduced_motion="no-preference", **options):
+        page = browser.new_page(viewport={"width": viewport[0], "height": viewport[1]}, reduced_motion=reduced_motion, **options)
         page.set_default_timeout(TIMEOUT_MS)
         page.console_errors = []
         page.foreign_requests = []
@@ -382,7 +384,7 @@ def test_walkthrough_notes_give_each_units_share_before_the_word_beside_the_pape
 
 
 def panel_names(page):
-    return page.eval_on_selector_all("#fig-connectivity .text-panel h3", "headings => headings.map(h => h.textContent)")
+    return page.eval_on_selector_all("#fig-connectivity .panel-title", "headings => headings.map(h => h.textContent)")
 
 
 def test_switch_shows_the_papers_published_connectivity_and_editing_the_text_switches_back(open_page, live_server):
@@ -392,7 +394,7 @@ def test_switch_shows_the_papers_published_connectivity_and_editing_the_text_swi
     page.on("request", lambda request: "/static/data/paper/" in request.url and paper_requests.append(request.url))
     assert panel_names(page) == ["GRU", "LSTM", "Nested LSTM"]
     page.get_by_label("the paper's published models").check()
-    wait_for_all_three(page, "#fig-connectivity .text-panel h3", "(h) => h.textContent.endsWith(\"the paper's model\")", None)
+    wait_for_all_three(page, "#fig-connectivity .panel-title", "(h) => h.textContent.endsWith(\"the paper's model\")", None)
     labels = page.locator("#fig-connectivity .published-label").all_inner_texts()
     assert labels == [PAPER_ROWS["gru"]["models"]] * 3 and "600 units, text8, two epochs" in labels[0]
     assert page.locator("#fig-connectivity select[name=method]").is_disabled()
@@ -427,7 +429,7 @@ def test_switch_shows_the_papers_published_connectivity_and_editing_the_text_swi
 
     page.locator("#fig-connectivity textarea").press("End")
     page.locator("#fig-connectivity textarea").press_sequentially(" x")
-    wait_for_all_three(page, "#fig-connectivity .text-panel h3", "(h, names) => names.includes(h.textContent)", ["GRU", "LSTM", "Nested LSTM"])
+    wait_for_all_three(page, "#fig-connectivity .panel-title", "(h, names) => names.includes(h.textContent)", ["GRU", "LSTM", "Nested LSTM"])
     assert page.locator("#fig-connectivity input[value=ours]").is_checked()
     assert page.locator("#fig-connectivity .published-label:visible").count() == 0
     show_connectivity_figure(page)
@@ -435,4 +437,141 @@ def test_switch_shows_the_papers_published_connectivity_and_editing_the_text_swi
     wait_for_all_three(page, "#fig-connectivity .char.selected", "(c, p) => Number(c.dataset.position) === p", WALKTHROUGH["2"])
     page.wait_for_function("w => document.querySelector('#fig-connectivity [data-unit=gru] .row-word')?.textContent === w", arg=ours["word"])
     page.wait_for_function("() => new URL(location.href).searchParams.get('source') === null")
+    assert page.console_errors == []
+
+
+def render_every_figure(page):
+    """Scrolls through the page so every lazy figure starts, and waits until every figure has drawn."""
+    height = page.evaluate("document.body.scrollHeight")
+    for offset in range(0, height, 600):
+        page.evaluate(f"window.scrollTo(0, {offset})")
+    page.wait_for_function("() => [...document.querySelectorAll('[data-figure]')].every((figure) => figure.dataset.rendered === 'true')")
+    show_connectivity_figure(page)
+    page.wait_for_function("() => [...document.querySelectorAll('[data-walkthrough-note]')].every((note) => note.textContent)")
+
+
+@pytest.mark.parametrize("viewport", [(1280, 900), (375, 740)], ids=["1280px", "375px"])
+def test_axe_finds_no_serious_or_critical_violation(open_page, viewport):
+    # axe is injected as a script, which the page's own Content-Security-Policy would refuse.
+    page = open_page("/", viewport=viewport, bypass_csp=True)
+    render_every_figure(page)
+    page.add_script_tag(path=str(AXE))
+    violations = page.evaluate(
+        """async () => (await axe.run(document, { resultTypes: ["violations"] })).violations
+              .map((violation) => ({ id: violation.id, impact: violation.impact, nodes: violation.nodes.map((node) => node.target.join(" ")) }))"""
+    )
+    assert [violation for violation in violations if violation["impact"] in ("serious", "critical")] == []
+    # The two moderate findings of issue 13 (the hero before any h2, outside every landmark) stay fixed too.
+    assert [violation["id"] for violation in violations if violation["id"] in ("heading-order", "region")] == []
+    assert page.console_errors == []
+
+
+def test_a_suggestion_clicked_in_figure_3_opens_figure_4_on_the_text_shown_now(open_page, live_server):
+    """A button kept for the same word across keystrokes must open the text of the latest keystroke."""
+    start = "the history of"
+    later = None
+    for extension in (" t", " a", " c", " w", " s", " p", " o"):
+        before = api(live_server, "/api/autocomplete", {"text": start, "models": ["gru"], "positions": "last"})
+        after = api(live_server, "/api/autocomplete", {"text": start + extension, "models": ["gru"], "positions": "last"})
+        shared = {item["word"] for item in before["models"]["gru"][-1]["suggestions"]} & {item["word"] for item in after["models"]["gru"][-1]["suggestions"]}
+        if shared:
+            later, word = after["text"], sorted(shared)[0]
+            break
+    assert later is not None, "no guess of the GRU survives a keystroke: pick other texts"
+    page = open_page("/")
+    page.locator("#fig-autocomplete").scroll_into_view_if_needed()
+    box = page.locator("#fig-autocomplete input[type=text]")
+    box.fill(start)
+    page.wait_for_function("t => document.querySelector('#fig-autocomplete .model-sees code')?.textContent === t", arg=before["text"])
+    box.press("End")
+    box.press_sequentially(later[len(before["text"]):])
+    page.wait_for_function("t => document.querySelector('#fig-autocomplete .model-sees code')?.textContent === t", arg=later)
+    page.locator("#fig-autocomplete [data-unit=gru] .suggestion", has_text=word).click()
+    page.wait_for_function("t => new URL(location.href).searchParams.get('text') === t", arg=later)
+    show_connectivity_figure(page)
+    wait_for_all_three(page, "#fig-connectivity .char.selected", "(c, p) => Number(c.dataset.position) === p", len(later) - 1)
+    wait_for_all_three(page, "#fig-connectivity .row-word", "(e, w) => e.textContent === w", word)
+    assert page.console_errors == []
+
+
+# Every visible text in the figures with its colour and the colour behind it, both from computed styles:
+# an SVG text's colour is its fill; the background is the nearest ancestor's with any opacity, blended
+# over the ones behind it; opacity of the text's ancestors fades the text towards that background.
+TEXT_COLOURS_JS = """(selector) => {
+  const parse = (css) => { const [r, g, b, a = 1] = css.match(/[\\d.]+/g).map(Number); return { r, g, b, a }; };
+  const over = (top, bottom) => ({ r: top.r * top.a + bottom.r * (1 - top.a), g: top.g * top.a + bottom.g * (1 - top.a), b: top.b * top.a + bottom.b * (1 - top.a), a: 1 });
+  const background = (element) => {
+    const layers = [];
+    for (let node = element; node; node = node.parentElement) {
+      const colour = parse(getComputedStyle(node).backgroundColor);
+      if (colour.a > 0) layers.push(colour);
+      if (colour.a === 1) break;
+    }
+    return layers.reverse().reduce((below, layer) => over(layer, below), { r: 255, g: 255, b: 255, a: 1 });
+  };
+  const results = [];
+  for (const figure of document.querySelectorAll(selector)) {
+    for (const element of figure.querySelectorAll('*')) {
+      const text = [...element.childNodes].filter((node) => node.nodeType === 3).map((node) => node.textContent).join('').trim();
+      if (!text || element.closest('[hidden], [aria-hidden=true], .visually-hidden, :disabled, math')) continue;
+      const box = element.getBoundingClientRect();
+      if (box.width === 0 || box.height === 0 || getComputedStyle(element).visibility === 'hidden') continue;
+      const style = getComputedStyle(element);
+      let opacity = 1;
+      for (let node = element; node; node = node.parentElement) opacity *= Number(getComputedStyle(node).opacity);
+      const behind = background(element);
+      const ink = parse(element instanceof SVGElement ? style.fill : style.color);
+      results.push({ text: text.slice(0, 30), where: element.className.baseVal ?? element.className, ink: over({ ...ink, a: ink.a * opacity }, behind), behind });
+    }
+  }
+  return results;
+}"""
+
+
+def contrast(first, second):
+    def luminance(colour):
+        channels = [colour[key] / 255 for key in "rgb"]
+        linear = [value / 12.92 if value <= 0.04045 else ((value + 0.055) / 1.055) ** 2.4 for value in channels]
+        return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+    lighter, darker = sorted([luminance(first), luminance(second)], reverse=True)
+    return (lighter + 0.05) / (darker + 0.05)
+
+
+FIGURES = "figure, [data-figure]"
+
+
+@pytest.mark.parametrize("colour_scheme", ["light", "dark"])
+def test_every_text_in_the_figures_has_a_contrast_of_at_least_4_5(open_page, colour_scheme):
+    page = open_page("/", color_scheme=colour_scheme)
+    render_every_figure(page)
+    # Hover a position late in the sentence: most characters coloured, some after it.
+    page.locator("#fig-connectivity [data-unit=gru] .char[data-position='150']").hover()
+    page.locator("#fig-accuracy input[name=paper-overlay]").check()
+    texts = page.evaluate(TEXT_COLOURS_JS, FIGURES)
+    assert len(texts) > 3 * len(EXAMPLE_TEXT)
+    low = [(item["text"], item["where"], round(contrast(item["ink"], item["behind"]), 2)) for item in texts if contrast(item["ink"], item["behind"]) < 4.5]
+    assert low == []
+
+
+def test_forced_colours_keep_the_shading_bars_and_swatches_and_the_slider_speaks_the_strongest_characters(open_page, live_server):
+    page = open_page("/", forced_colors="active")
+    show_connectivity_figure(page)
+    position = WALKTHROUGH["1"]
+    for unit in UNIT_IDS:
+        styles = page.eval_on_selector_all(
+            f"#fig-connectivity [data-unit={unit}] .char", "chars => chars.map(c => [c.style.backgroundColor, getComputedStyle(c).backgroundColor])"
+        )
+        coloured = styles[: position + 1]
+        assert all(inline and inline == computed for inline, computed in coloured), "forced colours repainted the shading"
+        bars = page.eval_on_selector_all(f"#fig-connectivity [data-unit={unit}] .bar", "bars => bars.map(b => getComputedStyle(b).backgroundColor)")
+        assert bars and all(bar == bars[0] and bar not in ("rgba(0, 0, 0, 0)", "rgb(255, 255, 255)") for bar in bars)
+        swatch = page.eval_on_selector(f"#fig-connectivity [data-unit={unit}] .unit-swatch", "s => getComputedStyle(s).backgroundColor")
+        assert swatch == bars[0]
+
+        row = api(live_server, "/api/connectivity", {"text": EXAMPLE_TEXT, "model": unit, "positions": [position]})["rows"][0]["connectivity"]
+        ranked = sorted(range(position + 1), key=lambda index: (-row[index], -index))[:3]
+        spoken = page.locator(f"#fig-connectivity [data-unit={unit}] .char-line").get_attribute("aria-valuetext")
+        assert spoken.startswith(f"position {position}, ")
+        assert [int(distance) for distance in re.findall(r"(\d+) back", spoken)] == [position - index for index in ranked]
     assert page.console_errors == []

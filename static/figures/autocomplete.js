@@ -28,7 +28,7 @@ export async function render(element, { models, paper }) {
 
   const panels = body.append("div").attr("class", "unit-panels")
     .selectAll("section").data(units).join("section").attr("class", "text-panel").attr("data-unit", (unit) => unit.id);
-  const heading = panels.append("h3");
+  const heading = panels.append("p").attr("class", "panel-title");
   heading.append("span").attr("class", (unit) => `unit-swatch swatch-${unit.id}`).attr("aria-hidden", "true");
   heading.append("span").text((unit) => unit.name);
   const lists = panels.append("ul").attr("class", "suggestions").attr("aria-label", (unit) => `${unit.name}'s top guesses`);
