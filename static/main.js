@@ -71,5 +71,23 @@ document.querySelectorAll("[data-walkthrough]").forEach((link) => {
   });
 });
 
-// A permalink opens on Figure 4.
-if (hasViewState()) scrollToFigure(connectivityFigure);
+// A permalink opens on Figure 4: aimed at once, so it starts loading, and again once it has drawn, in
+// case anything above it changed height meanwhile; focus goes to its first panel for keyboard readers.
+if (hasViewState()) {
+  scrollToFigure(connectivityFigure);
+  whenRendered(connectivityFigure).then(() => {
+    scrollToFigure(connectivityFigure);
+    connectivityFigure.querySelector(".char-line")?.focus({ preventScroll: true });
+  });
+}
+
+function whenRendered(element) {
+  return new Promise((resolve) => {
+    if (element.dataset.rendered) resolve();
+    else new MutationObserver((changes, observer) => {
+      if (!element.dataset.rendered) return;
+      observer.disconnect();
+      resolve();
+    }).observe(element, { attributes: true, attributeFilter: ["data-rendered"] });
+  });
+}

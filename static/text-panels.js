@@ -7,6 +7,11 @@ import { connectivityColour, normaliseRows, textColourOn } from "./connectivity-
 
 const d3 = window.d3;
 const ROW_REQUEST_DELAY_MS = 120;
+// On a narrow screen each panel shows a window of WINDOW_LINES lines of the text, in characters of at
+// least TARGET_PX square, so the three panels fit one screen and a tap lands on the character meant.
+const NARROW = window.matchMedia("(max-width: 760px)");
+const WINDOW_LINES = 2;
+const TARGET_PX = 24;
 const KEY_STEPS = { ArrowRight: 1, ArrowDown: 1, ArrowLeft: -1, ArrowUp: -1, PageDown: 10, PageUp: -10 };
 
 export class ConnectivityExplorer {
@@ -31,12 +36,18 @@ export class ConnectivityExplorer {
     this.suggestions = {};
     this.wordRows = {};
     this.loading = 0;
+    this.windowStart = 0;
     // "ours": computed by this server; "paper": the paper's published rows for the example sentence.
     this.source = "ours";
     this.publishedLabel = "";
 
     const root = d3.select(element);
     this.status = root.append("p").attr("class", "status").attr("role", "status").attr("aria-live", "polite");
+    const pager = root.append("div").attr("class", "window-pager controls");
+    this.earlier = pager.append("button").attr("type", "button").attr("class", "link").text("◀ earlier text")
+      .on("click", () => this.select(this.windowStart - 1));
+    this.later = pager.append("button").attr("type", "button").attr("class", "link").text("later text ▶")
+      .on("click", () => this.select(this.windowStart + this.windowSize()));
     this.panels = root.append("div").attr("class", "unit-panels")
       .selectAll("section").data(units).join("section")
       .attr("class", "text-panel").attr("data-unit", (unit) => unit.id);
@@ -55,6 +66,7 @@ export class ConnectivityExplorer {
       .on("pointerover", (event) => this.selectFromEvent(event))
       .on("click", (event) => this.selectFromEvent(event))
       .on("keydown", (event) => this.handleKey(event));
+    NARROW.addEventListener("change", () => this.paint());
   }
 
   state() {
@@ -240,7 +252,29 @@ export class ConnectivityExplorer {
       .text((item) => item.char);
   }
 
+  /** Characters per window on a narrow screen: whole lines of TARGET_PX-wide characters. */
+  windowSize() {
+    const width = this.lines.node()?.clientWidth || 320;
+    return WINDOW_LINES * Math.max(8, Math.floor((width - 4) / TARGET_PX));
+  }
+
+  /** Narrow screens: keeps the selection inside the window, a quarter from its end so most of it is context. */
+  placeWindow() {
+    const size = this.windowSize();
+    const last = Math.max(0, this.text.length - size);
+    if (this.position < this.windowStart || this.position >= this.windowStart + size || this.windowStart > last) {
+      this.windowStart = Math.max(0, Math.min(last, this.position - Math.floor(size * 0.75)));
+    }
+    const end = this.windowStart + size;
+    this.lines.classed("windowed", true).selectAll("span.char")
+      .classed("outside", (item) => item.position < this.windowStart || item.position >= end);
+    this.earlier.property("disabled", this.windowStart === 0);
+    this.later.property("disabled", end >= this.text.length);
+  }
+
   paint() {
+    if (NARROW.matches) this.placeWindow();
+    else this.lines.classed("windowed", false);
     const published = this.source === "paper";
     this.panels.classed("published", published);
     this.names.text((unit) => (published ? `${unit.paperName}, the paper's model` : unit.name));
@@ -330,7 +364,8 @@ export class ConnectivityExplorer {
 
 /** A list of guess buttons with probability bars, used by the panels and by Figure 3; onChoose null: not choosable. */
 export function renderSuggestions(list, unit, suggestions, { pressed = () => false, onChoose }) {
-  d3.select(list).selectAll("li").data(suggestions, (suggestion) => suggestion.word)
+  // Joined by rank, not by word: a new guess takes the place of the old one instead of moving the list.
+  d3.select(list).selectAll("li").data(suggestions)
     .join((enter) => {
       const item = enter.append("li");
       const button = item.append("button").attr("type", "button").attr("class", "suggestion");
@@ -340,10 +375,9 @@ export function renderSuggestions(list, unit, suggestions, { pressed = () => fal
       button.append("span").attr("class", "visually-hidden action");
       return item;
     })
-    .order()
     .each(function fill(suggestion) {
-      // Bound on every render, not when the button is created: a button kept for the same word must
-      // choose it for the text shown now, not for the text of its first render.
+      // Bound on every render, not when the button is created: a kept button must choose its word
+      // for the text shown now, not for the text of its first render.
       const button = d3.select(this).select("button")
         .on("click", onChoose ? () => onChoose(suggestion.word) : null)
         .property("disabled", !onChoose)

@@ -58,8 +58,10 @@ def open_page(browser, live_server):
     server = urlsplit(live_server).netloc
     pages = []
 
-    def open_path(path="/", viewport=(1200, 900), reduced_motion="no-preference", **options):
+    def open_path(path="/", viewport=(1200, 900), reduced_motion="no-preference", init_script=None, **options):
         page = browser.new_page(viewport={"width": viewport[0], "height": viewport[1]}, reduced_motion=reduced_motion, **options)
+        if init_script:
+            page.add_init_script(init_script)
         page.set_default_timeout(TIMEOUT_MS)
         page.console_errors = []
         page.foreign_requests = []
@@ -291,7 +293,8 @@ def test_phone_width_with_reduced_motion_own_sentence_recomputes(open_page, live
     page.locator("#fig-connectivity textarea").fill(sentence)
     page.get_by_role("button", name="Compute").click()
     page.wait_for_function("n => document.querySelectorAll('#fig-connectivity [data-unit=gru] .char').length === n", arg=len(normalised))
-    assert page.locator("#fig-connectivity [data-unit=gru] .char-line").inner_text() == normalised
+    # Every character is there; on a phone only a window of them is displayed.
+    assert page.locator("#fig-connectivity [data-unit=gru] .char-line").text_content() == normalised
     assert selected_positions(page, "#fig-connectivity") == [len(normalised) - 1] * 3
     page.wait_for_function("() => new URL(location.href).searchParams.get('text') !== null")
     assert page.evaluate("document.documentElement.scrollWidth") <= 375
@@ -441,10 +444,9 @@ def test_switch_shows_the_papers_published_connectivity_and_editing_the_text_swi
 
 
 def render_every_figure(page):
-    """Scrolls through the page so every lazy figure starts, and waits until every figure has drawn."""
-    height = page.evaluate("document.body.scrollHeight")
-    for offset in range(0, height, 600):
-        page.evaluate(f"window.scrollTo(0, {offset})")
+    """Scrolls to every figure so every lazy one starts, and waits until every figure has drawn."""
+    for figure in page.locator("[data-figure]").all():
+        figure.scroll_into_view_if_needed()
     page.wait_for_function("() => [...document.querySelectorAll('[data-figure]')].every((figure) => figure.dataset.rendered === 'true')")
     show_connectivity_figure(page)
     page.wait_for_function("() => [...document.querySelectorAll('[data-walkthrough-note]')].every((note) => note.textContent)")
@@ -574,4 +576,70 @@ def test_forced_colours_keep_the_shading_bars_and_swatches_and_the_slider_speaks
         spoken = page.locator(f"#fig-connectivity [data-unit={unit}] .char-line").get_attribute("aria-valuetext")
         assert spoken.startswith(f"position {position}, ")
         assert [int(distance) for distance in re.findall(r"(\d+) back", spoken)] == [position - index for index in ranked]
+    assert page.console_errors == []
+
+
+# The sum of every layout shift not caused by the reader, as the layout-shift performance entries report them.
+LAYOUT_SHIFT_JS = """
+window.layoutShift = 0;
+new PerformanceObserver((list) => {
+  for (const entry of list.getEntries()) if (!entry.hadRecentInput) window.layoutShift += entry.value;
+}).observe({ type: "layout-shift", buffered: true });
+"""
+
+
+@pytest.mark.parametrize("viewport", [(1280, 900), (375, 740)], ids=["1280px", "375px"])
+def test_cumulative_layout_shift_while_the_first_screen_loads_is_under_0_1(open_page, viewport):
+    page = open_page("/", viewport=viewport, init_script=LAYOUT_SHIFT_JS)
+    page.wait_for_function("() => document.querySelector('#fig-hero').dataset.rendered === 'true'")
+    # A few autoplay steps too: the moving selection must not move the layout either.
+    page.wait_for_timeout(3000)
+    assert page.evaluate("window.layoutShift") < 0.1
+    assert page.console_errors == []
+
+
+def test_a_permalink_lands_on_figure_4_and_focuses_it(open_page):
+    page = open_page(f"/?position={WALKTHROUGH['3']}&method=gradient_x_input", viewport=(1280, 900))
+    show_connectivity_figure(page)
+    page.wait_for_function("() => document.activeElement?.closest('#fig-connectivity') !== null")
+    page.wait_for_timeout(1500)
+    assert abs(page.evaluate("document.querySelector('#fig-connectivity').getBoundingClientRect().top")) <= 2
+    assert page.evaluate("document.activeElement.classList.contains('char-line')")
+    assert page.console_errors == []
+
+
+def test_phone_shows_the_three_panels_on_one_screen_with_targets_of_24_px(open_page):
+    page = open_page("/", viewport=(375, 740), reduced_motion="reduce")
+    page.wait_for_function("() => document.querySelector('#fig-hero').dataset.rendered === 'true'")
+    lines = page.locator("#fig-hero .char-line")
+    lines.first.scroll_into_view_if_needed()
+    tops = [lines.nth(index).bounding_box()["y"] for index in range(3)]
+    bottom = lines.nth(2).bounding_box()["y"] + lines.nth(2).bounding_box()["height"]
+    # The three panels' texts and their guesses on one 740 px screen.
+    assert bottom - tops[0] < 740 - 100
+    assert page.locator("#fig-hero [data-unit=nlstm] .suggestion").last.bounding_box()["y"] - tops[0] < 740
+    boxes = page.eval_on_selector_all(
+        "#fig-hero [data-unit=gru] .char", "chars => chars.map(c => c.getBoundingClientRect()).filter(r => r.width > 0).map(r => [r.width, r.height])"
+    )
+    assert 16 <= len(boxes) < len(EXAMPLE_TEXT)
+    assert all(width >= 24 and height >= 24 for width, height in boxes)
+
+    # A tap 3 px off a character's centre selects that character, in all three panels.
+    target = page.locator("#fig-hero [data-unit=lstm] .char:not(.outside)").nth(5)
+    position = int(target.get_attribute("data-position"))
+    box = target.bounding_box()
+    page.mouse.click(box["x"] + box["width"] / 2 + 3, box["y"] + box["height"] / 2 + 3)
+    assert selected_positions(page, "#fig-hero") == [position] * 3
+
+    # The window pages through the text: "later" selects the character after it, "earlier" the one before it.
+    def window_positions():
+        return [int(value) for value in page.eval_on_selector_all("#fig-hero [data-unit=gru] .char:not(.outside)", "cs => cs.map(c => c.dataset.position)")]
+
+    last = max(window_positions())
+    page.locator("#fig-hero").get_by_role("button", name="later text").click()
+    assert selected_positions(page, "#fig-hero") == [last + 1] * 3 and last + 1 in window_positions()
+    first = min(window_positions())
+    page.locator("#fig-hero").get_by_role("button", name="earlier text").click()
+    assert selected_positions(page, "#fig-hero") == [first - 1] * 3 and first - 1 in window_positions()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375
     assert page.console_errors == []

@@ -19,14 +19,17 @@ export async function render(element, { models, paper }) {
 
   const toolbar = body.append("div").attr("class", "controls");
   renderLegend(toolbar.node(), "each unit scaled to its own maximum");
-  const autoplayNote = toolbar.append("span").attr("class", "autoplay-note");
+  // The note keeps its room while idle (hidden, not emptied), so starting or ending autoplay moves nothing.
+  const autoplayNote = toolbar.append("span").attr("class", "autoplay-note idle")
+    .property("hidden", prefersReducedMotion())
+    .text("Playing through “formal study of grammar”; hover or press a key to take over.");
   const reset = toolbar.append("button").attr("type", "button").attr("class", "link reset-link").text("reset");
 
   let timer = null;
   const stopAutoplay = () => {
     if (timer !== null) clearInterval(timer);
     timer = null;
-    autoplayNote.text("");
+    autoplayNote.classed("idle", true);
   };
   const explorer = new ConnectivityExplorer(body.append("div").node(), {
     units: loadedUnits(models),
@@ -36,7 +39,7 @@ export async function render(element, { models, paper }) {
     stopAutoplay();
     explorer.select(spanStart);
     if (prefersReducedMotion()) return;
-    autoplayNote.text("Playing through “formal study of grammar”; hover or press a key to take over.");
+    autoplayNote.classed("idle", false);
     timer = setInterval(() => {
       if (explorer.position >= spanEnd) stopAutoplay();
       else explorer.select(explorer.position + 1);
