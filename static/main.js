@@ -22,8 +22,10 @@ const FIGURES = {
 const LAZY_MARGIN = "300px 0px";
 
 // metrics.json arrives with the page as a JSON data block; it is null when the models have no record.
+// So do the API's limits, so that figures ask only for what the server will serve.
 const metrics = JSON.parse(document.getElementById("metrics").textContent);
-const data = Promise.all([api.listModels(), api.loadPaper()]).then(([models, paper]) => ({ models, paper, metrics }));
+const limits = JSON.parse(document.getElementById("limits").textContent);
+const data = Promise.all([api.listModels(), api.loadPaper()]).then(([models, paper]) => ({ models, paper, metrics, limits }));
 
 async function renderFigure(element) {
   try {

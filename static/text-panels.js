@@ -18,11 +18,13 @@ export class ConnectivityExplorer {
   /**
    * @param element where the panels go
    * @param units loadedUnits(models)
+   * @param limits the API's limits (the page's #limits data block): which matrices it serves whole
    * @param onChange called with state() after the reader (or code) changes the view
    * @param onInteract called when the reader selects a position or a word with pointer or keyboard
    */
-  constructor(element, { units, onChange = () => {}, onInteract = () => {} }) {
+  constructor(element, { units, limits, onChange = () => {}, onInteract = () => {} }) {
     this.units = units;
+    this.limits = limits;
     this.onChange = onChange;
     this.onInteract = onInteract;
     this.text = "";
@@ -73,9 +75,15 @@ export class ConnectivityExplorer {
     return { text: this.text, position: this.position, word: this.word, method: this.method, scale: this.scale, source: this.source };
   }
 
+  /** Whether the server serves the whole matrix of a normalised text this long (its work limit). */
+  servesWhole(length, method) {
+    const steps = method === "integrated_gradients" ? this.limits.integrated_gradients_steps : 1;
+    return ((length * (length + 1)) / 2) * steps <= this.limits.max_connectivity_work;
+  }
+
   /**
    * Loads suggestions and the full matrix of every unit for `text` (normalised by the server).
-   * When the server refuses a full matrix as too much work (long text, integrated gradients),
+   * Where the full matrix is more work than the server allows (long text, integrated gradients),
    * rows are fetched one position at a time as the selection moves.
    */
   async load(text, { method = this.method, position = null, word = null } = {}) {
@@ -83,8 +91,11 @@ export class ConnectivityExplorer {
     this.method = method;
     this.source = "ours";
     this.setStatus("Computing suggestions and connectivity…");
-    const matrixRequests = Promise.all(this.units.map((unit) => api.connectivity({ text, model: unit.id, positions: "all", method })));
-    matrixRequests.catch(() => {}); // Handled below, after the suggestions; this only silences the early rejection.
+    const wholeMatrices = () => Promise.all(this.units.map((unit) => api.connectivity({ text, model: unit.id, positions: "all", method })));
+    // Without digits, normalising adds at most the leading space, so the matrices can be asked for
+    // alongside the suggestions; otherwise the normalised length decides, once it is known.
+    let matrixRequests = !/\d/.test(text) && this.servesWhole(text.length + 1, method) ? wholeMatrices() : null;
+    matrixRequests?.catch(() => {}); // Handled below, after the suggestions; this only silences the early rejection.
     const suggestions = await api.autocomplete({ text, models: this.units.map((unit) => unit.id), positions: "all" });
     if (request !== this.loading) return this.text;
     this.text = suggestions.text;
@@ -96,7 +107,8 @@ export class ConnectivityExplorer {
     this.position = clamp(position ?? this.text.length - 1, 0, this.text.length - 1);
     this.buildCharacters();
     this.paint();
-    try {
+    if (!matrixRequests && this.servesWhole(this.text.length, method)) matrixRequests = wholeMatrices();
+    if (matrixRequests) {
       const matrices = await matrixRequests;
       if (request !== this.loading) return this.text;
       matrices.forEach((matrix, index) => {
@@ -105,9 +117,7 @@ export class ConnectivityExplorer {
         });
       });
       this.setStatus("");
-    } catch (error) {
-      if (!(error instanceof api.ApiError && error.status === 422)) throw error;
-      if (request !== this.loading) return this.text;
+    } else {
       this.perRow = true;
       this.setStatus("This text and method are computed one position at a time, as you move the selection.");
       await this.fetchRows(this.position);

@@ -643,3 +643,40 @@ def test_phone_shows_the_three_panels_on_one_screen_with_targets_of_24_px(open_p
     assert selected_positions(page, "#fig-hero") == [first - 1] * 3 and first - 1 in window_positions()
     assert page.evaluate("document.documentElement.scrollWidth") <= 375
     assert page.console_errors == []
+
+
+def test_every_method_is_asked_only_for_what_the_server_serves(open_page, live_server):
+    """Integrated gradients over the whole example is beyond the limit: rows are asked for, with no 422 first."""
+    page = open_page("/")
+    refused = []
+    page.on("response", lambda response: "/api/" in response.url and response.status >= 400 and refused.append((response.status, response.url)))
+    show_connectivity_figure(page)
+    select = page.locator("#fig-connectivity select[name=method]")
+    for method in ("integrated_gradients", "gradient_x_input", "gradient", "integrated_gradients"):
+        select.select_option(method)
+        page.wait_for_function("m => new URL(location.href).searchParams.get('method') === (m === 'gradient' ? null : m)", arg=method)
+        show_connectivity_figure(page)
+        page.locator("#fig-connectivity [data-unit=gru] .char-line").focus()
+        page.keyboard.press("ArrowLeft")
+        show_connectivity_figure(page)
+    assert "one position at a time" in page.locator("#fig-connectivity .status").first.inner_text()
+    assert refused == []
+    assert page.console_errors == []
+
+
+def test_figure_3_takes_the_servers_longest_text_and_an_error_clears_old_guesses(open_page, live_server):
+    page = open_page("/")
+    page.locator("#fig-autocomplete").scroll_into_view_if_needed()
+    page.wait_for_function("() => document.querySelectorAll('#fig-autocomplete .suggestion').length === 9")
+    box = page.locator("#fig-autocomplete input[type=text]")
+    # 1,000 letters typed: the box keeps 999, which the leading space brings to the server's 1,000.
+    box.fill("the cat sat " * 83 + "dogs")
+    assert len(box.input_value()) == 999
+    page.wait_for_function("() => document.querySelector('#fig-autocomplete .model-sees code')?.textContent.length === 1000")
+    assert page.locator("#fig-autocomplete .suggestion").count() == 9
+    assert page.locator("#fig-autocomplete .status.error").count() == 0
+    # Digits are spelled out, so this one normalises to more than 1,000 characters: refused, old guesses gone.
+    box.fill("the cat sat " * 80 + "7 " * 15)
+    page.wait_for_function("() => document.querySelector('#fig-autocomplete .status.error')?.textContent.includes('limit')")
+    assert page.locator("#fig-autocomplete .suggestion").count() == 0
+    assert page.locator("#fig-autocomplete .model-sees").inner_text() == ""

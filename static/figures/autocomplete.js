@@ -10,7 +10,7 @@ import { loadedUnits } from "../units.js";
 
 const d3 = window.d3;
 
-export async function render(element, { models, paper }) {
+export async function render(element, { models, paper, limits }) {
   const startText = paper.autocomplete_demo.example_prefix;
   const units = loadedUnits(models);
   const body = d3.select(element).select(".figure-body").text("");
@@ -18,7 +18,8 @@ export async function render(element, { models, paper }) {
   const inputId = `${element.id}-input`;
   body.append("label").attr("for", inputId).attr("class", "status").text("Type here:");
   const input = body.append("input").attr("type", "text").attr("id", inputId).attr("class", "autocomplete-input")
-    .attr("autocomplete", "off").attr("autocapitalize", "off").attr("spellcheck", "false").attr("maxlength", 1000)
+    // Normalising adds a leading space, and the server's limit applies to the normalised text too.
+    .attr("autocomplete", "off").attr("autocapitalize", "off").attr("spellcheck", "false").attr("maxlength", limits.max_text_chars - 1)
     .property("value", startText);
   const links = body.append("div").attr("class", "controls");
   const removeLetters = links.append("button").attr("type", "button").attr("class", "link").text("remove the last letters");
@@ -43,8 +44,7 @@ export async function render(element, { models, paper }) {
     const text = input.property("value");
     if (!/[a-z0-9]/i.test(text)) {
       status.text("Type a few letters to see suggestions.").classed("error", false);
-      modelSees.text("");
-      lists.selectAll("li").remove();
+      clearResults();
       return;
     }
     try {
@@ -65,8 +65,16 @@ export async function render(element, { models, paper }) {
       });
     } catch (error) {
       if (error.name === "AbortError") return;
-      if (request === latest) status.text(`Suggestions unavailable: ${error.message}`).classed("error", true);
+      if (request !== latest) return;
+      // Suggestions for an earlier text must not stay beside the error as if they answered this one.
+      status.text(`Suggestions unavailable: ${error.message}`).classed("error", true);
+      clearResults();
     }
+  }
+
+  function clearResults() {
+    modelSees.text("");
+    lists.selectAll("li").remove();
   }
 
   input.on("input", update);

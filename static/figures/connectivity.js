@@ -25,18 +25,19 @@ const SCALES = [
   { id: "unit", label: "per unit" },
   { id: "shared", label: "shared" },
 ];
+// Longer sentences are hard to read in three panels; a server with a lower limit lowers it (the leading space counts).
 const MAX_TEXT_LENGTH = 400;
 // A character counts as "strongly connected" in the walkthrough notes above this fraction of the row's maximum.
 const STRONG_FRACTION = 0.3;
 
-export async function render(element, { models, paper }) {
+export async function render(element, { models, paper, limits }) {
   const exampleText = paper.connectivity.example_text;
   const units = loadedUnits(models);
   const defaults = { text: exampleText, word: null, method: "gradient", scale: "unit", source: "ours" };
   const body = d3.select(element).select(".figure-body").text("");
 
   const form = body.append("form").attr("class", "sentence-form");
-  const textBox = form.append("textarea").attr("name", "sentence").attr("rows", 2).attr("maxlength", MAX_TEXT_LENGTH)
+  const textBox = form.append("textarea").attr("name", "sentence").attr("rows", 2).attr("maxlength", Math.min(MAX_TEXT_LENGTH, limits.max_text_chars - 1))
     .attr("aria-label", "Sentence to analyse").attr("spellcheck", "false");
   form.append("button").attr("type", "submit").text("Compute");
   const exampleButton = form.append("button").attr("type", "button").attr("class", "link").text("example sentence");
@@ -67,6 +68,7 @@ export async function render(element, { models, paper }) {
 
   const explorer = new ConnectivityExplorer(body.append("div").node(), {
     units,
+    limits,
     onChange: (state) => {
       writeViewState(state, defaults);
       updateControls(state);

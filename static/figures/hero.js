@@ -10,7 +10,7 @@ const d3 = window.d3;
 const AUTOPLAY_SPAN = "formal study of grammar";
 const AUTOPLAY_STEP_MS = 650;
 
-export async function render(element, { models, paper }) {
+export async function render(element, { models, paper, limits }) {
   const body = d3.select(element).select(".figure-body").text("");
   const text = paper.connectivity.example_text;
   const heroLinks = paper.connectivity.walkthrough_indices.hero_links;
@@ -33,6 +33,7 @@ export async function render(element, { models, paper }) {
   };
   const explorer = new ConnectivityExplorer(body.append("div").node(), {
     units: loadedUnits(models),
+    limits,
     onInteract: stopAutoplay,
   });
   const startAutoplay = () => {
