@@ -39,6 +39,8 @@ export class ConnectivityExplorer {
     this.wordRows = {};
     this.loading = 0;
     this.windowStart = 0;
+    // Per unit, the last row painted and its position: shown dimmed while the next row is computed.
+    this.lastPainted = {};
     // "ours": computed by this server; "paper": the paper's published rows for the example sentence.
     this.source = "ours";
     this.publishedLabel = "";
@@ -99,6 +101,7 @@ export class ConnectivityExplorer {
     const suggestions = await api.autocomplete({ text, models: this.units.map((unit) => unit.id), positions: "all" });
     if (request !== this.loading) return this.text;
     this.text = suggestions.text;
+    this.lastPainted = {};
     this.suggestions = Object.fromEntries(this.units.map((unit) => [unit.id, suggestions.models[unit.id]]));
     this.matrices = Object.fromEntries(this.units.map((unit) => [unit.id, []]));
     this.perRow = false;
@@ -139,6 +142,7 @@ export class ConnectivityExplorer {
     this.publishedLabel = label;
     this.method = "gradient";
     this.text = text;
+    this.lastPainted = {};
     this.perRow = false;
     this.wordRows = {};
     this.word = null;
@@ -171,6 +175,14 @@ export class ConnectivityExplorer {
     if (this.position === position) this.paint();
   }
 
+  /** Per-row mode: the rows one step either side, so the next arrow key finds its row ready. */
+  async prefetchAround(position) {
+    for (const neighbour of [position + 1, position - 1]) {
+      if (neighbour < 0 || neighbour >= this.text.length || Math.abs(this.position - position) > 1) continue;
+      await this.fetchRows(neighbour);
+    }
+  }
+
   select(position) {
     const target = clamp(position, 0, this.text.length - 1);
     if (target === this.position && this.word === null) return;
@@ -183,7 +195,9 @@ export class ConnectivityExplorer {
       // Hovering sweeps across many positions; only ask for the one the pointer settles on.
       clearTimeout(this.rowTimer);
       this.rowTimer = setTimeout(() => {
-        this.fetchRows(target).catch((error) => this.setStatus(`Connectivity unavailable: ${error.message}`, true));
+        this.fetchRows(target)
+          .then(() => this.prefetchAround(target))
+          .catch((error) => this.setStatus(`Connectivity unavailable: ${error.message}`, true));
       }, ROW_REQUEST_DELAY_MS);
     }
   }
@@ -292,21 +306,26 @@ export class ConnectivityExplorer {
     const current = this.currentRows();
     const position = this.position;
     const chars = this.text;
+    const lastPainted = this.lastPainted;
     this.lines
       .attr("aria-valuenow", position)
       // Screen readers hear what the shading shows: the strongest earlier characters and how far back.
       .attr("aria-valuetext", (unit) => `position ${position}, ${describeCharacter(chars, position)}; ${strongest(current[unit.id].normalised, chars, position)}`)
       .each(function paintLine(unit) {
-        const values = current[unit.id].normalised;
-        d3.select(this).selectAll("span.char")
+        const fresh = current[unit.id].normalised;
+        if (fresh !== null) lastPainted[unit.id] = { values: fresh, position };
+        // Until this position's row arrives, the last one stays on screen, dimmed, instead of a blank panel.
+        const { values, position: paintedUpTo } = fresh !== null ? { values: fresh, position } : lastPainted[unit.id] ?? { values: null };
+        d3.select(this).classed("stale", fresh === null && values !== null)
+          .selectAll("span.char")
           .classed("selected", (item) => item.position === position)
           .classed("future", (item) => item.position > position)
           .each(function paintCharacter(item) {
-            const coloured = values !== null && item.position <= position;
+            const coloured = values !== null && item.position <= paintedUpTo;
             const background = coloured ? connectivityColour(values[item.position]) : null;
             this.style.backgroundColor = background ?? "";
             this.style.color = background ? textColourOn(background) : "";
-            this.dataset.connectivity = coloured ? values[item.position].toFixed(4) : "";
+            this.dataset.connectivity = fresh !== null && coloured ? values[item.position].toFixed(4) : "";
           });
       });
     this.captions.each(function caption(unit) {

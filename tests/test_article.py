@@ -680,3 +680,42 @@ def test_figure_3_takes_the_servers_longest_text_and_an_error_clears_old_guesses
     page.wait_for_function("() => document.querySelector('#fig-autocomplete .status.error')?.textContent.includes('limit')")
     assert page.locator("#fig-autocomplete .suggestion").count() == 0
     assert page.locator("#fig-autocomplete .model-sees").inner_text() == ""
+
+
+def test_integrated_gradients_keep_the_last_colours_dimmed_and_fetch_the_neighbouring_rows(open_page):
+    page = open_page("/?method=integrated_gradients")
+    asked = []
+    page.on("request", lambda request: request.url.endswith("/api/connectivity") and asked.append(request.post_data_json))
+    show_connectivity_figure(page)
+    position = page.evaluate("Number(document.querySelector('#fig-connectivity .char.selected').dataset.position)")
+    # A step of ten: no row there yet. The same task checks the panel before any response could come.
+    painted = page.evaluate(
+        """() => {
+              const line = document.querySelector('#fig-connectivity [data-unit=gru] .char-line');
+              line.dispatchEvent(new KeyboardEvent('keydown', { key: 'PageUp', bubbles: true }));
+              return { stale: line.classList.contains('stale'), coloured: [...line.querySelectorAll('.char')].filter((c) => c.style.backgroundColor).length };
+            }"""
+    )
+    assert painted == {"stale": True, "coloured": position + 1}
+    target = position - 10
+    show_connectivity_figure(page)
+    assert selected_positions(page, "#fig-connectivity") == [target] * 3
+    assert page.locator("#fig-connectivity .char-line.stale").count() == 0
+    # Both neighbours are asked for, for every unit, without the reader going there.
+    wanted = {(unit, target + step) for unit in UNIT_IDS for step in (1, -1)}
+    for _ in range(300):
+        if wanted <= {(body["model"], body["positions"][0]) for body in asked if body["method"] == "integrated_gradients" and body["positions"] != "all"}:
+            break
+        page.wait_for_timeout(100)
+    else:
+        pytest.fail("the neighbouring rows were not fetched")
+    page.wait_for_load_state("networkidle")
+    fresh = page.evaluate(
+        """() => {
+              const line = document.querySelector('#fig-connectivity [data-unit=gru] .char-line');
+              line.dispatchEvent(new KeyboardEvent('keydown', { key: 'ArrowRight', bubbles: true }));
+              return { stale: line.classList.contains('stale'), selected: line.querySelector('.char.selected').dataset.connectivity !== '' };
+            }"""
+    )
+    assert fresh == {"stale": False, "selected": True}
+    assert page.console_errors == []
