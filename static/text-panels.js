@@ -30,6 +30,7 @@ export class ConnectivityExplorer {
     this.text = "";
     this.method = "gradient";
     this.scale = "unit";
+    this.shading = "linear";
     this.position = 0;
     this.word = null;
     this.matrices = {};
@@ -74,7 +75,9 @@ export class ConnectivityExplorer {
   }
 
   state() {
-    return { text: this.text, position: this.position, word: this.word, method: this.method, scale: this.scale, source: this.source };
+    return {
+      text: this.text, position: this.position, word: this.word, method: this.method, scale: this.scale, shading: this.shading, source: this.source,
+    };
   }
 
   /** Whether the server serves the whole matrix of a normalised text this long (its work limit). */
@@ -223,6 +226,12 @@ export class ConnectivityExplorer {
     this.paint();
   }
 
+  setShading(shading) {
+    this.shading = shading;
+    this.paint();
+    this.onChange(this.state());
+  }
+
   setScale(scale) {
     this.scale = scale;
     this.paint();
@@ -306,7 +315,7 @@ export class ConnectivityExplorer {
     const current = this.currentRows();
     const position = this.position;
     const chars = this.text;
-    const lastPainted = this.lastPainted;
+    const { lastPainted, shading } = this;
     this.lines
       .attr("aria-valuenow", position)
       // Screen readers hear what the shading shows: the strongest earlier characters and how far back.
@@ -322,7 +331,7 @@ export class ConnectivityExplorer {
           .classed("future", (item) => item.position > position)
           .each(function paintCharacter(item) {
             const coloured = values !== null && item.position <= paintedUpTo;
-            const background = coloured ? connectivityColour(values[item.position]) : null;
+            const background = coloured ? connectivityColour(values[item.position], shading) : null;
             this.style.backgroundColor = background ?? "";
             this.style.color = background ? textColourOn(background) : "";
             this.dataset.connectivity = fresh !== null && coloured ? values[item.position].toFixed(4) : "";
@@ -377,7 +386,7 @@ export class ConnectivityExplorer {
         const x = (position % perLine) * charWidth;
         const y = 28 + Math.floor(position / perLine) * lineHeight;
         const coloured = row.normalised !== null && position <= this.position;
-        const background = coloured ? connectivityColour(row.normalised[position]) : null;
+        const background = coloured ? connectivityColour(row.normalised[position], this.shading) : null;
         if (background) panel.append("rect").attr("x", x).attr("y", y).attr("width", charWidth).attr("height", lineHeight - 2).attr("fill", background);
         if (position === this.position) {
           panel.append("rect").attr("x", x).attr("y", y).attr("width", charWidth).attr("height", lineHeight - 2)

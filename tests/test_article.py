@@ -719,3 +719,27 @@ def test_integrated_gradients_keep_the_last_colours_dimmed_and_fetch_the_neighbo
     )
     assert fresh == {"stale": False, "selected": True}
     assert page.console_errors == []
+
+
+@pytest.mark.parametrize(("shading", "ticks"), [("sqrt", ["0", "0.01", "0.1", "0.25", "0.5", "1"]), ("log", ["0.001", "0.01", "0.1", "1"])])
+def test_shading_control_maps_values_through_its_scale_and_the_legend_shows_real_values(open_page, shading, ticks):
+    page = open_page("/")
+    show_connectivity_figure(page)
+    page.locator("#fig-connectivity select[name=shading]").select_option(shading)
+    page.wait_for_function("s => new URL(location.href).searchParams.get('shading') === s", arg=shading)
+    assert page.locator("#fig-connectivity .legend-ticks text").all_text_contents() == ticks
+    # Each coloured character has the band colour of its value through the chosen scale (floor 10⁻³ for log).
+    mismatches = page.evaluate(
+        """(shading) => {
+              const band = { sqrt: (v) => Math.sqrt(v), log: (v) => (Math.log10(Math.max(v, 1e-3)) + 3) / 3 }[shading];
+              const colour = (v) => d3.color(d3.interpolateViridis(0.29 + band(v) * (2 / 3 - 0.29))).formatRgb();
+              return [...document.querySelectorAll('#fig-connectivity .char')].filter((c) => c.dataset.connectivity)
+                .filter((c) => {
+                  const [shown, expected] = [d3.color(getComputedStyle(c).backgroundColor), d3.color(colour(Number(c.dataset.connectivity)))];
+                  return Math.abs(shown.r - expected.r) + Math.abs(shown.g - expected.g) + Math.abs(shown.b - expected.b) > 6;
+                }).length;
+            }""",
+        shading,
+    )
+    assert mismatches == 0
+    assert page.console_errors == []

@@ -4,7 +4,7 @@
 // example sentence in the same panels instead of our models'.
 
 import * as api from "../api.js";
-import { normaliseRows, renderLegend } from "../connectivity-colour.js";
+import { normaliseRows, renderLegend, SHADINGS } from "../connectivity-colour.js";
 import { saveFile, toCSV } from "../download.js";
 import { readViewState, VIEW_EVENT, writeViewState } from "../permalink.js";
 import { shareBeforeWord } from "../reach.js";
@@ -33,7 +33,7 @@ const STRONG_FRACTION = 0.3;
 export async function render(element, { models, paper, limits }) {
   const exampleText = paper.connectivity.example_text;
   const units = loadedUnits(models);
-  const defaults = { text: exampleText, word: null, method: "gradient", scale: "unit", source: "ours" };
+  const defaults = { text: exampleText, word: null, method: "gradient", scale: "unit", shading: "linear", source: "ours" };
   const body = d3.select(element).select(".figure-body").text("");
 
   const form = body.append("form").attr("class", "sentence-form");
@@ -57,13 +57,17 @@ export async function render(element, { models, paper, limits }) {
   const scaleLabels = scaleSet.selectAll("label").data(SCALES).join("label");
   scaleLabels.append("input").attr("type", "radio").attr("name", `scale-${element.id}`).attr("value", (scale) => scale.id);
   scaleLabels.append("span").text((scale) => scale.label);
+  const shadingLabel = controls.append("label");
+  shadingLabel.append("span").text("Shading");
+  const shadingSelect = shadingLabel.append("select").attr("name", "shading");
+  shadingSelect.selectAll("option").data(SHADINGS).join("option").attr("value", (shading) => shading.id).text((shading) => shading.label);
   const downloads = controls.append("span").attr("class", "download-buttons");
   downloads.append("span").text("Download ");
   const downloadButton = (format) => downloads.append("button").attr("type", "button").attr("data-download", format).text(format.toUpperCase());
   const jsonButton = downloadButton("json");
   const csvButton = downloadButton("csv");
   const svgButton = downloadButton("svg");
-  const legendNote = renderLegend(body.append("div").attr("class", "controls").node(), "");
+  const legend = renderLegend(body.append("div").attr("class", "controls").node(), "");
   const publishedNote = body.append("p").attr("class", "published-note").attr("hidden", true);
 
   const explorer = new ConnectivityExplorer(body.append("div").node(), {
@@ -81,7 +85,8 @@ export async function render(element, { models, paper, limits }) {
     methodSelect.property("value", published ? "gradient" : state.method).property("disabled", published);
     publishedNote.property("hidden", !published);
     scaleLabels.select("input").property("checked", (scale) => scale.id === state.scale);
-    legendNote.text(state.scale === "shared" ? "one scale for all three units" : "each unit scaled to its own maximum");
+    shadingSelect.property("value", state.shading);
+    legend.update(state.shading, `fraction of ${state.scale === "shared" ? "the largest value of the three units" : "each unit's own maximum"}`);
   }
 
   // The paper's rows, fetched the first time the reader switches to them.
@@ -104,6 +109,7 @@ export async function render(element, { models, paper, limits }) {
     // The paper's data covers the example sentence and the word in it only.
     const source = state.source === "paper" && text === exampleText && !state.word ? "paper" : "ours";
     explorer.scale = SCALES.some((item) => item.id === state.scale) ? state.scale : defaults.scale;
+    explorer.shading = SHADINGS.some((item) => item.id === state.shading) ? state.shading : defaults.shading;
     if (document.activeElement !== textBox.node()) textBox.property("value", text.trim());
     updateControls({ ...explorer.state(), method, source });
     try {
@@ -141,6 +147,7 @@ export async function render(element, { models, paper, limits }) {
     writeViewState(explorer.state(), defaults);
   });
   scaleLabels.select("input").on("change", (event, scale) => explorer.setScale(scale.id));
+  shadingSelect.on("change", () => explorer.setShading(shadingSelect.property("value")));
   sourceLabels.select("input").on("change", async (event, source) => {
     await show({ ...explorer.state(), source: source.id, word: null });
     writeViewState(explorer.state(), defaults);

@@ -18,7 +18,7 @@ export async function render(element, { models, paper, limits }) {
   const spanEnd = spanStart + AUTOPLAY_SPAN.length;
 
   const toolbar = body.append("div").attr("class", "controls");
-  renderLegend(toolbar.node(), "each unit scaled to its own maximum");
+  renderLegend(toolbar.node(), "fraction of each unit's own maximum");
   // The note keeps its room while idle (hidden, not emptied), so starting or ending autoplay moves nothing.
   const autoplayNote = toolbar.append("span").attr("class", "autoplay-note idle")
     .property("hidden", prefersReducedMotion())
