@@ -54,6 +54,11 @@ export function loadPaper() {
   return cached("paper", () => request("/static/data/paper.json"));
 }
 
+/** The autocomplete demo's starting prefix, chosen from the shipped models' output by tools/demo_prefix.py. */
+export function loadDemo() {
+  return cached("demo", () => request("/static/data/demo.json"));
+}
+
 /** The paper's memory profile on the example sentence, computed by models/memory.py from its published rows. */
 export function loadPaperMemory() {
   return cached("paper memory", () => request("/static/data/paper/memory.json"));

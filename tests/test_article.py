@@ -141,6 +141,8 @@ def test_page_loads_offline_without_console_errors_and_every_figure_renders(open
         page.evaluate(f"window.scrollTo(0, {offset})")
     show_connectivity_figure(page)
     page.wait_for_function("() => document.querySelectorAll('#fig-autocomplete .suggestion').length >= 3")
+    # The demo opens on the prefix chosen from the shipped models' output (tools/demo_prefix.py).
+    assert page.locator("#fig-autocomplete input[type=text]").input_value() == json.loads((ROOT / "static" / "data" / "demo.json").read_text())["prefix"]
 
     characters = len(EXAMPLE_TEXT)
     assert page.locator("#fig-hero .char").count() == 3 * characters

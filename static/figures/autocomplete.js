@@ -10,8 +10,8 @@ import { loadedUnits } from "../units.js";
 
 const d3 = window.d3;
 
-export async function render(element, { models, paper, limits }) {
-  const startText = paper.autocomplete_demo.example_prefix;
+export async function render(element, { models, limits }) {
+  const startText = (await api.loadDemo()).prefix;
   const units = loadedUnits(models);
   const body = d3.select(element).select(".figure-body").text("");
 
