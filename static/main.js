@@ -3,7 +3,7 @@
 // near the viewport, so nothing heavy is requested before the reader gets there.
 
 import * as api from "./api.js";
-import { scrollToFigure } from "./motion.js";
+import { revealFigure, scrollToFigure } from "./motion.js";
 import { hasViewState, requestView } from "./permalink.js";
 import { watchScrollers } from "./scrollers.js";
 
@@ -73,23 +73,5 @@ document.querySelectorAll("[data-walkthrough]").forEach((link) => {
   });
 });
 
-// A permalink opens on Figure 4: aimed at once, so it starts loading, and again once it has drawn, in
-// case anything above it changed height meanwhile; focus goes to its first panel for keyboard readers.
-if (hasViewState()) {
-  scrollToFigure(connectivityFigure);
-  whenRendered(connectivityFigure).then(() => {
-    scrollToFigure(connectivityFigure);
-    connectivityFigure.querySelector(".char-line")?.focus({ preventScroll: true });
-  });
-}
-
-function whenRendered(element) {
-  return new Promise((resolve) => {
-    if (element.dataset.rendered) resolve();
-    else new MutationObserver((changes, observer) => {
-      if (!element.dataset.rendered) return;
-      observer.disconnect();
-      resolve();
-    }).observe(element, { attributes: true, attributeFilter: ["data-rendered"] });
-  });
-}
+// A permalink opens on Figure 4, with focus on its first panel for keyboard readers.
+if (hasViewState()) revealFigure(connectivityFigure, ".char-line");

@@ -3,7 +3,7 @@
 // the selected position and an optional chosen word, and repaints every panel on each change.
 
 import * as api from "./api.js";
-import { connectivityColour, normaliseRows, textColourOn } from "./connectivity-colour.js";
+import { connectivityColour, normaliseRows, shadingById, textColourOn } from "./connectivity-colour.js";
 
 const d3 = window.d3;
 const ROW_REQUEST_DELAY_MS = 120;
@@ -363,38 +363,59 @@ export class ConnectivityExplorer {
     });
   }
 
-  /** A standalone SVG of the three panels as they look now, for download. */
-  toSVG() {
+  /**
+   * A standalone SVG of the three panels as they look now, for download: `caption` (method, scale,
+   * shading) on top, the colour legend with its real values, and the text wrapped between words.
+   */
+  toSVG(caption) {
     const charWidth = 8.5;
     const lineHeight = 20;
     const perLine = 72;
     const margin = 16;
+    const legendWidth = 180;
+    const header = 64;
     const rows = this.currentRows();
-    const lineCount = Math.ceil(this.text.length / perLine);
-    const panelHeight = 28 + lineCount * lineHeight + 12;
+    const lines = wrapPositions(this.text, perLine);
+    const panelHeight = 28 + lines.length * lineHeight + 12;
     const width = margin * 2 + perLine * charWidth;
+    const shading = shadingById(this.shading);
     const svg = d3.create("svg").attr("xmlns", "http://www.w3.org/2000/svg")
-      .attr("width", width).attr("height", margin * 2 + panelHeight * this.units.length)
+      .attr("width", width).attr("height", margin * 2 + header + panelHeight * this.units.length)
       .attr("font-family", "DejaVu Sans Mono, Menlo, Consolas, monospace").attr("font-size", 14);
     svg.append("rect").attr("width", "100%").attr("height", "100%").attr("fill", "#fff");
+    const top = svg.append("g").attr("transform", `translate(${margin},${margin})`).attr("font-family", "sans-serif").attr("font-size", 12);
+    top.append("text").attr("y", 12).attr("font-weight", 600)
+      .text(`Connectivity at position ${this.position} (${describeCharacter(this.text, this.position)})`);
+    top.append("text").attr("y", 28).text(caption);
+    const gradient = svg.append("defs").append("linearGradient").attr("id", "legend");
+    d3.range(0, 1.0001, 0.1).forEach((stop) => gradient.append("stop").attr("offset", `${stop * 100}%`).attr("stop-color", connectivityColour(stop)));
+    const legend = top.append("g").attr("transform", "translate(0,36)");
+    legend.append("rect").attr("width", legendWidth).attr("height", 8).attr("fill", "url(#legend)");
+    legend.selectAll("text").data(shading.ticks).join("text").attr("x", (tick) => shading.toBand(tick) * legendWidth).attr("y", 20)
+      .attr("text-anchor", "middle").attr("font-size", 10).text((tick) => d3.format("~g")(tick));
+    legend.append("text").attr("x", legendWidth + 12).attr("y", 8).attr("font-size", 10).text("fraction of the maximum");
     this.units.forEach((unit, unitIndex) => {
-      const panel = svg.append("g").attr("transform", `translate(${margin},${margin + unitIndex * panelHeight})`);
+      const panel = svg.append("g").attr("transform", `translate(${margin},${margin + header + unitIndex * panelHeight})`);
       const row = rows[unit.id];
+      const name = this.source === "paper" ? `${unit.paperName}, the paper's model (${this.publishedLabel})` : unit.name;
       panel.append("text").attr("y", 14).attr("font-family", "sans-serif").attr("font-weight", 600)
-        .text(`${unit.name}: “${row.word ?? ""}” at position ${this.position}`);
-      Array.from(this.text).forEach((char, position) => {
-        const x = (position % perLine) * charWidth;
-        const y = 28 + Math.floor(position / perLine) * lineHeight;
+        .text(`${name}: “${row.word ?? ""}”`);
+      // Neighbouring cells overlap by a fraction of a pixel, so no hairline of white shows between them.
+      const cells = panel.append("g").attr("shape-rendering", "crispEdges");
+      lines.forEach((positions, lineIndex) => positions.forEach((position, column) => {
+        const char = this.text[position];
+        const x = column * charWidth;
+        const y = 28 + lineIndex * lineHeight;
         const coloured = row.normalised !== null && position <= this.position;
         const background = coloured ? connectivityColour(row.normalised[position], this.shading) : null;
-        if (background) panel.append("rect").attr("x", x).attr("y", y).attr("width", charWidth).attr("height", lineHeight - 2).attr("fill", background);
+        if (background) cells.append("rect").attr("x", x).attr("y", y).attr("width", charWidth + 0.5).attr("height", lineHeight - 2).attr("fill", background);
         if (position === this.position) {
           panel.append("rect").attr("x", x).attr("y", y).attr("width", charWidth).attr("height", lineHeight - 2)
-            .attr("fill", "none").attr("stroke", "#111").attr("stroke-width", 2);
+            .attr("fill", "none").attr("stroke", "#000").attr("stroke-width", 2);
         }
         panel.append("text").attr("x", x + charWidth / 2).attr("y", y + lineHeight - 7).attr("text-anchor", "middle")
-          .attr("fill", background ? textColourOn(background) : "#999").text(char);
-      });
+          .attr("fill", background ? textColourOn(background) : "#595959").text(char);
+      }));
     });
     return new XMLSerializer().serializeToString(svg.node());
   }
@@ -453,6 +474,21 @@ export function wordAt(text, position) {
   const start = text[position] === " " ? position + 1 : text.lastIndexOf(" ", position) + 1;
   const end = text.indexOf(" ", start);
   return text.slice(start, end === -1 ? text.length : end);
+}
+
+/** The text's positions in lines of at most `width` characters, broken after spaces where a word fits. */
+function wrapPositions(text, width) {
+  const lines = [[]];
+  Array.from(text).forEach((char, position) => {
+    const line = lines.at(-1);
+    const nextSpace = text.indexOf(" ", position);
+    const wordLength = (nextSpace === -1 ? text.length : nextSpace) - position;
+    const startsWord = char !== " " && (position === 0 || text[position - 1] === " ");
+    const wordFits = wordLength <= width - line.length;
+    if (line.length === width || (startsWord && !wordFits && line.length > 0)) lines.push([]);
+    lines.at(-1).push(position);
+  });
+  return lines;
 }
 
 function clamp(value, low, high) {

@@ -499,8 +499,9 @@ def test_a_suggestion_clicked_in_figure_3_opens_figure_4_on_the_text_shown_now(o
 
 
 # Every visible text in the figures with its colour and the colour behind it, both from computed styles:
-# an SVG text's colour is its fill; the background is the nearest ancestor's with any opacity, blended
-# over the ones behind it; opacity of the text's ancestors fades the text towards that background.
+# an SVG text's colour is its fill; the background is the shape it is drawn on, or else the nearest
+# ancestor's with any opacity, blended over the ones behind it; opacity of the text's ancestors fades
+# the text towards that background.
 TEXT_COLOURS_JS = """(selector) => {
   const parse = (css) => { const [r, g, b, a = 1] = css.match(/[\\d.]+/g).map(Number); return { r, g, b, a }; };
   const over = (top, bottom) => ({ r: top.r * top.a + bottom.r * (1 - top.a), g: top.g * top.a + bottom.g * (1 - top.a), b: top.b * top.a + bottom.b * (1 - top.a), a: 1 });
@@ -513,6 +514,22 @@ TEXT_COLOURS_JS = """(selector) => {
     }
     return layers.reverse().reduce((below, layer) => over(layer, below), { r: 255, g: 255, b: 255, a: 1 });
   };
+  // An SVG text drawn on a shape (a diagram's box) reads against that shape's fill.
+  const shapeBehind = (text) => {
+    const svg = text.ownerSVGElement;
+    if (!svg) return null;
+    const box = text.getBoundingClientRect();
+    const [x, y] = [box.x + box.width / 2, box.y + box.height / 2];
+    let found = null;
+    for (const shape of svg.querySelectorAll('rect, circle, ellipse')) {
+      if (shape.compareDocumentPosition(text) & Node.DOCUMENT_POSITION_PRECEDING) continue;
+      const fill = getComputedStyle(shape).fill;
+      const area = shape.getBoundingClientRect();
+      if (fill === 'none' || fill.startsWith('url') || x < area.left || x > area.right || y < area.top || y > area.bottom) continue;
+      found = parse(fill);
+    }
+    return found;
+  };
   const results = [];
   for (const figure of document.querySelectorAll(selector)) {
     for (const element of figure.querySelectorAll('*')) {
@@ -523,7 +540,7 @@ TEXT_COLOURS_JS = """(selector) => {
       const style = getComputedStyle(element);
       let opacity = 1;
       for (let node = element; node; node = node.parentElement) opacity *= Number(getComputedStyle(node).opacity);
-      const behind = background(element);
+      const behind = (element instanceof SVGElement && shapeBehind(element)) || background(element);
       const ink = parse(element instanceof SVGElement ? style.fill : style.color);
       results.push({ text: text.slice(0, 30), where: element.className.baseVal ?? element.className, ink: over({ ...ink, a: ink.a * opacity }, behind), behind });
     }
@@ -744,4 +761,54 @@ def test_shading_control_maps_values_through_its_scale_and_the_legend_shows_real
         shading,
     )
     assert mismatches == 0
+    assert page.console_errors == []
+
+
+def test_smaller_reader_fixes(open_page, live_server):
+    """Issue 13 item 10: skip link, dark theme, nothing scrolls or clips at 1280 px, the sentence box shows all
+    of the example, the accuracy axis ends with its lines, keyboard focus follows a chosen guess to Figure 4."""
+    page = open_page("/", viewport=(1280, 900))
+    page.keyboard.press("Tab")
+    assert page.evaluate("[document.activeElement.className, document.activeElement.getAttribute('href')]") == ["skip-link", "#problem"]
+    render_every_figure(page)
+    overflowing = page.evaluate(
+        "() => [...document.querySelectorAll('.table-scroll, math[display=block]')].filter((e) => e.scrollWidth > e.clientWidth || e.scrollHeight > e.clientHeight).map((e) => e.getAttribute('aria-label'))"
+    )
+    assert overflowing == []
+    assert page.evaluate("(() => { const box = document.querySelector('#fig-connectivity textarea'); return box.scrollHeight <= box.clientHeight; })()")
+    # The tiny metrics' third point has too few words, so the lines end at 1 letter, and so does the axis.
+    assert page.locator("#fig-accuracy .x-axis .tick text").all_text_contents()[-1] == "1"
+
+    box = page.locator("#fig-autocomplete input[type=text]")
+    box.fill("the history of")
+    page.wait_for_function("() => document.querySelector('#fig-autocomplete .model-sees code')?.textContent === ' the history of'")
+    page.locator("#fig-autocomplete [data-unit=lstm] .suggestion").first.focus()
+    page.keyboard.press("Enter")
+    page.wait_for_function("() => document.activeElement?.closest('#fig-connectivity') !== null")
+    assert page.evaluate("document.activeElement.classList.contains('char-line')")
+    assert page.console_errors == []
+
+    dark = open_page("/", color_scheme="dark")
+    assert dark.evaluate("getComputedStyle(document.body).backgroundColor") == "rgb(21, 21, 21)"
+
+
+def test_svg_download_has_a_legend_the_view_and_lines_broken_between_words(open_page):
+    page = open_page(f"/?position={WALKTHROUGH['2']}&shading=log&method=gradient_x_input")
+    show_connectivity_figure(page)
+    with page.expect_download() as download:
+        page.locator("#fig-connectivity [data-download=svg]").click()
+    svg = Path(download.value.path()).read_text()
+    texts = re.findall(r"<text[^>]*>([^<]*)</text>", svg)
+    assert texts[0].startswith(f"Connectivity at position {WALKTHROUGH['2']}")
+    assert texts[1] == "gradient × input; each unit scaled to its own maximum; logarithmic (from 10⁻³ of the maximum) shading"
+    assert texts[2:6] == ["0.001", "0.01", "0.1", "1"]
+    # The GRU panel's characters, line by line (grouped by their y), rebuild the sentence with breaks only at spaces.
+    panel = svg.split("GRU: ")[1].split("LSTM: ")[0]
+    lines = {}
+    for y, char in re.findall(r'<text x="[^"]+" y="([^"]+)"[^>]*>([^<]*)</text>', panel):
+        lines.setdefault(float(y), []).append(char)
+    rebuilt = ["".join(chars) for _, chars in sorted(lines.items())]
+    assert "".join(rebuilt) == EXAMPLE_TEXT
+    assert all(line.endswith(" ") for line in rebuilt[:-1])
+    assert 'shape-rendering="crispEdges"' in svg
     assert page.console_errors == []

@@ -3,7 +3,7 @@
 // new characters instead of rerunning the text. Only the newest request may paint.
 
 import * as api from "../api.js";
-import { scrollToFigure } from "../motion.js";
+import { revealFigure } from "../motion.js";
 import { requestView } from "../permalink.js";
 import { renderSuggestions } from "../text-panels.js";
 import { loadedUnits } from "../units.js";
@@ -59,7 +59,8 @@ export async function render(element, { models, limits }) {
         renderSuggestions(this, unit, last.suggestions, {
           onChoose: (word) => {
             requestView({ text: response.text, position, word });
-            scrollToFigure(document.getElementById("fig-connectivity"));
+            // Focus follows, so a keyboard reader is not left on a button scrolled out of view.
+            revealFigure(document.getElementById("fig-connectivity"), ".char-line");
           },
         });
       });

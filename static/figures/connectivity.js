@@ -37,7 +37,7 @@ export async function render(element, { models, paper, limits }) {
   const body = d3.select(element).select(".figure-body").text("");
 
   const form = body.append("form").attr("class", "sentence-form");
-  const textBox = form.append("textarea").attr("name", "sentence").attr("rows", 2).attr("maxlength", Math.min(MAX_TEXT_LENGTH, limits.max_text_chars - 1))
+  const textBox = form.append("textarea").attr("name", "sentence").attr("rows", 3).attr("maxlength", Math.min(MAX_TEXT_LENGTH, limits.max_text_chars - 1))
     .attr("aria-label", "Sentence to analyse").attr("spellcheck", "false");
   form.append("button").attr("type", "submit").text("Compute");
   const exampleButton = form.append("button").attr("type", "button").attr("class", "link").text("example sentence");
@@ -172,7 +172,15 @@ export async function render(element, { models, paper, limits }) {
     saveFile("connectivity.csv", "text/csv",
       toCSV(["model", "word", "method", "output_position", "input_position", "char", "connectivity", "normalised"], lines));
   });
-  svgButton.on("click", () => saveFile("connectivity.svg", "image/svg+xml", explorer.toSVG()));
+  svgButton.on("click", () => {
+    const { method, scale, shading } = explorer.state();
+    const caption = [
+      METHODS.find((item) => item.id === method).label,
+      scale === "shared" ? "one scale for the three units" : "each unit scaled to its own maximum",
+      `${SHADINGS.find((item) => item.id === shading).label} shading`,
+    ].join("; ");
+    saveFile("connectivity.svg", "image/svg+xml", explorer.toSVG(caption));
+  });
 
   window.addEventListener(VIEW_EVENT, (event) => show(event.detail));
 
