@@ -61,9 +61,10 @@ export class ConnectivityExplorer {
     heading.append("span").attr("class", (unit) => `unit-swatch swatch-${unit.id}`).attr("aria-hidden", "true");
     this.names = heading.append("span").attr("class", "unit-name");
     this.publishedLabels = this.panels.append("p").attr("class", "published-label").property("hidden", true);
+    // The three panels share one position, so only the first is a tab stop; its value speaks for all three.
     this.lines = this.panels.append("div").attr("class", "char-line")
-      .attr("role", "slider").attr("tabindex", 0).attr("aria-valuemin", 0)
-      .attr("aria-label", (unit) => `${unit.name}: selected position; arrow keys move it`);
+      .attr("role", "slider").attr("tabindex", (unit, index) => (index === 0 ? 0 : -1)).attr("aria-valuemin", 0)
+      .attr("aria-label", (unit, index) => (index === 0 ? "Selected position, in all three panels; arrow keys move it" : `${unit.name}: selected position`));
     this.captions = this.panels.append("p").attr("class", "row-caption");
     this.suggestionLists = this.panels.append("ul").attr("class", "suggestions").attr("aria-label", (unit) => `${unit.name}'s top guesses`);
 
@@ -319,7 +320,9 @@ export class ConnectivityExplorer {
     this.lines
       .attr("aria-valuenow", position)
       // Screen readers hear what the shading shows: the strongest earlier characters and how far back.
-      .attr("aria-valuetext", (unit) => `position ${position}, ${describeCharacter(chars, position)}; ${strongest(current[unit.id].normalised, chars, position)}`)
+      .attr("aria-valuetext", (unit, index) => `position ${position}, ${describeCharacter(chars, position)}; `
+        + (index === 0 ? this.units.map((each) => `${each.name} ${strongest(current[each.id].normalised, chars, position)}`).join("; ")
+          : strongest(current[unit.id].normalised, chars, position)))
       .each(function paintLine(unit) {
         const fresh = current[unit.id].normalised;
         if (fresh !== null) lastPainted[unit.id] = { values: fresh, position };
@@ -423,10 +426,14 @@ export class ConnectivityExplorer {
 
 /** A list of guess buttons with probability bars, used by the panels and by Figure 3; onChoose null: not choosable. */
 export function renderSuggestions(list, unit, suggestions, { pressed = () => false, onChoose }) {
+  // One tab stop per list (the chosen guess, or the first); the arrow keys move between its guesses.
+  const tabStop = Math.max(0, suggestions.findIndex((suggestion) => pressed(suggestion.word)));
+  d3.select(list).attr("role", "toolbar").attr("aria-orientation", "vertical").on("keydown", moveAmongButtons);
   // Joined by rank, not by word: a new guess takes the place of the old one instead of moving the list.
   d3.select(list).selectAll("li").data(suggestions)
     .join((enter) => {
-      const item = enter.append("li");
+      // Items of a toolbar, not of a list: the list role gives way to the toolbar's.
+      const item = enter.append("li").attr("role", "none");
       const button = item.append("button").attr("type", "button").attr("class", "suggestion");
       button.append("span").attr("class", "word");
       button.append("span").attr("class", "bar-track").append("span").attr("class", `bar bar-${unit.id}`);
@@ -434,12 +441,13 @@ export function renderSuggestions(list, unit, suggestions, { pressed = () => fal
       button.append("span").attr("class", "visually-hidden action");
       return item;
     })
-    .each(function fill(suggestion) {
+    .each(function fill(suggestion, rank) {
       // Bound on every render, not when the button is created: a kept button must choose its word
       // for the text shown now, not for the text of its first render.
       const button = d3.select(this).select("button")
         .on("click", onChoose ? () => onChoose(suggestion.word) : null)
         .property("disabled", !onChoose)
+        .attr("tabindex", rank === tabStop ? 0 : -1)
         .attr("aria-pressed", String(pressed(suggestion.word)));
       // The accessible name is the visible text, then what the button does (no aria-label that would hide the word).
       button.select(".action").text(onChoose ? "; show its connectivity" : "");
@@ -447,6 +455,17 @@ export function renderSuggestions(list, unit, suggestions, { pressed = () => fal
       button.select(".bar").node().style.width = `${(suggestion.probability * 100).toFixed(1)}%`;
       button.select(".probability").text(formatProbability(suggestion.probability));
     });
+}
+
+function moveAmongButtons(event) {
+  const steps = { ArrowDown: 1, ArrowRight: 1, ArrowUp: -1, ArrowLeft: -1 };
+  if (!(event.key in steps)) return;
+  const buttons = [...event.currentTarget.querySelectorAll("button")];
+  const next = buttons[buttons.indexOf(document.activeElement) + steps[event.key]];
+  if (!next) return;
+  event.preventDefault();
+  buttons.forEach((button) => button.setAttribute("tabindex", button === next ? "0" : "-1"));
+  next.focus();
 }
 
 export function formatProbability(probability) {

@@ -576,6 +576,7 @@ def test_every_text_in_the_figures_has_a_contrast_of_at_least_4_5(open_page, col
 
 
 def test_forced_colours_keep_the_shading_bars_and_swatches_and_the_slider_speaks_the_strongest_characters(open_page, live_server):
+    models = {model["id"]: model["name"] for model in httpx.get(live_server + "/api/models", timeout=60).json()}
     page = open_page("/", forced_colors="active")
     show_connectivity_figure(page)
     position = WALKTHROUGH["1"]
@@ -592,9 +593,15 @@ def test_forced_colours_keep_the_shading_bars_and_swatches_and_the_slider_speaks
 
         row = api(live_server, "/api/connectivity", {"text": EXAMPLE_TEXT, "model": unit, "positions": [position]})["rows"][0]["connectivity"]
         ranked = sorted(range(position + 1), key=lambda index: (-row[index], -index))[:3]
+        expected = [position - index for index in ranked]
         spoken = page.locator(f"#fig-connectivity [data-unit={unit}] .char-line").get_attribute("aria-valuetext")
         assert spoken.startswith(f"position {position}, ")
-        assert [int(distance) for distance in re.findall(r"(\d+) back", spoken)] == [position - index for index in ranked]
+        # The first panel is the tab stop and speaks for all three; the others for their own unit.
+        first = page.locator("#fig-connectivity .char-line").first.get_attribute("aria-valuetext")
+        (own,) = [part for part in first.split("; ") if part.startswith(f"{models[unit]} most connected:")]
+        assert [int(distance) for distance in re.findall(r"(\d+) back", own)] == expected
+        if unit != "gru":
+            assert [int(distance) for distance in re.findall(r"(\d+) back", spoken)] == expected
     assert page.console_errors == []
 
 
@@ -811,4 +818,30 @@ def test_svg_download_has_a_legend_the_view_and_lines_broken_between_words(open_
     assert "".join(rebuilt) == EXAMPLE_TEXT
     assert all(line.endswith(" ") for line in rebuilt[:-1])
     assert 'shape-rendering="crispEdges"' in svg
+    assert page.console_errors == []
+
+
+def test_one_tab_stop_per_panel_group_and_per_list_of_guesses(open_page):
+    page = open_page("/")
+    show_connectivity_figure(page)
+    figure = "#fig-connectivity"
+    assert page.eval_on_selector_all(f"{figure} .char-line", "lines => lines.map(l => l.tabIndex)") == [0, -1, -1]
+    for unit in UNIT_IDS:
+        assert page.eval_on_selector_all(f"{figure} [data-unit={unit}] .suggestion", "bs => bs.map(b => b.tabIndex)") == [0, -1, -1]
+    # Arrow keys move among one list's guesses, and the tab stop moves along.
+    page.locator(f"{figure} [data-unit=lstm] .suggestion").first.focus()
+    page.keyboard.press("ArrowDown")
+    assert page.evaluate("document.activeElement.querySelector('.word').textContent") == page.locator(f"{figure} [data-unit=lstm] .suggestion .word").nth(1).inner_text()
+    assert page.eval_on_selector_all(f"{figure} [data-unit=lstm] .suggestion", "bs => bs.map(b => b.tabIndex)") == [-1, 0, -1]
+    # The whole page, tabbed through from the top: far fewer stops than the 59 of issue 13.
+    render_every_figure(page)
+    page.locator(".skip-link").focus()
+    stops = [page.evaluate("document.activeElement.outerHTML.slice(0, 80)")]
+    for _ in range(80):
+        page.keyboard.press("Tab")
+        current = page.evaluate("document.activeElement === document.body ? null : document.activeElement.outerHTML.slice(0, 80)")
+        if current is None or current in stops[:1]:
+            break
+        stops.append(current)
+    assert 20 <= len(stops) <= 45
     assert page.console_errors == []
