@@ -63,13 +63,16 @@ export class ConnectivityExplorer {
     this.publishedLabels = this.panels.append("p").attr("class", "published-label").property("hidden", true);
     // The three panels share one position, so only the first is a tab stop; its value speaks for all three.
     this.lines = this.panels.append("div").attr("class", "char-line")
-      .attr("role", "slider").attr("tabindex", (unit, index) => (index === 0 ? 0 : -1)).attr("aria-valuemin", 0)
+      .attr("role", "slider").attr("tabindex", (unit, index) => (index === 0 ? 0 : -1))
+      .attr("aria-valuemin", 0).attr("aria-valuemax", 0).attr("aria-valuenow", 0)
       .attr("aria-label", (unit, index) => (index === 0 ? "Selected position, in all three panels; arrow keys move it" : `${unit.name}: selected position`));
     this.captions = this.panels.append("p").attr("class", "row-caption");
     this.suggestionLists = this.panels.append("ul").attr("class", "suggestions").attr("aria-label", (unit) => `${unit.name}'s top guesses`);
 
     this.lines
-      .on("pointerover", (event) => this.selectFromEvent(event))
+      // Moves, not "over": a page scrolling under a still pointer (after a walkthrough link) must not
+      // take the selection away from the position the link chose.
+      .on("pointermove", (event) => this.selectFromEvent(event))
       .on("click", (event) => this.selectFromEvent(event))
       .on("keydown", (event) => this.handleKey(event));
     NARROW.addEventListener("change", () => this.paint());

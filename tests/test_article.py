@@ -638,7 +638,7 @@ def test_phone_shows_the_three_panels_on_one_screen_with_targets_of_24_px(open_p
     page = open_page("/", viewport=(375, 740), reduced_motion="reduce")
     page.wait_for_function("() => document.querySelector('#fig-hero').dataset.rendered === 'true'")
     lines = page.locator("#fig-hero .char-line")
-    lines.first.scroll_into_view_if_needed()
+    page.evaluate("document.querySelector('#fig-hero .char-line').scrollIntoView({ block: 'start' })")
     tops = [lines.nth(index).bounding_box()["y"] for index in range(3)]
     bottom = lines.nth(2).bounding_box()["y"] + lines.nth(2).bounding_box()["height"]
     # The three panels' texts and their guesses on one 740 px screen.
