@@ -135,10 +135,9 @@ def test_served_html_has_no_inline_code_or_styles(live_server):
 def test_page_loads_offline_without_console_errors_and_every_figure_renders(open_page, live_server):
     page = open_page("/")
     page.wait_for_function("() => document.querySelectorAll('#fig-hero .char.selected').length === 3")
-    # Scroll through the page so every lazy figure comes into view once.
-    height = page.evaluate("document.body.scrollHeight")
-    for offset in range(0, height, 800):
-        page.evaluate(f"window.scrollTo(0, {offset})")
+    # Bring every figure into view once, so every lazy one starts (a fast scroll can skip past one).
+    for figure in page.locator("[data-figure]").all():
+        figure.scroll_into_view_if_needed()
     show_connectivity_figure(page)
     page.wait_for_function("() => document.querySelectorAll('#fig-autocomplete .suggestion').length >= 3")
     # The demo opens on the prefix chosen from the shipped models' output (tools/demo_prefix.py).
