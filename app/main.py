@@ -101,7 +101,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     answers = Answers(app.state.engine, app.state.pool, settings, AnswerCache(settings.response_cache_bytes))
     app.state.answers = answers
     app.state.models_answer = answers.models(app.state.model_infos)
-    app.state.rendered_page = pages.RenderedPage()
+    app.state.rendered_page = pages.RenderedPage(limits=pages.api_limits(settings))
     if settings.warm_article:
         # Everything a page view asks for, ready before the first reader: each process has its own copy.
         if (TEMPLATES_DIR / pages.ARTICLE_TEMPLATE).is_file():

@@ -79,6 +79,21 @@ export function loadPaper() {
   return cached("paper", () => request("/static/data/paper.json"));
 }
 
+/** The autocomplete demo's starting prefix, chosen from the shipped models' output by app/demo_prefix.py (python -m app.demo_prefix). */
+export function loadDemo() {
+  return cached("demo", () => request("/static/data/demo.json"));
+}
+
+/** The paper's memory profile on the example sentence, computed by models/memory.py from its published rows. */
+export function loadPaperMemory() {
+  return cached("paper memory", () => request("/static/data/paper/memory.json"));
+}
+
+/** The paper's published top-3 and connectivity at every position of the example sentence, for one unit. */
+export function loadPaperConnectivity(unitId) {
+  return cached(`paper connectivity ${unitId}`, () => request(`/static/data/paper/${unitId}.json`));
+}
+
 /** Suggestions; `positions: "last"` is the per-keystroke request (not cached: it is cheap and always new). */
 export function autocomplete({ text, models, topK = 3, positions = "all", signal }) {
   const body = { text, top_k: topK, positions, ...(models ? { models } : {}) };

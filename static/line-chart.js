@@ -9,6 +9,8 @@ const NARROW_MARGIN_RIGHT = 16;
  * @param container element to draw into (emptied first)
  * @param options.series [{key, colour, dash, className, points: [{x, y}], label?}] (label: text at the line's end)
  * @param options.x / options.y {label, domain, format, integer?} (integer: whole-number ticks only)
+ * @param options.x.scale optional d3 scale factory (default d3.scaleLinear), with options.x.ticks the tick values it needs
+ * @param options.x.name optional (x) => text naming the hovered x in the read-out (default: its tick format)
  * @param options.describe (x) => [{colour, dash, label, value}] rows for the read-out at x
  * @param options.ariaLabel summary for screen readers
  */
@@ -24,7 +26,8 @@ export function drawLineChart(container, options) {
   const margin = { ...MARGIN, right: narrow ? NARROW_MARGIN_RIGHT : MARGIN.right };
   const height = Math.round(Math.min(380, Math.max(240, width * 0.48)));
   const svg = frame.append("svg").attr("viewBox", `0 0 ${width} ${height}`).attr("width", width).attr("height", height);
-  const x = d3.scaleLinear().domain(options.x.domain).range([margin.left, width - margin.right]);
+  const x = (options.x.scale ?? d3.scaleLinear)().domain(options.x.domain).range([margin.left, width - margin.right]);
+  const xName = options.x.name ?? options.x.format;
   const [low, high] = options.y.domain;
   const y = d3.scaleLinear().domain(low === high ? [low - 0.5, high + 0.5] : [low, high]).nice().range([height - margin.bottom, margin.top]);
 
@@ -32,7 +35,7 @@ export function drawLineChart(container, options) {
     .call(d3.axisLeft(y).ticks(6).tickSize(-(width - margin.left - margin.right)).tickFormat(""))
     .call((grid) => grid.select(".domain").remove());
   svg.append("g").attr("class", "axis x-axis").attr("transform", `translate(0,${height - margin.bottom})`)
-    .call(d3.axisBottom(x).tickValues(x.ticks(narrow ? 4 : 8).filter((tick) => !options.x.integer || Number.isInteger(tick)))
+    .call(d3.axisBottom(x).tickValues(options.x.ticks ?? x.ticks(narrow ? 4 : 8).filter((tick) => !options.x.integer || Number.isInteger(tick)))
       .tickFormat(options.x.format));
   svg.append("g").attr("class", "axis y-axis").attr("transform", `translate(${margin.left},0)`)
     .call(d3.axisLeft(y).ticks(6).tickFormat(options.y.format));
@@ -73,7 +76,7 @@ export function drawLineChart(container, options) {
     rule.attr("x1", x(xValue)).attr("x2", x(xValue)).attr("visibility", "visible");
     tooltip.node().hidden = false;
     tooltip.text("");
-    tooltip.append("div").append("strong").text(`${options.x.label}: ${options.x.format(xValue)}`);
+    tooltip.append("div").append("strong").text(`${options.x.label}: ${xName(xValue)}`);
     const rowsSelection = tooltip.append("table").selectAll("tr").data(rows).join("tr");
     rowsSelection.append("td").append("svg").attr("width", 22).attr("height", 8)
       .append("line").attr("x1", 0).attr("x2", 22).attr("y1", 4).attr("y2", 4)
@@ -84,7 +87,7 @@ export function drawLineChart(container, options) {
     const left = x(xValue) + 12 + tooltipNode.offsetWidth > width ? x(xValue) - 12 - tooltipNode.offsetWidth : x(xValue) + 12;
     tooltipNode.style.left = `${Math.max(0, left)}px`;
     tooltipNode.style.top = `${margin.top}px`;
-    readout.text(`${options.x.label} ${options.x.format(xValue)}: ${rows.map((row) => `${row.label} ${row.value}`).join(", ")}`);
+    readout.text(`${options.x.label} ${xName(xValue)}: ${rows.map((row) => `${row.label} ${row.value}`).join(", ")}`);
   };
   const hide = () => {
     rule.attr("visibility", "hidden");

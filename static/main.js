@@ -3,8 +3,9 @@
 // near the viewport, so nothing heavy is requested before the reader gets there.
 
 import * as api from "./api.js";
-import { scrollToFigure } from "./motion.js";
+import { revealFigure, scrollToFigure } from "./motion.js";
 import { hasViewState, requestView } from "./permalink.js";
+import { watchScrollers } from "./scrollers.js";
 
 const FIGURES = {
   hero: () => import("./figures/hero.js"),
@@ -12,6 +13,7 @@ const FIGURES = {
   units: () => import("./figures/units.js"),
   autocomplete: () => import("./figures/autocomplete.js"),
   connectivity: () => import("./figures/connectivity.js"),
+  memory: () => import("./figures/memory.js"),
   accuracy: () => import("./figures/accuracy.js"),
   training: () => import("./figures/training.js"),
   tables: () => import("./figures/tables.js"),
@@ -20,14 +22,17 @@ const FIGURES = {
 const LAZY_MARGIN = "300px 0px";
 
 // metrics.json arrives with the page as a JSON data block; it is null when the models have no record.
+// So do the API's limits, so that figures ask only for what the server will serve.
 const metrics = JSON.parse(document.getElementById("metrics").textContent);
-const data = Promise.all([api.listModels(), api.loadPaper()]).then(([models, paper]) => ({ models, paper, metrics }));
+const limits = JSON.parse(document.getElementById("limits").textContent);
+const data = Promise.all([api.listModels(), api.loadPaper()]).then(([models, paper]) => ({ models, paper, metrics, limits }));
 
 async function renderFigure(element) {
   try {
     const [module, figureData] = await Promise.all([FIGURES[element.dataset.figure](), data]);
     await module.render(element, figureData);
     element.dataset.rendered = "true";
+    watchScrollers(element);
   } catch (error) {
     console.error(`figure ${element.dataset.figure}:`, error);
     const notice = document.createElement("p");
@@ -52,6 +57,8 @@ document.querySelectorAll("[data-figure]").forEach((element) => {
   else renderFigure(element);
 });
 
+watchScrollers(document);
+
 // Walkthrough links select their position in Figure 4 (on the example sentence) and bring it into view.
 const connectivityFigure = document.getElementById("fig-connectivity");
 document.querySelectorAll("[data-walkthrough]").forEach((link) => {
@@ -66,5 +73,5 @@ document.querySelectorAll("[data-walkthrough]").forEach((link) => {
   });
 });
 
-// A permalink opens on Figure 4.
-if (hasViewState()) scrollToFigure(connectivityFigure);
+// A permalink opens on Figure 4, with focus on its first panel for keyboard readers.
+if (hasViewState()) revealFigure(connectivityFigure, ".char-line");

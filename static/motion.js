@@ -1,4 +1,5 @@
 // Motion respects the reader's "reduce motion" setting: no smooth scrolling, no autoplay.
+// Moving the reader to a figure also moves keyboard focus there.
 
 export function prefersReducedMotion() {
   return window.matchMedia("(prefers-reduced-motion: reduce)").matches;
@@ -6,4 +7,28 @@ export function prefersReducedMotion() {
 
 export function scrollToFigure(element, block = "start") {
   element?.scrollIntoView({ behavior: prefersReducedMotion() ? "auto" : "smooth", block });
+}
+
+/**
+ * Brings a figure into view and moves keyboard focus to `focusSelector` inside it: aimed at once,
+ * so a lazy figure starts loading, and again once it has drawn, in case anything above it changed
+ * height meanwhile.
+ */
+export function revealFigure(element, focusSelector) {
+  scrollToFigure(element);
+  whenRendered(element).then(() => {
+    scrollToFigure(element);
+    element.querySelector(focusSelector)?.focus({ preventScroll: true });
+  });
+}
+
+function whenRendered(element) {
+  return new Promise((resolve) => {
+    if (element.dataset.rendered) resolve();
+    else new MutationObserver((changes, observer) => {
+      if (!element.dataset.rendered) return;
+      observer.disconnect();
+      resolve();
+    }).observe(element, { attributes: true, attributeFilter: ["data-rendered"] });
+  });
 }

@@ -1,8 +1,8 @@
-// Figure 4's view lives in the query string (text, position, word, method, scale), so a copied link
+// Figure 4's view lives in the query string (text, position, word, method, scale, shading, source), so a copied link
 // reopens it. Other parts of the page ask for a view through requestView; Figure 4 listens.
 
 export const VIEW_EVENT = "connectivity-view";
-const KEYS = ["text", "position", "word", "method", "scale"];
+const KEYS = ["text", "position", "word", "method", "scale", "shading", "source"];
 const WRITE_DELAY_MS = 250;
 let pendingWrite = null;
 
@@ -16,6 +16,8 @@ export function readViewState() {
     word: query.get("word"),
     method: query.get("method"),
     scale: query.get("scale"),
+    shading: query.get("shading"),
+    source: query.get("source"),
   };
 }
 

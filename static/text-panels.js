@@ -3,26 +3,34 @@
 // the selected position and an optional chosen word, and repaints every panel on each change.
 
 import * as api from "./api.js";
-import { connectivityColour, normaliseRows, textColourOn } from "./connectivity-colour.js";
+import { connectivityColour, normaliseRows, shadingById, textColourOn } from "./connectivity-colour.js";
 
 const d3 = window.d3;
 const ROW_REQUEST_DELAY_MS = 120;
+// On a narrow screen each panel shows a window of WINDOW_LINES lines of the text, in characters of at
+// least TARGET_PX square, so the three panels fit one screen and a tap lands on the character meant.
+const NARROW = window.matchMedia("(max-width: 760px)");
+const WINDOW_LINES = 2;
+const TARGET_PX = 24;
 const KEY_STEPS = { ArrowRight: 1, ArrowDown: 1, ArrowLeft: -1, ArrowUp: -1, PageDown: 10, PageUp: -10 };
 
 export class ConnectivityExplorer {
   /**
    * @param element where the panels go
    * @param units loadedUnits(models)
+   * @param limits the API's limits (the page's #limits data block): which matrices it serves whole
    * @param onChange called with state() after the reader (or code) changes the view
    * @param onInteract called when the reader selects a position or a word with pointer or keyboard
    */
-  constructor(element, { units, onChange = () => {}, onInteract = () => {} }) {
+  constructor(element, { units, limits, onChange = () => {}, onInteract = () => {} }) {
     this.units = units;
+    this.limits = limits;
     this.onChange = onChange;
     this.onInteract = onInteract;
     this.text = "";
     this.method = "gradient";
     this.scale = "unit";
+    this.shading = "linear";
     this.position = 0;
     this.word = null;
     this.matrices = {};
@@ -31,45 +39,76 @@ export class ConnectivityExplorer {
     this.suggestions = {};
     this.wordRows = {};
     this.loading = 0;
+    this.windowStart = 0;
+    // Per unit, the last row painted and its position: shown dimmed while the next row is computed.
+    this.lastPainted = {};
+    // "ours": computed by this server; "paper": the paper's published rows for the example sentence.
+    this.source = "ours";
+    this.publishedLabel = "";
 
     const root = d3.select(element);
     this.status = root.append("p").attr("class", "status").attr("role", "status").attr("aria-live", "polite");
+    const pager = root.append("div").attr("class", "window-pager controls");
+    this.earlier = pager.append("button").attr("type", "button").attr("class", "link").text("◀ earlier text")
+      .on("click", () => this.select(this.windowStart - 1));
+    this.later = pager.append("button").attr("type", "button").attr("class", "link").text("later text ▶")
+      .on("click", () => this.select(this.windowStart + this.windowSize()));
     this.panels = root.append("div").attr("class", "unit-panels")
       .selectAll("section").data(units).join("section")
       .attr("class", "text-panel").attr("data-unit", (unit) => unit.id);
-    const heading = this.panels.append("h3");
+    // Panel titles, not headings: the figures sit between the article's h2 sections.
+    const heading = this.panels.append("p").attr("class", "panel-title");
     heading.append("span").attr("class", (unit) => `unit-swatch swatch-${unit.id}`).attr("aria-hidden", "true");
-    heading.append("span").text((unit) => unit.name);
+    this.names = heading.append("span").attr("class", "unit-name");
+    this.publishedLabels = this.panels.append("p").attr("class", "published-label").property("hidden", true);
+    // The three panels share one position, so only the first is a tab stop; its value speaks for all three.
     this.lines = this.panels.append("div").attr("class", "char-line")
-      .attr("role", "slider").attr("tabindex", 0).attr("aria-valuemin", 0)
-      .attr("aria-label", (unit) => `${unit.name}: selected position; arrow keys move it`);
+      .attr("role", "slider").attr("tabindex", (unit, index) => (index === 0 ? 0 : -1))
+      .attr("aria-valuemin", 0).attr("aria-valuemax", 0).attr("aria-valuenow", 0)
+      .attr("aria-label", (unit, index) => (index === 0 ? "Selected position, in all three panels; arrow keys move it" : `${unit.name}: selected position`));
     this.captions = this.panels.append("p").attr("class", "row-caption");
     this.suggestionLists = this.panels.append("ul").attr("class", "suggestions").attr("aria-label", (unit) => `${unit.name}'s top guesses`);
 
     this.lines
-      .on("pointerover", (event) => this.selectFromEvent(event))
+      // Moves, not "over": a page scrolling under a still pointer (after a walkthrough link) must not
+      // take the selection away from the position the link chose.
+      .on("pointermove", (event) => this.selectFromEvent(event))
       .on("click", (event) => this.selectFromEvent(event))
       .on("keydown", (event) => this.handleKey(event));
+    NARROW.addEventListener("change", () => this.paint());
   }
 
   state() {
-    return { text: this.text, position: this.position, word: this.word, method: this.method, scale: this.scale };
+    return {
+      text: this.text, position: this.position, word: this.word, method: this.method, scale: this.scale, shading: this.shading, source: this.source,
+    };
+  }
+
+  /** Whether the server serves the whole matrix of a normalised text this long (its work limit). */
+  servesWhole(length, method) {
+    const steps = method === "integrated_gradients" ? this.limits.integrated_gradients_steps : 1;
+    return ((length * (length + 1)) / 2) * steps <= this.limits.max_connectivity_work;
   }
 
   /**
    * Loads suggestions and the full matrix of every unit for `text` (normalised by the server).
-   * When the server refuses a full matrix as too much work (long text, integrated gradients),
+   * Where the full matrix is more work than the server allows (long text, integrated gradients),
    * rows are fetched one position at a time as the selection moves.
    */
   async load(text, { method = this.method, position = null, word = null } = {}) {
     const request = ++this.loading;
     this.method = method;
+    this.source = "ours";
     this.setStatus("Computing suggestions and connectivity…");
-    const matrixRequests = Promise.all(this.units.map((unit) => api.connectivity({ text, model: unit.id, positions: "all", method })));
-    matrixRequests.catch(() => {}); // Handled below, after the suggestions; this only silences the early rejection.
+    const wholeMatrices = () => Promise.all(this.units.map((unit) => api.connectivity({ text, model: unit.id, positions: "all", method })));
+    // Without digits, normalising adds at most the leading space, so the matrices can be asked for
+    // alongside the suggestions; otherwise the normalised length decides, once it is known.
+    let matrixRequests = !/\d/.test(text) && this.servesWhole(text.length + 1, method) ? wholeMatrices() : null;
+    matrixRequests?.catch(() => {}); // Handled below, after the suggestions; this only silences the early rejection.
     const suggestions = await api.autocomplete({ text, models: this.units.map((unit) => unit.id), positions: "all" });
     if (request !== this.loading) return this.text;
     this.text = suggestions.text;
+    this.lastPainted = {};
     this.suggestions = Object.fromEntries(this.units.map((unit) => [unit.id, suggestions.models[unit.id]]));
     this.matrices = Object.fromEntries(this.units.map((unit) => [unit.id, []]));
     this.perRow = false;
@@ -78,7 +117,8 @@ export class ConnectivityExplorer {
     this.position = clamp(position ?? this.text.length - 1, 0, this.text.length - 1);
     this.buildCharacters();
     this.paint();
-    try {
+    if (!matrixRequests && this.servesWhole(this.text.length, method)) matrixRequests = wholeMatrices();
+    if (matrixRequests) {
       const matrices = await matrixRequests;
       if (request !== this.loading) return this.text;
       matrices.forEach((matrix, index) => {
@@ -87,9 +127,7 @@ export class ConnectivityExplorer {
         });
       });
       this.setStatus("");
-    } catch (error) {
-      if (!(error instanceof api.ApiError && error.status === 422)) throw error;
-      if (request !== this.loading) return this.text;
+    } else {
       this.perRow = true;
       this.setStatus("This text and method are computed one position at a time, as you move the selection.");
       await this.fetchRows(this.position);
@@ -97,6 +135,38 @@ export class ConnectivityExplorer {
     if (word) await this.chooseWord(word);
     this.paint();
     return this.text;
+  }
+
+  /**
+   * Shows published rows instead of our models' (no server request): `published` maps unit id to
+   * one entry per position of `text`, {target, predict, probability, connectivity for 0..t}.
+   * `label` names the published models in every panel's heading.
+   */
+  showPublished(text, published, { position = null, label }) {
+    ++this.loading; // a load still in flight must not paint over these rows
+    clearTimeout(this.rowTimer);
+    this.source = "paper";
+    this.publishedLabel = label;
+    this.method = "gradient";
+    this.text = text;
+    this.lastPainted = {};
+    this.perRow = false;
+    this.wordRows = {};
+    this.word = null;
+    this.suggestions = Object.fromEntries(this.units.map((unit) => [unit.id, published[unit.id].map((entry, index) => ({
+      position: index,
+      char: entry.char,
+      suggestions: entry.predict.map((word, rank) => ({ word, probability: entry.probability[rank] })),
+    }))]));
+    this.matrices = Object.fromEntries(this.units.map((unit) => [unit.id, published[unit.id].map((entry, index) => ({
+      position: index,
+      word: entry.target,
+      connectivity: [...entry.connectivity, ...new Array(text.length - entry.connectivity.length).fill(0)],
+    }))]));
+    this.position = clamp(position ?? text.length - 1, 0, text.length - 1);
+    this.setStatus("");
+    this.buildCharacters();
+    this.paint();
   }
 
   /** Per-row mode: every unit's row at `position`, unless already fetched. */
@@ -112,6 +182,14 @@ export class ConnectivityExplorer {
     if (this.position === position) this.paint();
   }
 
+  /** Per-row mode: the rows one step either side, so the next arrow key finds its row ready. */
+  async prefetchAround(position) {
+    for (const neighbour of [position + 1, position - 1]) {
+      if (neighbour < 0 || neighbour >= this.text.length || Math.abs(this.position - position) > 1) continue;
+      await this.fetchRows(neighbour);
+    }
+  }
+
   select(position) {
     const target = clamp(position, 0, this.text.length - 1);
     if (target === this.position && this.word === null) return;
@@ -124,7 +202,9 @@ export class ConnectivityExplorer {
       // Hovering sweeps across many positions; only ask for the one the pointer settles on.
       clearTimeout(this.rowTimer);
       this.rowTimer = setTimeout(() => {
-        this.fetchRows(target).catch((error) => this.setStatus(`Connectivity unavailable: ${error.message}`, true));
+        this.fetchRows(target)
+          .then(() => this.prefetchAround(target))
+          .catch((error) => this.setStatus(`Connectivity unavailable: ${error.message}`, true));
       }, ROW_REQUEST_DELAY_MS);
     }
   }
@@ -148,6 +228,12 @@ export class ConnectivityExplorer {
       this.setStatus(`No connectivity for “${word}”: ${error.message}`, true);
     }
     this.paint();
+  }
+
+  setShading(shading) {
+    this.shading = shading;
+    this.paint();
+    this.onChange(this.state());
   }
 
   setScale(scale) {
@@ -203,24 +289,58 @@ export class ConnectivityExplorer {
       .text((item) => item.char);
   }
 
+  /** Characters per window on a narrow screen: whole lines of TARGET_PX-wide characters. */
+  windowSize() {
+    const width = this.lines.node()?.clientWidth || 320;
+    return WINDOW_LINES * Math.max(8, Math.floor((width - 4) / TARGET_PX));
+  }
+
+  /** Narrow screens: keeps the selection inside the window, a quarter from its end so most of it is context. */
+  placeWindow() {
+    const size = this.windowSize();
+    const last = Math.max(0, this.text.length - size);
+    if (this.position < this.windowStart || this.position >= this.windowStart + size || this.windowStart > last) {
+      this.windowStart = Math.max(0, Math.min(last, this.position - Math.floor(size * 0.75)));
+    }
+    const end = this.windowStart + size;
+    this.lines.classed("windowed", true).selectAll("span.char")
+      .classed("outside", (item) => item.position < this.windowStart || item.position >= end);
+    this.earlier.property("disabled", this.windowStart === 0);
+    this.later.property("disabled", end >= this.text.length);
+  }
+
   paint() {
+    if (NARROW.matches) this.placeWindow();
+    else this.lines.classed("windowed", false);
+    const published = this.source === "paper";
+    this.panels.classed("published", published);
+    this.names.text((unit) => (published ? `${unit.paperName}, the paper's model` : unit.name));
+    this.publishedLabels.property("hidden", !published).text(this.publishedLabel);
     const current = this.currentRows();
     const position = this.position;
     const chars = this.text;
+    const { lastPainted, shading } = this;
     this.lines
       .attr("aria-valuenow", position)
-      .attr("aria-valuetext", `position ${position}, ${describeCharacter(chars, position)}`)
+      // Screen readers hear what the shading shows: the strongest earlier characters and how far back.
+      .attr("aria-valuetext", (unit, index) => `position ${position}, ${describeCharacter(chars, position)}; `
+        + (index === 0 ? this.units.map((each) => `${each.name} ${strongest(current[each.id].normalised, chars, position)}`).join("; ")
+          : strongest(current[unit.id].normalised, chars, position)))
       .each(function paintLine(unit) {
-        const values = current[unit.id].normalised;
-        d3.select(this).selectAll("span.char")
+        const fresh = current[unit.id].normalised;
+        if (fresh !== null) lastPainted[unit.id] = { values: fresh, position };
+        // Until this position's row arrives, the last one stays on screen, dimmed, instead of a blank panel.
+        const { values, position: paintedUpTo } = fresh !== null ? { values: fresh, position } : lastPainted[unit.id] ?? { values: null };
+        d3.select(this).classed("stale", fresh === null && values !== null)
+          .selectAll("span.char")
           .classed("selected", (item) => item.position === position)
           .classed("future", (item) => item.position > position)
           .each(function paintCharacter(item) {
-            const coloured = values !== null && item.position <= position;
-            const background = coloured ? connectivityColour(values[item.position]) : null;
+            const coloured = values !== null && item.position <= paintedUpTo;
+            const background = coloured ? connectivityColour(values[item.position], shading) : null;
             this.style.backgroundColor = background ?? "";
             this.style.color = background ? textColourOn(background) : "";
-            this.dataset.connectivity = coloured ? values[item.position].toFixed(4) : "";
+            this.dataset.connectivity = fresh !== null && coloured ? values[item.position].toFixed(4) : "";
           });
       });
     this.captions.each(function caption(unit) {
@@ -232,6 +352,7 @@ export class ConnectivityExplorer {
       }
       element.append("span").text("Connectivity of ");
       element.append("q").attr("class", "row-word").text(row.word);
+      if (published) element.append("span").text(" (the word in the text)");
       element.append("span").text(` at position ${position} (${describeCharacter(chars, position)})`);
     });
     const chosenWord = this.word;
@@ -239,7 +360,8 @@ export class ConnectivityExplorer {
       const suggestions = this.suggestions[unit.id]?.[position]?.suggestions ?? [];
       renderSuggestions(nodes[index], unit, suggestions, {
         pressed: (word) => word === (chosenWord ?? current[unit.id].word),
-        onChoose: (word) => {
+        // The paper published one row per position, for the word in the text; no other word can be shown.
+        onChoose: published ? null : (word) => {
           this.onInteract();
           this.chooseWord(word);
         },
@@ -247,68 +369,119 @@ export class ConnectivityExplorer {
     });
   }
 
-  /** A standalone SVG of the three panels as they look now, for download. */
-  toSVG() {
+  /**
+   * A standalone SVG of the three panels as they look now, for download: `caption` (method, scale,
+   * shading) on top, the colour legend with its real values, and the text wrapped between words.
+   */
+  toSVG(caption) {
     const charWidth = 8.5;
     const lineHeight = 20;
     const perLine = 72;
     const margin = 16;
+    const legendWidth = 180;
+    const header = 64;
     const rows = this.currentRows();
-    const lineCount = Math.ceil(this.text.length / perLine);
-    const panelHeight = 28 + lineCount * lineHeight + 12;
+    const lines = wrapPositions(this.text, perLine);
+    const panelHeight = 28 + lines.length * lineHeight + 12;
     const width = margin * 2 + perLine * charWidth;
+    const shading = shadingById(this.shading);
     const svg = d3.create("svg").attr("xmlns", "http://www.w3.org/2000/svg")
-      .attr("width", width).attr("height", margin * 2 + panelHeight * this.units.length)
+      .attr("width", width).attr("height", margin * 2 + header + panelHeight * this.units.length)
       .attr("font-family", "DejaVu Sans Mono, Menlo, Consolas, monospace").attr("font-size", 14);
     svg.append("rect").attr("width", "100%").attr("height", "100%").attr("fill", "#fff");
+    const top = svg.append("g").attr("transform", `translate(${margin},${margin})`).attr("font-family", "sans-serif").attr("font-size", 12);
+    top.append("text").attr("y", 12).attr("font-weight", 600)
+      .text(`Connectivity at position ${this.position} (${describeCharacter(this.text, this.position)})`);
+    top.append("text").attr("y", 28).text(caption);
+    const gradient = svg.append("defs").append("linearGradient").attr("id", "legend");
+    d3.range(0, 1.0001, 0.1).forEach((stop) => gradient.append("stop").attr("offset", `${stop * 100}%`).attr("stop-color", connectivityColour(stop)));
+    const legend = top.append("g").attr("transform", "translate(0,36)");
+    legend.append("rect").attr("width", legendWidth).attr("height", 8).attr("fill", "url(#legend)");
+    legend.selectAll("text").data(shading.ticks).join("text").attr("x", (tick) => shading.toBand(tick) * legendWidth).attr("y", 20)
+      .attr("text-anchor", "middle").attr("font-size", 10).text((tick) => d3.format("~g")(tick));
+    legend.append("text").attr("x", legendWidth + 12).attr("y", 8).attr("font-size", 10).text("fraction of the maximum");
     this.units.forEach((unit, unitIndex) => {
-      const panel = svg.append("g").attr("transform", `translate(${margin},${margin + unitIndex * panelHeight})`);
+      const panel = svg.append("g").attr("transform", `translate(${margin},${margin + header + unitIndex * panelHeight})`);
       const row = rows[unit.id];
+      const name = this.source === "paper" ? `${unit.paperName}, the paper's model (${this.publishedLabel})` : unit.name;
       panel.append("text").attr("y", 14).attr("font-family", "sans-serif").attr("font-weight", 600)
-        .text(`${unit.name}: “${row.word ?? ""}” at position ${this.position}`);
-      Array.from(this.text).forEach((char, position) => {
-        const x = (position % perLine) * charWidth;
-        const y = 28 + Math.floor(position / perLine) * lineHeight;
+        .text(`${name}: “${row.word ?? ""}”`);
+      // Neighbouring cells overlap by a fraction of a pixel, so no hairline of white shows between them.
+      const cells = panel.append("g").attr("shape-rendering", "crispEdges");
+      lines.forEach((positions, lineIndex) => positions.forEach((position, column) => {
+        const char = this.text[position];
+        const x = column * charWidth;
+        const y = 28 + lineIndex * lineHeight;
         const coloured = row.normalised !== null && position <= this.position;
-        const background = coloured ? connectivityColour(row.normalised[position]) : null;
-        if (background) panel.append("rect").attr("x", x).attr("y", y).attr("width", charWidth).attr("height", lineHeight - 2).attr("fill", background);
+        const background = coloured ? connectivityColour(row.normalised[position], this.shading) : null;
+        if (background) cells.append("rect").attr("x", x).attr("y", y).attr("width", charWidth + 0.5).attr("height", lineHeight - 2).attr("fill", background);
         if (position === this.position) {
           panel.append("rect").attr("x", x).attr("y", y).attr("width", charWidth).attr("height", lineHeight - 2)
-            .attr("fill", "none").attr("stroke", "#111").attr("stroke-width", 2);
+            .attr("fill", "none").attr("stroke", "#000").attr("stroke-width", 2);
         }
         panel.append("text").attr("x", x + charWidth / 2).attr("y", y + lineHeight - 7).attr("text-anchor", "middle")
-          .attr("fill", background ? textColourOn(background) : "#999").text(char);
-      });
+          .attr("fill", background ? textColourOn(background) : "#595959").text(char);
+      }));
     });
     return new XMLSerializer().serializeToString(svg.node());
   }
 }
 
-/** A list of guess buttons with probability bars, used by the panels and by Figure 3. */
+/** A list of guess buttons with probability bars, used by the panels and by Figure 3; onChoose null: not choosable. */
 export function renderSuggestions(list, unit, suggestions, { pressed = () => false, onChoose }) {
-  d3.select(list).selectAll("li").data(suggestions, (suggestion) => suggestion.word)
+  // One tab stop per list (the chosen guess, or the first); the arrow keys move between its guesses.
+  const tabStop = Math.max(0, suggestions.findIndex((suggestion) => pressed(suggestion.word)));
+  d3.select(list).attr("role", "toolbar").attr("aria-orientation", "vertical").on("keydown", moveAmongButtons);
+  // Joined by rank, not by word: a new guess takes the place of the old one instead of moving the list.
+  d3.select(list).selectAll("li").data(suggestions)
     .join((enter) => {
-      const item = enter.append("li");
-      const button = item.append("button").attr("type", "button").attr("class", "suggestion")
-        .on("click", (event, suggestion) => onChoose(suggestion.word));
+      // Items of a toolbar, not of a list: the list role gives way to the toolbar's.
+      const item = enter.append("li").attr("role", "none");
+      const button = item.append("button").attr("type", "button").attr("class", "suggestion");
       button.append("span").attr("class", "word");
       button.append("span").attr("class", "bar-track").append("span").attr("class", `bar bar-${unit.id}`);
       button.append("span").attr("class", "probability");
+      button.append("span").attr("class", "visually-hidden action");
       return item;
     })
-    .order()
-    .each(function fill(suggestion) {
+    .each(function fill(suggestion, rank) {
+      // Bound on every render, not when the button is created: a kept button must choose its word
+      // for the text shown now, not for the text of its first render.
       const button = d3.select(this).select("button")
-        .attr("aria-pressed", String(pressed(suggestion.word)))
-        .attr("aria-label", `${suggestion.word}, ${formatProbability(suggestion.probability)}; show its connectivity`);
+        .on("click", onChoose ? () => onChoose(suggestion.word) : null)
+        .property("disabled", !onChoose)
+        .attr("tabindex", rank === tabStop ? 0 : -1)
+        .attr("aria-pressed", String(pressed(suggestion.word)));
+      // The accessible name is the visible text, then what the button does (no aria-label that would hide the word).
+      button.select(".action").text(onChoose ? "; show its connectivity" : "");
       button.select(".word").text(suggestion.word);
       button.select(".bar").node().style.width = `${(suggestion.probability * 100).toFixed(1)}%`;
       button.select(".probability").text(formatProbability(suggestion.probability));
     });
 }
 
+function moveAmongButtons(event) {
+  const steps = { ArrowDown: 1, ArrowRight: 1, ArrowUp: -1, ArrowLeft: -1 };
+  if (!(event.key in steps)) return;
+  const buttons = [...event.currentTarget.querySelectorAll("button")];
+  const next = buttons[buttons.indexOf(document.activeElement) + steps[event.key]];
+  if (!next) return;
+  event.preventDefault();
+  buttons.forEach((button) => button.setAttribute("tabindex", button === next ? "0" : "-1"));
+  next.focus();
+}
+
 export function formatProbability(probability) {
   return `${(probability * 100).toFixed(probability < 0.1 ? 1 : 0)} %`;
+}
+
+const SPOKEN_STRONGEST = 3;
+
+/** "most connected: 0 back (“g” of “grammar”, 100 %), 2 back (…)", for the slider's aria-valuetext. */
+function strongest(normalised, text, position) {
+  if (normalised === null) return "connectivity still loading";
+  const ranked = d3.range(position + 1).sort((a, b) => normalised[b] - normalised[a] || b - a).slice(0, SPOKEN_STRONGEST);
+  return `most connected: ${ranked.map((index) => `${position - index} back (${describeCharacter(text, index)}, ${formatProbability(normalised[index])})`).join(", ")}`;
 }
 
 /** "'e' of 'learning'" or "the space before 'learning'", for captions and screen readers. */
@@ -323,6 +496,21 @@ export function wordAt(text, position) {
   const start = text[position] === " " ? position + 1 : text.lastIndexOf(" ", position) + 1;
   const end = text.indexOf(" ", start);
   return text.slice(start, end === -1 ? text.length : end);
+}
+
+/** The text's positions in lines of at most `width` characters, broken after spaces where a word fits. */
+function wrapPositions(text, width) {
+  const lines = [[]];
+  Array.from(text).forEach((char, position) => {
+    const line = lines.at(-1);
+    const nextSpace = text.indexOf(" ", position);
+    const wordLength = (nextSpace === -1 ? text.length : nextSpace) - position;
+    const startsWord = char !== " " && (position === 0 || text[position - 1] === " ");
+    const wordFits = wordLength <= width - line.length;
+    if (line.length === width || (startsWord && !wordFits && line.length > 0)) lines.push([]);
+    lines.at(-1).push(position);
+  });
+  return lines;
 }
 
 function clamp(value, low, high) {

@@ -11,7 +11,7 @@ from app.dependencies import AnswersDep, EngineDep, ModelInfosDep
 from app.engine import InferenceEngine
 from app.http import encoded_response
 from app.schemas import ModelInfo
-from app.settings import PROJECT_ROOT
+from app.settings import PROJECT_ROOT, Settings
 
 TEMPLATES_DIR = PROJECT_ROOT / "templates"
 ARTICLE_TEMPLATE = "article.html"
@@ -27,10 +27,20 @@ templates = Jinja2Templates(directory=TEMPLATES_DIR)
 
 @dataclass
 class RenderedPage:
-    """The last rendering of the article and the template files' (name, size, mtime) it came from."""
+    """The last rendering of the article, the template files' (name, size, mtime) it came from, and the API's limits it carries."""
 
+    limits: dict
     stamp: tuple = ()
     answer: Answer | None = field(default=None)
+
+
+def api_limits(settings: Settings) -> dict:
+    """The limits the API enforces, written into the page so it asks only for what will be served."""
+    return {
+        "max_text_chars": settings.max_text_chars,
+        "max_connectivity_work": settings.max_connectivity_work,
+        "integrated_gradients_steps": settings.integrated_gradients_steps,
+    }
 
 
 def templates_stamp() -> tuple:
@@ -46,7 +56,7 @@ def render_article(page: RenderedPage, model_infos: list[ModelInfo], engine: Inf
     """
     stamp = templates_stamp()
     if page.answer is None or page.stamp != stamp:
-        context = {"models": [info.model_dump() for info in model_infos], "metrics": engine.registry.metrics}
+        context = {"models": [info.model_dump() for info in model_infos], "metrics": engine.registry.metrics, "limits": page.limits}
         body = templates.env.get_template(ARTICLE_TEMPLATE).render(context)
         page.stamp, page.answer = stamp, Answer.of(body.encode(), version)
     return page.answer

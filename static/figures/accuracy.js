@@ -1,4 +1,4 @@
-// Figure 5: test accuracy by the number of letters of the word already read, per unit and for the
+// Figure 6: test accuracy by the number of letters of the word already read, per unit and for the
 // top-1/2/3 criteria, from metrics.json; the paper's curves can be laid over, dimmed.
 
 import { formatPercent, metricsFor } from "../format.js";
@@ -61,7 +61,8 @@ export function render(element, { models, metrics, paper }) {
     const counts = (unit) => metricsFor(metrics, unit.id).accuracy_by_letters_known.count;
     drawLineChart(chart, {
       series,
-      x: { label: "letters of the word already read", domain: [0, d3.max(series, (item) => item.points.length - 1)], format: d3.format("d"), integer: true },
+      // The axis ends where the last line does, not at the longest word counted.
+      x: { label: "letters of the word already read", domain: [0, d3.max(series, (item) => d3.max(item.points, (point) => (point.y === null ? 0 : point.x)))], format: d3.format("d"), integer: true },
       y: { label: "test accuracy", domain: [0, 1], format: d3.format(".0%") },
       ariaLabel: "Line chart of test accuracy against letters already read, per unit; focus and use the arrow keys to read values.",
       describe: (letters) => series.filter((item) => item.points[letters]?.y !== null && item.points[letters] !== undefined)

@@ -3,22 +3,23 @@
 // new characters instead of rerunning the text. Only the newest request may paint.
 
 import * as api from "../api.js";
-import { scrollToFigure } from "../motion.js";
+import { revealFigure } from "../motion.js";
 import { requestView } from "../permalink.js";
 import { renderSuggestions } from "../text-panels.js";
 import { loadedUnits } from "../units.js";
 
 const d3 = window.d3;
 
-export async function render(element, { models, paper }) {
-  const startText = paper.autocomplete_demo.example_prefix;
+export async function render(element, { models, limits }) {
+  const startText = (await api.loadDemo()).prefix;
   const units = loadedUnits(models);
   const body = d3.select(element).select(".figure-body").text("");
 
   const inputId = `${element.id}-input`;
   body.append("label").attr("for", inputId).attr("class", "status").text("Type here:");
   const input = body.append("input").attr("type", "text").attr("id", inputId).attr("class", "autocomplete-input")
-    .attr("autocomplete", "off").attr("autocapitalize", "off").attr("spellcheck", "false").attr("maxlength", 1000)
+    // Normalising adds a leading space, and the server's limit applies to the normalised text too.
+    .attr("autocomplete", "off").attr("autocapitalize", "off").attr("spellcheck", "false").attr("maxlength", limits.max_text_chars - 1)
     .property("value", startText);
   const links = body.append("div").attr("class", "controls");
   const removeLetters = links.append("button").attr("type", "button").attr("class", "link").text("remove the last letters");
@@ -28,7 +29,7 @@ export async function render(element, { models, paper }) {
 
   const panels = body.append("div").attr("class", "unit-panels")
     .selectAll("section").data(units).join("section").attr("class", "text-panel").attr("data-unit", (unit) => unit.id);
-  const heading = panels.append("h3");
+  const heading = panels.append("p").attr("class", "panel-title");
   heading.append("span").attr("class", (unit) => `unit-swatch swatch-${unit.id}`).attr("aria-hidden", "true");
   heading.append("span").text((unit) => unit.name);
   const lists = panels.append("ul").attr("class", "suggestions").attr("aria-label", (unit) => `${unit.name}'s top guesses`);
@@ -43,8 +44,7 @@ export async function render(element, { models, paper }) {
     const text = input.property("value");
     if (!/[a-z0-9]/i.test(text)) {
       status.text("Type a few letters to see suggestions.").classed("error", false);
-      modelSees.text("");
-      lists.selectAll("li").remove();
+      clearResults();
       return;
     }
     try {
@@ -59,14 +59,23 @@ export async function render(element, { models, paper }) {
         renderSuggestions(this, unit, last.suggestions, {
           onChoose: (word) => {
             requestView({ text: response.text, position, word });
-            scrollToFigure(document.getElementById("fig-connectivity"));
+            // Focus follows, so a keyboard reader is not left on a button scrolled out of view.
+            revealFigure(document.getElementById("fig-connectivity"), ".char-line");
           },
         });
       });
     } catch (error) {
       if (error.name === "AbortError") return;
-      if (request === latest) status.text(`Suggestions unavailable: ${error.message}`).classed("error", true);
+      if (request !== latest) return;
+      // Suggestions for an earlier text must not stay beside the error as if they answered this one.
+      status.text(`Suggestions unavailable: ${error.message}`).classed("error", true);
+      clearResults();
     }
+  }
+
+  function clearResults() {
+    modelSees.text("");
+    lists.selectAll("li").remove();
   }
 
   input.on("input", update);

@@ -1,11 +1,13 @@
 // Figure 4: the connectivity explorer. The sentence is editable, the method and colour scale are
 // selectable, the view is mirrored in the URL, and the walkthrough notes are written from the
-// models' own output on the example sentence.
+// models' own output on the example sentence. A switch shows the paper's published rows for the
+// example sentence in the same panels instead of our models'.
 
 import * as api from "../api.js";
-import { normaliseRows, renderLegend } from "../connectivity-colour.js";
+import { normaliseRows, renderLegend, SHADINGS } from "../connectivity-colour.js";
 import { saveFile, toCSV } from "../download.js";
 import { readViewState, VIEW_EVENT, writeViewState } from "../permalink.js";
+import { shareBeforeWord } from "../reach.js";
 import { ConnectivityExplorer, describeCharacter, formatProbability } from "../text-panels.js";
 import { loadedUnits } from "../units.js";
 
@@ -15,27 +17,37 @@ const METHODS = [
   { id: "gradient_x_input", label: "gradient × input" },
   { id: "integrated_gradients", label: "integrated gradients" },
 ];
+const SOURCES = [
+  { id: "ours", label: "our models" },
+  { id: "paper", label: "the paper's published models" },
+];
 const SCALES = [
   { id: "unit", label: "per unit" },
   { id: "shared", label: "shared" },
 ];
+// Longer sentences are hard to read in three panels; a server with a lower limit lowers it (the leading space counts).
 const MAX_TEXT_LENGTH = 400;
 // A character counts as "strongly connected" in the walkthrough notes above this fraction of the row's maximum.
 const STRONG_FRACTION = 0.3;
 
-export async function render(element, { models, paper }) {
+export async function render(element, { models, paper, limits }) {
   const exampleText = paper.connectivity.example_text;
   const units = loadedUnits(models);
-  const defaults = { text: exampleText, word: null, method: "gradient", scale: "unit" };
+  const defaults = { text: exampleText, word: null, method: "gradient", scale: "unit", shading: "linear", source: "ours" };
   const body = d3.select(element).select(".figure-body").text("");
 
   const form = body.append("form").attr("class", "sentence-form");
-  const textBox = form.append("textarea").attr("name", "sentence").attr("rows", 2).attr("maxlength", MAX_TEXT_LENGTH)
+  const textBox = form.append("textarea").attr("name", "sentence").attr("rows", 3).attr("maxlength", Math.min(MAX_TEXT_LENGTH, limits.max_text_chars - 1))
     .attr("aria-label", "Sentence to analyse").attr("spellcheck", "false");
   form.append("button").attr("type", "submit").text("Compute");
   const exampleButton = form.append("button").attr("type", "button").attr("class", "link").text("example sentence");
 
   const controls = body.append("div").attr("class", "controls");
+  const sourceSet = controls.append("fieldset").attr("class", "source-toggle");
+  sourceSet.append("legend").text("Show");
+  const sourceLabels = sourceSet.selectAll("label").data(SOURCES).join("label");
+  sourceLabels.append("input").attr("type", "radio").attr("name", `source-${element.id}`).attr("value", (source) => source.id);
+  sourceLabels.append("span").text((source) => source.label);
   const methodLabel = controls.append("label");
   methodLabel.append("span").text("Method");
   const methodSelect = methodLabel.append("select").attr("name", "method");
@@ -45,16 +57,22 @@ export async function render(element, { models, paper }) {
   const scaleLabels = scaleSet.selectAll("label").data(SCALES).join("label");
   scaleLabels.append("input").attr("type", "radio").attr("name", `scale-${element.id}`).attr("value", (scale) => scale.id);
   scaleLabels.append("span").text((scale) => scale.label);
+  const shadingLabel = controls.append("label");
+  shadingLabel.append("span").text("Shading");
+  const shadingSelect = shadingLabel.append("select").attr("name", "shading");
+  shadingSelect.selectAll("option").data(SHADINGS).join("option").attr("value", (shading) => shading.id).text((shading) => shading.label);
   const downloads = controls.append("span").attr("class", "download-buttons");
   downloads.append("span").text("Download ");
   const downloadButton = (format) => downloads.append("button").attr("type", "button").attr("data-download", format).text(format.toUpperCase());
   const jsonButton = downloadButton("json");
   const csvButton = downloadButton("csv");
   const svgButton = downloadButton("svg");
-  const legendNote = renderLegend(body.append("div").attr("class", "controls").node(), "");
+  const legend = renderLegend(body.append("div").attr("class", "controls").node(), "");
+  const publishedNote = body.append("p").attr("class", "published-note").attr("hidden", true);
 
   const explorer = new ConnectivityExplorer(body.append("div").node(), {
     units,
+    limits,
     onChange: (state) => {
       writeViewState(state, defaults);
       updateControls(state);
@@ -62,19 +80,42 @@ export async function render(element, { models, paper }) {
   });
 
   function updateControls(state) {
-    methodSelect.property("value", state.method);
+    const published = state.source === "paper";
+    sourceLabels.select("input").property("checked", (source) => source.id === state.source);
+    methodSelect.property("value", published ? "gradient" : state.method).property("disabled", published);
+    publishedNote.property("hidden", !published);
     scaleLabels.select("input").property("checked", (scale) => scale.id === state.scale);
-    legendNote.text(state.scale === "shared" ? "one scale for all three units" : "each unit scaled to its own maximum");
+    shadingSelect.property("value", state.shading);
+    legend.update(state.shading, `fraction of ${state.scale === "shared" ? "the largest value of the three units" : "each unit's own maximum"}`);
+  }
+
+  // The paper's rows, fetched the first time the reader switches to them.
+  let published = null;
+  async function showPublished(position) {
+    published ??= Promise.all(units.map((unit) => api.loadPaperConnectivity(unit.id)));
+    const files = await published.catch((error) => {
+      published = null;
+      throw error;
+    });
+    publishedNote.text(`Showing the paper's published models (${files[0].models}), not ours: their connectivity (gradient², `
+      + "for the word in the text) and top three guesses on the example sentence. Editing the sentence switches back to our models.");
+    explorer.showPublished(exampleText, Object.fromEntries(units.map((unit, index) => [unit.id, files[index].positions])),
+      { position: position ?? explorer.position, label: files[0].models });
   }
 
   async function show(state) {
     const text = state.text ?? exampleText;
     const method = METHODS.some((item) => item.id === state.method) ? state.method : defaults.method;
+    // The paper's data covers the example sentence and the word in it only.
+    const source = state.source === "paper" && text === exampleText && !state.word ? "paper" : "ours";
     explorer.scale = SCALES.some((item) => item.id === state.scale) ? state.scale : defaults.scale;
+    explorer.shading = SHADINGS.some((item) => item.id === state.shading) ? state.shading : defaults.shading;
     if (document.activeElement !== textBox.node()) textBox.property("value", text.trim());
-    updateControls({ ...explorer.state(), method });
+    updateControls({ ...explorer.state(), method, source });
     try {
-      if (text !== explorer.text || method !== explorer.method) {
+      if (source === "paper") {
+        await showPublished(state.position);
+      } else if (text !== explorer.text || method !== explorer.method || explorer.source !== "ours") {
         await explorer.load(text, { method, position: state.position, word: state.word });
       } else {
         explorer.select(state.position ?? explorer.position);
@@ -106,6 +147,17 @@ export async function render(element, { models, paper }) {
     writeViewState(explorer.state(), defaults);
   });
   scaleLabels.select("input").on("change", (event, scale) => explorer.setScale(scale.id));
+  shadingSelect.on("change", () => explorer.setShading(shadingSelect.property("value")));
+  sourceLabels.select("input").on("change", async (event, source) => {
+    await show({ ...explorer.state(), source: source.id, word: null });
+    writeViewState(explorer.state(), defaults);
+  });
+  // The paper's rows exist for the example sentence only, so editing it goes back to our models.
+  textBox.on("input", async () => {
+    if (explorer.source !== "paper") return;
+    await show({ ...explorer.state(), source: "ours" });
+    writeViewState(explorer.state(), defaults);
+  });
 
   jsonButton.on("click", () => {
     const state = explorer.state();
@@ -120,7 +172,15 @@ export async function render(element, { models, paper }) {
     saveFile("connectivity.csv", "text/csv",
       toCSV(["model", "word", "method", "output_position", "input_position", "char", "connectivity", "normalised"], lines));
   });
-  svgButton.on("click", () => saveFile("connectivity.svg", "image/svg+xml", explorer.toSVG()));
+  svgButton.on("click", () => {
+    const { method, scale, shading } = explorer.state();
+    const caption = [
+      METHODS.find((item) => item.id === method).label,
+      scale === "shared" ? "one scale for the three units" : "each unit scaled to its own maximum",
+      `${SHADINGS.find((item) => item.id === shading).label} shading`,
+    ].join("; ");
+    saveFile("connectivity.svg", "image/svg+xml", explorer.toSVG(caption));
+  });
 
   window.addEventListener(VIEW_EVENT, (event) => show(event.detail));
 
@@ -129,22 +189,29 @@ export async function render(element, { models, paper }) {
   writeWalkthroughNotes(units, paper).catch((error) => console.error("walkthrough notes:", error));
 }
 
-/** Fills the grey notes of the walkthrough with what our models do at each step's position. */
+/**
+ * Fills the grey notes of the walkthrough with what our models do at each step's position, and how
+ * much of each unit's row lies before the current word beside the same share in the paper's row.
+ */
 async function writeWalkthroughNotes(units, paper) {
   const text = paper.connectivity.example_text;
   const suggestions = await api.autocomplete({ text, models: units.map((unit) => unit.id), positions: "all" });
   const matrices = await Promise.all(units.map((unit) => api.connectivity({ text, model: unit.id, positions: "all" })));
+  const published = await Promise.all(units.map((unit) => api.loadPaperConnectivity(unit.id)));
   document.querySelectorAll("[data-walkthrough-note]").forEach((note) => {
     const position = paper.connectivity.walkthrough_indices[note.dataset.walkthroughNote];
     const rows = Object.fromEntries(units.map((unit, index) => [unit.id, matrices[index].rows[position].connectivity]));
     const normalised = normaliseRows(rows, "unit");
-    const parts = units.map((unit) => {
+    const parts = units.map((unit, index) => {
       const best = suggestions.models[unit.id][position].suggestions[0];
       const reach = normalised[unit.id].findIndex((value) => value >= STRONG_FRACTION);
       const distance = position - reach;
       const where = distance === 0 ? "stays on the current character" :
         `reaches back ${distance} character${distance === 1 ? "" : "s"}, to ${describeCharacter(text, reach)}`;
-      return `${unit.name} guesses “${best.word}” (${formatProbability(best.probability)}) and its strong connectivity ${where}`;
+      const theirs = published[index].positions[position];
+      const before = `${formatProbability(shareBeforeWord(rows[unit.id], text, position))} of its row lies before the current word `
+        + `(the paper's ${unit.paperName}, for “${theirs.target}”: ${formatProbability(shareBeforeWord(theirs.connectivity, text, position))})`;
+      return `${unit.name} guesses “${best.word}” (${formatProbability(best.probability)}), its strong connectivity ${where}, and ${before}`;
     });
     note.textContent = `Our models here: ${parts.join("; ")}.`;
   });

@@ -10,7 +10,7 @@ const d3 = window.d3;
 const AUTOPLAY_SPAN = "formal study of grammar";
 const AUTOPLAY_STEP_MS = 650;
 
-export async function render(element, { models, paper }) {
+export async function render(element, { models, paper, limits }) {
   const body = d3.select(element).select(".figure-body").text("");
   const text = paper.connectivity.example_text;
   const heroLinks = paper.connectivity.walkthrough_indices.hero_links;
@@ -18,25 +18,29 @@ export async function render(element, { models, paper }) {
   const spanEnd = spanStart + AUTOPLAY_SPAN.length;
 
   const toolbar = body.append("div").attr("class", "controls");
-  renderLegend(toolbar.node(), "each unit scaled to its own maximum");
-  const autoplayNote = toolbar.append("span").attr("class", "autoplay-note");
+  renderLegend(toolbar.node(), "fraction of each unit's own maximum");
+  // The note keeps its room while idle (hidden, not emptied), so starting or ending autoplay moves nothing.
+  const autoplayNote = toolbar.append("span").attr("class", "autoplay-note idle")
+    .property("hidden", prefersReducedMotion())
+    .text("Playing through “formal study of grammar”; hover or press a key to take over.");
   const reset = toolbar.append("button").attr("type", "button").attr("class", "link reset-link").text("reset");
 
   let timer = null;
   const stopAutoplay = () => {
     if (timer !== null) clearInterval(timer);
     timer = null;
-    autoplayNote.text("");
+    autoplayNote.classed("idle", true);
   };
   const explorer = new ConnectivityExplorer(body.append("div").node(), {
     units: loadedUnits(models),
+    limits,
     onInteract: stopAutoplay,
   });
   const startAutoplay = () => {
     stopAutoplay();
     explorer.select(spanStart);
     if (prefersReducedMotion()) return;
-    autoplayNote.text("Playing through “formal study of grammar”; hover or press a key to take over.");
+    autoplayNote.classed("idle", false);
     timer = setInterval(() => {
       if (explorer.position >= spanEnd) stopAutoplay();
       else explorer.select(explorer.position + 1);

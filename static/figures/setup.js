@@ -25,7 +25,8 @@ export function render(element, { models, metrics, paper }) {
     { paper: true, cells: [unit.name, PAPER_LABEL, "text8", `${paper.training.epochs} epochs`, formatCount(paper.training.minibatches),
       `${formatDuration(paper.training.wall_clock_seconds_on_authors_gpu[unit.paperName])} on a GPU`] },
   ]);
-  const scroll = root.append("div").attr("class", "table-scroll");
+  const scroll = root.append("div").attr("class", "table-scroll").attr("role", "region")
+    .attr("aria-label", "Training of the models shown, and of the paper's");
   const table = scroll.append("table").attr("class", "data setup-table");
   table.append("caption").text("Training of the models shown, and of the paper's");
   table.append("thead").append("tr")

@@ -42,7 +42,7 @@ export function render(element, { models, metrics, paper }) {
 }
 
 function table(parent, caption, header, rows) {
-  const scroll = parent.append("div").attr("class", "table-scroll");
+  const scroll = parent.append("div").attr("class", "table-scroll").attr("role", "region").attr("aria-label", caption);
   const element = scroll.append("table").attr("class", "data");
   element.append("caption").text(caption);
   element.append("thead").append("tr").selectAll("th").data(header).join("th").attr("scope", "col").text((cell) => cell);

@@ -1,4 +1,4 @@
-// Figure 6: training and validation loss per unit from the training log rows in metrics.json,
+// Figure 7: training and validation loss per unit from the training log rows in metrics.json,
 // against wall-clock time or mini-batches.
 
 import { formatDuration, formatLoss, metricsFor } from "../format.js";
