@@ -56,7 +56,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from bad_inputs import BAD_INPUTS, BadInput  # noqa: E402
 from bench_checkpoints import choose_checkpoints  # noqa: E402
 from readers import KINDS, Stats as ReaderStats, arrive, discover  # noqa: E402
-from server_process import cpu_seconds, free_port, resident_mib, start_server, wait_until_healthy  # noqa: E402
+from server_process import cpu_seconds, resident_mib, start_on_free_port, wait_until_healthy  # noqa: E402
 
 from models.units import UNITS  # noqa: E402
 
@@ -365,11 +365,8 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="load-") as scratch:
         checkpoints = choose_checkpoints(args.checkpoints, Path(scratch))
-        port = free_port()
-        base_url = f"http://127.0.0.1:{port}"
-        log = Path(scratch) / "server.log"
-        environment = {} if args.processes is None else {"RNN_PROCESSES": str(args.processes)}
-        server = start_server(checkpoints, port, log, environment=environment)
+        server, base_url, log = start_on_free_port(checkpoints, Path(scratch), args.processes)
+        port = int(base_url.rsplit(":", 1)[1])
         try:
             models = wait_until_healthy(server, base_url, log)
             print(f"serving {', '.join(models)} from {checkpoints} at {base_url} (server pid {server.pid})")

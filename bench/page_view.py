@@ -28,7 +28,7 @@ from playwright.sync_api import sync_playwright
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_checkpoints import choose_checkpoints  # noqa: E402
-from server_process import ROOT, cpu_seconds, free_port, start_server, stop_server, wait_until_healthy  # noqa: E402
+from server_process import ROOT, cpu_seconds, start_on_free_port, stop_server, wait_until_healthy  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -72,11 +72,7 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="page-view-") as scratch:
         checkpoints = choose_checkpoints(args.checkpoints, Path(scratch))
-        port = free_port()
-        base_url = f"http://127.0.0.1:{port}"
-        log = Path(scratch) / "server.log"
-        environment = {} if args.processes is None else {"RNN_PROCESSES": str(args.processes)}
-        server = start_server(checkpoints, port, log, root=args.root, environment=environment)
+        server, base_url, log = start_on_free_port(checkpoints, Path(scratch), args.processes, root=args.root)
         try:
             wait_until_healthy(server, base_url, log)
             print(f"server of {args.root} on {checkpoints} at {base_url} (pid {server.pid})")

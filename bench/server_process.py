@@ -75,6 +75,14 @@ def start_server(checkpoints: Path, port: int, log: Path, root: Path = ROOT, env
         return subprocess.Popen([sys.executable, "-m", "app"], cwd=root, env=env, stdout=output, stderr=subprocess.STDOUT)
 
 
+def start_on_free_port(checkpoints: Path, scratch: Path, processes: int | None, root: Path = ROOT) -> tuple[subprocess.Popen, str, Path]:
+    """`python -m app` of `root` on a free loopback port, logging into `scratch`: (process, base URL, log file)."""
+    port = free_port()
+    log = scratch / "server.log"
+    environment = {} if processes is None else {"RNN_PROCESSES": str(processes)}
+    return start_server(checkpoints, port, log, root=root, environment=environment), f"http://127.0.0.1:{port}", log
+
+
 def wait_until_healthy(server: subprocess.Popen, base_url: str, log: Path) -> list[str]:
     deadline = time.monotonic() + SERVER_START_TIMEOUT_S
     while time.monotonic() < deadline:
