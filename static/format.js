@@ -30,3 +30,8 @@ export function vocabularySize(model) {
 export function metricsFor(metrics, unitId) {
   return metrics?.models?.[unitId] ?? null;
 }
+
+/** Where a model was trained, as metrics.json records it (older records name none: those were trained on a CPU). */
+export function trainedOn(record) {
+  return !record.trained_on || record.trained_on === "CPU" ? "a CPU" : `one ${record.trained_on}`;
+}

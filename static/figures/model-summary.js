@@ -1,7 +1,7 @@
 // "The models on this page": which models every figure comes from, read from the server and
 // metrics.json, so the box stays true when the models are retrained.
 
-import { formatCount, formatDuration, formatLarge, formatLoss, formatPercent, metricsFor, vocabularySize } from "../format.js";
+import { formatCount, formatDuration, formatLarge, formatLoss, formatPercent, metricsFor, trainedOn, vocabularySize } from "../format.js";
 import { loadedUnits } from "../units.js";
 
 const d3 = window.d3;
@@ -20,7 +20,7 @@ export function render(element, { models, metrics, paper }) {
     const shape = unit.id === "nlstm" ? `${layers} layer of depth ${depth}` : `${layers} layers`;
     return `${articleFor(unit.name)} ${unit.name} (${shape}, ${hidden} units wide)`;
   });
-  box.append("p").text(`Every figure is computed live from small models trained for this page on a CPU: ${listOf(shapes)}. `
+  box.append("p").text(`Every figure is computed live, on this server's CPU, from small models trained for this page: ${listOf(shapes)}. `
     + `Each reads characters and suggests one of the same ${formatCount(vocabularySize(units[0].model))} words.`);
 
   const records = units.map((unit) => ({ unit, record: metricsFor(metrics, unit.id) })).filter((item) => item.record);
@@ -29,12 +29,14 @@ export function render(element, { models, metrics, paper }) {
       + "amount of training and the test results of these models cannot be shown.");
   } else {
     const corpus = records[0].record.corpus.name;
-    const seen = records.map(({ unit, record }) => `${unit.name} ${formatLarge(record.characters_seen)} in ${formatDuration(record.training_seconds)}`);
+    const seen = records.map(({ unit, record }) =>
+      `${unit.name} ${formatLarge(record.characters_seen)} in ${formatDuration(record.training_seconds)} on ${trainedOn(record)}`);
     box.append("p").text(`They were trained on “${corpus}”${CORPUS_DESCRIPTIONS[corpus] ? `, ${CORPUS_DESCRIPTIONS[corpus]}` : ""}. `
       + `Characters read during training: ${listOf(seen)}.`);
     const results = records.map(({ unit, record }) =>
       `${unit.name} ${formatLoss(record.test.cross_entropy)} nats per character and ${formatPercent(record.test.accuracy)} accuracy`);
-    box.append("p").text(`On the held-out test split: ${listOf(results)}.`);
+    const sequences = records[0].record.test.sequences;
+    box.append("p").text(`On the held-out test split${sequences ? ` (its first ${formatCount(sequences)} sequences)` : ""}: ${listOf(results)}.`);
   }
   const paperModels = paper.models;
   box.append("p").text(`The paper's models were larger (${paperModels.GRU.units} units per layer) and were trained on text8 for `
