@@ -177,7 +177,8 @@ def test_snapshots_and_warm_start_from_shipped_weights(tiny_data, tmp_path):
 def test_campaign_trains_evaluates_and_packs(tiny_data, tmp_path):
     out = tmp_path / "out"
     result = cli("campaign", "--units", "gru", "--data", str(tiny_data), "--runs", str(tmp_path / "runs"), "--out", str(out),
-                 "--device", "cpu", "--max-minutes", "0.05", "--snapshot-chars", "1", "--graph-units", "--memory-positions", "300")
+                 "--device", "cpu", "--max-minutes", "0.05", "--snapshot-chars", "1", "--graph-units", "--memory-positions", "300",
+                 "--from-scratch")
     assert "campaign done" in result.stdout
     assert sorted(path.name for path in out.iterdir()) == ["campaign.tar.gz", "gru.safetensors"]
     metadata = read_metadata(out / "gru.safetensors")

@@ -39,6 +39,7 @@ class CampaignOptions:
     max_minutes: float
     snapshot_chars: tuple[int, ...]
     graph_units: tuple[str, ...]
+    from_scratch: bool = False
     memory_positions: int = 20_000
     evaluation_threads: int = 4
 
@@ -52,7 +53,7 @@ def start_training(options: CampaignOptions, unit: str, bf16: bool = True) -> su
     run.mkdir(parents=True, exist_ok=True)
     command = python_module(
         "train", "--unit", unit, "--preset", options.preset, "--data", str(options.data), "--out", str(run),
-        "--device", options.device, "--resume", "--no-warm-start", "--max-minutes", str(options.max_minutes), "--save-minutes", "2",
+        "--device", options.device, "--resume", *(["--no-warm-start"] if options.from_scratch else []), "--max-minutes", str(options.max_minutes), "--save-minutes", "2",
         "--snapshot-chars", ",".join(map(str, options.snapshot_chars)),
         *(["--graph"] if unit in options.graph_units else []),
         *([] if bf16 else ["--no-bf16"]),

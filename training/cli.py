@@ -97,6 +97,7 @@ def command_campaign(args: argparse.Namespace) -> None:
         preset=args.preset, units=tuple(args.units), data=args.data or default_dataset(),
         runs=args.runs or RUNS_ROOT / args.preset, out=args.out, device=args.device, max_minutes=args.max_minutes,
         snapshot_chars=args.snapshot_chars, graph_units=tuple(args.graph_units), memory_positions=args.memory_positions,
+        from_scratch=args.from_scratch,
     ))
 
 
@@ -202,6 +203,8 @@ def build_parser() -> argparse.ArgumentParser:
     campaign.add_argument("--max-minutes", type=float, required=True, help="training time of every unit")
     campaign.add_argument("--snapshot-chars", type=character_marks, default=(20_000_000, 60_000_000, 120_000_000))
     campaign.add_argument("--graph-units", nargs="*", default=["nlstm"], choices=UNITS, help="units replayed as CUDA graphs")
+    campaign.add_argument("--from-scratch", action="store_true",
+                          help="without saved states in --runs, start from scratch instead of the shipped weights")
     campaign.add_argument("--memory-positions", type=int, default=20_000, help="test positions in each memory profile's sample")
     campaign.set_defaults(run=command_campaign)
 
