@@ -20,7 +20,7 @@ export function render(element, { models, metrics, paper }) {
     const shape = unit.id === "nlstm" ? `${layers} layer of depth ${depth}` : `${layers} layers`;
     return `${articleFor(unit.name)} ${unit.name} (${shape}, ${hidden} units wide)`;
   });
-  box.append("p").text(`Every figure is computed live, on this server's CPU, from small models trained for this page: ${listOf(shapes)}. `
+  box.append("p").text(`Every figure is computed live from small models trained for this page: ${listOf(shapes)}. `
     + `Each reads characters and suggests one of the same ${formatCount(vocabularySize(units[0].model))} words.`);
 
   const records = units.map((unit) => ({ unit, record: metricsFor(metrics, unit.id) })).filter((item) => item.record);
@@ -29,10 +29,12 @@ export function render(element, { models, metrics, paper }) {
       + "amount of training and the test results of these models cannot be shown.");
   } else {
     const corpus = records[0].record.corpus.name;
-    const seen = records.map(({ unit, record }) =>
-      `${unit.name} ${formatLarge(record.characters_seen)} in ${formatDuration(record.training_seconds)} on ${trainedOn(record)}`);
+    // One machine is named once; models trained on different machines each name their own.
+    const machines = new Set(records.map(({ record }) => trainedOn(record)));
+    const seen = records.map(({ unit, record }) => `${unit.name} ${formatLarge(record.characters_seen)} in `
+      + `${formatDuration(record.training_seconds)}${machines.size > 1 ? ` on ${trainedOn(record)}` : ""}`);
     box.append("p").text(`They were trained on “${corpus}”${CORPUS_DESCRIPTIONS[corpus] ? `, ${CORPUS_DESCRIPTIONS[corpus]}` : ""}. `
-      + `Characters read during training: ${listOf(seen)}.`);
+      + `Characters read during training${machines.size === 1 ? ` on ${[...machines][0]}` : ""}: ${listOf(seen)}.`);
     const results = records.map(({ unit, record }) =>
       `${unit.name} ${formatLoss(record.test.cross_entropy)} nats per character and ${formatPercent(record.test.accuracy)} accuracy`);
     const sequences = records[0].record.test.sequences;
