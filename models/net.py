@@ -127,9 +127,12 @@ def get_preset(name: str) -> Preset:
     return PRESETS[name]
 
 
-def autocast(device_type: str, enabled: bool):
-    """bf16 autocast, the fast path on CUDA and on CPUs with bf16 instructions."""
-    return torch.autocast(device_type=device_type, dtype=torch.bfloat16, enabled=enabled)
+def autocast(device_type: str, enabled: bool, cache_enabled: bool = True):
+    """bf16 autocast, the fast path on CUDA and on CPUs with bf16 instructions.
+
+    CUDA graph capture needs `cache_enabled=False`: cached weight casts would outlive the capture.
+    """
+    return torch.autocast(device_type=device_type, dtype=torch.bfloat16, enabled=enabled, cache_enabled=cache_enabled)
 
 
 @functools.cache

@@ -13,7 +13,8 @@ from models.text import encode, normalise
 from models.vocab import Vocabulary
 from tests.test_connectivity import reference_rows
 from training.evaluate import memory_sample, sequence_shares, text_targets
-from training.reference import UNITS, paper_profile
+from models.units import UNITS
+from training.reference import paper_profile
 
 ROOT = Path(__file__).resolve().parents[1]
 PAPER = ROOT / "static" / "data" / "paper"

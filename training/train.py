@@ -265,7 +265,7 @@ def train(options: TrainOptions) -> Path:
     if options.graph and device.type == "cuda":
         # Captured once, under the autocast setting every step then uses (its weight cache must be off).
         try:
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=options.bf16, cache_enabled=False):
+            with autocast("cuda", options.bf16, cache_enabled=False):
                 features = graphed_features(net, batch_size, device)
         except RuntimeError as error:
             print(f"CUDA graph capture failed ({error}); training without graphs", flush=True)
@@ -296,7 +296,7 @@ def train(options: TrainOptions) -> Path:
             with autocast(device.type, options.bf16):
                 loss, positions = model(x, targets=y)
         else:
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=options.bf16, cache_enabled=False):
+            with autocast("cuda", options.bf16, cache_enabled=False):
                 loss, positions = word_loss(features(net.embedding(x)), y, net.output, bf16=options.bf16)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
