@@ -183,7 +183,7 @@ class InferenceEngine:
             first = len(text) - 1
         else:
             chars = torch.tensor(encode(text))[None]
-            outputs, state = model.net.rnn(model.net.embedding(chars))
+            outputs, state = model.net.features(chars)
             self.cache.put((model.id, text), state)
             hidden = outputs[0]
             first = 0
@@ -204,7 +204,7 @@ class InferenceEngine:
         if start == len(text):
             return _top_hidden(state)
         chars = torch.tensor(encode(text[start:]))[None]
-        outputs, state = model.net.rnn(model.net.embedding(chars), state)
+        outputs, state = model.net.features(chars, state)
         self.cache.put((model.id, text), state)
         return outputs[0, -1]
 

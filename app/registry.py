@@ -8,7 +8,7 @@ from pathlib import Path
 
 from models.checkpoint import CheckpointError, load_checkpoint, load_vocabulary
 from models.net import AutocompleteNet
-from models.units import UNITS
+from models.units import get_unit, unit_names
 from models.vocab import Vocabulary
 
 logger = logging.getLogger(__name__)
@@ -17,7 +17,6 @@ METRICS_FILE = "metrics.json"
 VOCABULARY_FILE = "vocab.json"
 # A checkpoint swapped while it is being read would pair a digest with other weights: read again.
 LOAD_ATTEMPTS = 3
-DISPLAY_NAMES = {"gru": "GRU", "lstm": "LSTM", "nlstm": "Nested LSTM"}
 
 
 @dataclass(frozen=True)
@@ -47,7 +46,8 @@ class Registry:
 
 
 def _model_order(path: Path) -> tuple[int, str]:
-    return (UNITS.index(path.stem) if path.stem in UNITS else len(UNITS), path.stem)
+    names = unit_names()
+    return (names.index(path.stem) if path.stem in names else len(names), path.stem)
 
 
 def read_metrics(directory: Path) -> dict | None:
@@ -116,6 +116,6 @@ def _load(directory: Path, paths: list[Path], digest: str) -> Registry:
         # Column-major output weights make `hidden @ weight.t()` read one contiguous matrix: 25 % faster per keystroke.
         net.output.weight.data = net.output.weight.data.t().contiguous().t()
         model_metrics = (metrics or {}).get("models", {}).get(path.stem)
-        name = (model_metrics or {}).get("name") or DISPLAY_NAMES.get(net.config.unit, path.stem)
+        name = (model_metrics or {}).get("name") or get_unit(net.config.unit).display_name
         models[path.stem] = LoadedModel(id=path.stem, name=name, net=net, metrics=model_metrics)
     return Registry(models=models, vocabulary=vocabulary, metrics=metrics, digest=digest)

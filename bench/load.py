@@ -58,7 +58,7 @@ from bench_checkpoints import choose_checkpoints  # noqa: E402
 from readers import KINDS, Stats as ReaderStats, arrive, discover  # noqa: E402
 from server_process import cpu_seconds, resident_mib, start_on_free_port, wait_until_healthy  # noqa: E402
 
-from models.units import UNITS  # noqa: E402
+from models.units import PAPER_UNITS  # noqa: E402
 
 KEYSTROKE_P99_TARGET_MS = 250.0
 CUSTOM_TEXT_P99_TARGET_MS = 3000.0
@@ -240,7 +240,7 @@ def report(
     offered_keystrokes = args.readers / args.keystroke_interval
     print(
         f"\n{args.readers} readers for {elapsed:.1f} s: {total} requests, {total / elapsed:.1f} requests/s "
-        f"(offered: {offered_keystrokes:.0f} keystrokes/s + {offered_keystrokes * args.hover_probability * len(UNITS):.0f} hover rows/s, "
+        f"(offered: {offered_keystrokes:.0f} keystrokes/s + {offered_keystrokes * args.hover_probability * len(PAPER_UNITS):.0f} hover rows/s, "
         "less whatever waiting on answers slows the readers)\n"
     )
     print(f"{'endpoint':<12} {'requests':>8} {'req/s':>7} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'max ms':>8} {'errors':>6}")

@@ -17,7 +17,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from models.checkpoint import load_checkpoint  # noqa: E402
-from models.units import UNITS  # noqa: E402
+from models.units import PAPER_UNITS  # noqa: E402
 from training.dataset import Dataset  # noqa: E402
 from training.evaluate import MEMORY_POSITIONS, memory_profile  # noqa: E402
 
@@ -34,7 +34,7 @@ def main() -> None:
     chars, targets = dataset.split("test")
     print(f"memory profile over >= {args.positions:,} test positions, {args.threads} threads, torch {torch.__version__}")
     print(f"{'unit':<6} {'sequences':>9} {'positions':>9} {'seconds':>8} {'positions/s':>11} {'reach-10':>9} {'before word':>11}")
-    for unit in UNITS:
+    for unit in PAPER_UNITS:
         path = args.checkpoints / f"{unit}.safetensors"
         if not path.is_file():
             continue

@@ -20,9 +20,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from models.loss import sampled_word_loss  # noqa: E402
 from models.net import AutocompleteNet, autocast, cpu_bf16_supported, get_preset  # noqa: E402
-from models.units import UNITS  # noqa: E402
+from models.units import PAPER_UNITS  # noqa: E402
 from training.dataset import Dataset  # noqa: E402
 from training.train import batch_tensors  # noqa: E402
 
@@ -49,10 +48,7 @@ def chars_per_second(unit: str, preset_name: str, bf16: bool, sampled: int, step
             began = time.perf_counter()
         chars, targets = data[step % len(data)]
         with autocast("cpu", bf16):
-            if sampled:
-                loss, _ = sampled_word_loss(net.rnn(net.embedding(chars))[0], targets, net.output, sampled)
-            else:
-                loss, _ = net(chars, targets=targets)
+            loss, _ = net(chars, targets, sampled or None)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -78,7 +74,7 @@ def main() -> None:
           f"{'training split' if args.data else 'random'} batches")
     sampled_titles = "".join(f" {f'sampled K={k}':>15} {'speed-up':>8}" for k in args.sampled)
     print(f"{'unit':<6} {'exact fp32':>10} {'exact bf16':>10}{sampled_titles}   (characters/s)")
-    for unit in UNITS:
+    for unit in PAPER_UNITS:
         fp32 = chars_per_second(unit, args.preset, False, 0, args.steps, data)
         exact = chars_per_second(unit, args.preset, bf16, 0, args.steps, data)
         row = f"{unit:<6} {fp32:>10,.0f} {exact:>10,.0f}"

@@ -14,6 +14,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from models.net import AutocompleteNet, ModelConfig
+from models.units import UnknownUnitError
 from models.vocab import Vocabulary
 
 FORMAT = "rnn-connectivity/1"
@@ -56,6 +57,8 @@ def load_checkpoint(path: Path) -> AutocompleteNet:
     metadata = read_metadata(path)
     try:
         config = ModelConfig(**json.loads(metadata["config"]))
+    except UnknownUnitError as error:
+        raise CheckpointError(f"{path}: {error}") from None
     except (KeyError, TypeError, ValueError) as error:
         raise CheckpointError(f"{path}: metadata 'config' is invalid ({error})") from None
     net = AutocompleteNet(config)

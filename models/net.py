@@ -9,9 +9,14 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import Tensor, nn
 
-from models.loss import word_loss
+from models.loss import sampled_word_loss, word_loss
 from models.text import CHARS, PAD
-from models.units import UNITS, make_unit
+from models.vocab import SPECIAL_WORDS
+from models.units import get_unit, make_unit
+
+SPECIAL_WORDS_COUNT = len(SPECIAL_WORDS)
+# A unit's state: one tensor, or a tuple of them (the LSTM's h and c).
+State = Tensor | tuple[Tensor, ...]
 
 
 @dataclass(frozen=True)
@@ -23,19 +28,24 @@ class ModelConfig:
     num_layers: int
     depth: int = 1
     num_chars: int = len(CHARS)
-    num_words: int = 2**14 + 2
+    num_words: int = SPECIAL_WORDS_COUNT + 2**14
 
     def __post_init__(self) -> None:
-        if self.unit not in UNITS:
-            raise ValueError(f"unknown unit {self.unit!r}; choose one of {', '.join(UNITS)}")
-        if self.unit != "nlstm" and self.depth != 1:
-            raise ValueError(f"depth is a Nested LSTM setting; {self.unit} needs depth 1")
+        if not get_unit(self.unit).uses_depth and self.depth != 1:
+            raise ValueError(f"depth means nothing to the {self.unit} unit; it needs depth 1")
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
 class AutocompleteNet(nn.Module):
+    """The network, with one entry point per use.
+
+    `features` runs the unit (serving and evaluation read it), `logits` maps features to
+    word scores, `loss` is the training objective; `forward` is `loss`, so that DDP and
+    CUDA graphs, which wrap `forward`, train the same thing.
+    """
+
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.config = config
@@ -44,16 +54,27 @@ class AutocompleteNet(nn.Module):
         self.rnn = make_unit(config.unit, config.hidden_size, config.num_layers, config.depth)
         self.output = nn.Linear(config.hidden_size, config.num_words)
 
-    def forward(self, chars: Tensor, state=None, targets: Tensor | None = None):
-        """Logits [batch, time, words] for char ids [batch, time], and the unit's final state.
+    def features(self, chars: Tensor, state: State | None = None) -> tuple[Tensor, State]:
+        """The unit's output [batch, time, H] for char ids [batch, time], and its state after them."""
+        return self.rnn(self.embedding(chars), state)
 
-        Given `targets`, returns instead the masked mean word loss and the number of
-        positions it covers, computed without materialising all logits.
+    def logits(self, features: Tensor) -> Tensor:
+        """Scores of every word, <eos> and <unknown> included, for features [..., H]."""
+        return self.output(features)
+
+    def loss(self, chars: Tensor, targets: Tensor, sampled_words: int | None = None) -> tuple[Tensor, int]:
+        """The masked mean word cross-entropy over `targets` [batch, time] and the number of positions it covers.
+
+        Exact over the whole vocabulary unless `sampled_words` asks for the sampled
+        softmax (training only), and never materialises every logit at once.
         """
-        hidden, state = self.rnn(self.embedding(chars), state)
-        if targets is not None:
-            return word_loss(hidden, targets, self.output, bf16=torch.is_autocast_enabled(hidden.device.type))
-        return self.output(hidden), state
+        features, _ = self.features(chars)
+        if sampled_words:
+            return sampled_word_loss(features, targets, self.output, sampled_words)
+        return word_loss(features, targets, self.output, bf16=torch.is_autocast_enabled(features.device.type))
+
+    def forward(self, chars: Tensor, targets: Tensor, sampled_words: int | None = None) -> tuple[Tensor, int]:
+        return self.loss(chars, targets, sampled_words)
 
     def parameter_counts(self) -> dict[str, int]:
         """Trained parameters per part, counted as the paper counts them (padding row excluded)."""
@@ -79,14 +100,14 @@ class Preset:
     description: str
 
     def model_config(self, unit: str) -> ModelConfig:
-        if unit not in UNITS:
-            raise ValueError(f"unknown unit {unit!r}; choose one of {', '.join(UNITS)}")
+        """The preset's rules applied to `unit`; a unit the preset does not name gets its own default layer count."""
+        spec = get_unit(unit)
         return ModelConfig(
             unit=unit,
             hidden_size=self.hidden_size,
-            num_layers=self.num_layers[unit],
-            depth=self.depth if unit == "nlstm" else 1,
-            num_words=self.vocabulary_size + 2,
+            num_layers=self.num_layers.get(unit, spec.default_layers),
+            depth=self.depth if spec.uses_depth else 1,
+            num_words=self.vocabulary_size + SPECIAL_WORDS_COUNT,
         )
 
 

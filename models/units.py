@@ -1,18 +1,28 @@
-"""The three recurrent units, all batch-first, all returning every position's hidden state.
+"""The recurrent units, and the registry through which every part of the project finds them.
 
-`gru` and `lstm` are PyTorch's own modules. `nlstm` is the Nested LSTM of Moniz &
-Krueger (2017) as the paper's code writes it: the outer LSTM's memory cell is
-itself an LSTM, `depth` levels deep.
+A unit is an `nn.Module` called as `unit(x, state=None) -> (outputs, state)`, batch-first:
+`x` and `outputs` are [batch, time, hidden], `state` is a tensor or a tuple of tensors
+that, passed back in, continues the sequence where it stopped (`None` starts from zero).
+Nothing else is asked of it: connectivity falls back to autograd for units that have no
+hand-written sweep.
+
+The three units of the paper ship here: `gru` and `lstm` are PyTorch's own modules;
+`nlstm` is the Nested LSTM of Moniz & Krueger (2017) as the paper's code writes it, the
+outer LSTM's memory cell itself an LSTM, `depth` levels deep. Other packages add units
+through the `rnn_connectivity.units` entry-point group (README, "Add your own unit").
 """
 
 import functools
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib.metadata import entry_points
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-UNITS = ("gru", "lstm", "nlstm")
+ENTRY_POINT_GROUP = "rnn_connectivity.units"
 
 
 class NestedLSTMCell(nn.Module):
@@ -110,19 +120,116 @@ class NestedLSTM(nn.Module):
         return x, (torch.stack(hs), torch.stack(cells))
 
 
+def build_gru(hidden_size: int, num_layers: int, depth: int) -> nn.Module:
+    return nn.GRU(hidden_size, hidden_size, num_layers, batch_first=True)
+
+
+def build_lstm(hidden_size: int, num_layers: int, depth: int) -> nn.Module:
+    lstm = nn.LSTM(hidden_size, hidden_size, num_layers, batch_first=True)
+    # The paper's LSTM cell adds 1 to the forget gate: start the effective forget bias at +1.
+    for name, bias in lstm.named_parameters():
+        if name.startswith("bias"):
+            nn.init.zeros_(bias)
+            if name.startswith("bias_ih"):
+                bias.data[hidden_size : 2 * hidden_size] = 1.0
+    return lstm
+
+
+def build_nested_lstm(hidden_size: int, num_layers: int, depth: int) -> nn.Module:
+    return NestedLSTM(hidden_size, hidden_size, num_layers, depth)
+
+
+@dataclass(frozen=True)
+class Unit:
+    """A recurrent unit as the project knows it: how to build it and how to present it."""
+
+    name: str  # the id in checkpoints, the CLI and the API: lowercase letters, digits, '-' or '_'
+    display_name: str
+    description: str  # one or two sentences for the article's model cards
+    build: Callable[[int, int, int], nn.Module]  # (hidden_size, num_layers, depth) -> the unit module
+    default_layers: int = 2  # layers in a preset that does not name the unit
+    uses_depth: bool = False  # whether `depth` means anything to it (the Nested LSTM's levels)
+    diagram: str | None = None  # an SVG drawing of one step; the article draws a generic one without it
+
+
+BUILTIN_UNITS = (
+    Unit(
+        name="gru",
+        display_name="GRU",
+        description="Gated recurrent unit (Cho et al., 2014): an update gate blends the old state with a candidate.",
+        build=build_gru,
+    ),
+    Unit(
+        name="lstm",
+        display_name="LSTM",
+        description="Long short-term memory (Hochreiter & Schmidhuber, 1997): a memory cell behind input, forget and output gates.",
+        build=build_lstm,
+    ),
+    Unit(
+        name="nlstm",
+        display_name="Nested LSTM",
+        description="Nested LSTM (Moniz & Krueger, 2017): the LSTM's memory cell is itself an LSTM.",
+        build=build_nested_lstm,
+        default_layers=1,
+        uses_depth=True,
+    ),
+)
+PAPER_UNITS = tuple(unit.name for unit in BUILTIN_UNITS)  # the paper's three, in its order
+# Units registered at run time (a test's toy unit, a notebook's experiment), after the installed ones.
+_runtime_units: dict[str, Unit] = {}
+
+
+class UnknownUnitError(ValueError):
+    """A unit name that no installed package registers."""
+
+
+def register_unit(unit: Unit) -> None:
+    """Make `unit` available in this process, as if a package had declared it."""
+    if unit.name in registered_units():
+        raise ValueError(f"a unit named {unit.name!r} is already registered")
+    _runtime_units[unit.name] = unit
+
+
+def unregister_unit(name: str) -> None:
+    """Forget a unit registered with `register_unit`."""
+    del _runtime_units[name]
+
+
+@functools.cache
+def installed_units() -> dict[str, Unit]:
+    """The built-in units, then those declared in the entry-point group by installed packages, by name."""
+    units = {unit.name: unit for unit in BUILTIN_UNITS}
+    for entry_point in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda entry: entry.name):
+        unit = entry_point.load()
+        if not isinstance(unit, Unit):
+            raise TypeError(f"entry point {entry_point.value!r} ({ENTRY_POINT_GROUP}) is a {type(unit).__name__}, not a models.units.Unit")
+        if unit.name != entry_point.name or unit.name in units:
+            raise ValueError(f"entry point {entry_point.name!r} ({ENTRY_POINT_GROUP}) registers unit {unit.name!r}, a name that is taken or differs from its own")
+        units[unit.name] = unit
+    return units
+
+
+def registered_units() -> dict[str, Unit]:
+    """Every unit this process can build, in order: built-in, installed, registered at run time."""
+    return {**installed_units(), **_runtime_units}
+
+
+def unit_names() -> list[str]:
+    return list(registered_units())
+
+
+def get_unit(name: str) -> Unit:
+    """The unit registered under `name`, or an UnknownUnitError saying how to get it."""
+    units = registered_units()
+    if name not in units:
+        raise UnknownUnitError(
+            f"unit {name!r} is not installed (installed: {', '.join(units)}). A unit comes from a package that "
+            f"declares it in the {ENTRY_POINT_GROUP!r} entry-point group: install the package that provides "
+            f"{name!r} (for this project's vanilla RNN: pip install -e examples/vanilla-rnn)"
+        )
+    return units[name]
+
+
 def make_unit(unit: str, hidden_size: int, num_layers: int, depth: int) -> nn.Module:
     """The recurrent unit named `unit`, taking and returning `hidden_size` features per position."""
-    if unit == "gru":
-        return nn.GRU(hidden_size, hidden_size, num_layers, batch_first=True)
-    if unit == "lstm":
-        lstm = nn.LSTM(hidden_size, hidden_size, num_layers, batch_first=True)
-        # The paper's LSTM cell adds 1 to the forget gate: start the effective forget bias at +1.
-        for name, bias in lstm.named_parameters():
-            if name.startswith("bias"):
-                nn.init.zeros_(bias)
-                if name.startswith("bias_ih"):
-                    bias.data[hidden_size : 2 * hidden_size] = 1.0
-        return lstm
-    if unit == "nlstm":
-        return NestedLSTM(hidden_size, hidden_size, num_layers, depth)
-    raise ValueError(f"unknown unit {unit!r}; choose one of {', '.join(UNITS)}")
+    return get_unit(unit).build(hidden_size, num_layers, depth)

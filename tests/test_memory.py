@@ -13,7 +13,7 @@ from models.text import encode, normalise
 from models.vocab import Vocabulary
 from tests.test_connectivity import reference_rows
 from training.evaluate import memory_sample, sequence_shares, text_targets
-from models.units import UNITS
+from models.units import PAPER_UNITS
 from training.reference import paper_profile
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,7 +58,7 @@ def test_profile_from_the_engine_equals_the_one_from_autograd_rows(unit: str, ti
     assert engine.by_distance == pytest.approx(autograd.by_distance, rel=1e-4, abs=1e-9)
 
 
-@pytest.mark.parametrize("unit", UNITS)
+@pytest.mark.parametrize("unit", PAPER_UNITS)
 def test_paper_reference_matches_the_published_figures(unit: str) -> None:
     positions = json.loads((PAPER / f"{unit}.json").read_text())["positions"]
     profile = paper_profile(positions)

@@ -87,15 +87,16 @@ def test_lstm_forget_gate_starts_at_plus_one():
 
 
 def test_unknown_unit_is_refused():
-    with pytest.raises(ValueError, match="unknown unit 'rnn'"):
-        ModelConfig(unit="rnn", hidden_size=4, num_layers=1)
+    with pytest.raises(ValueError, match="unit 'no-such-unit' is not installed"):
+        ModelConfig(unit="no-such-unit", hidden_size=4, num_layers=1)
 
 
 @pytest.mark.parametrize("unit", ["gru", "lstm", "nlstm"])
 def test_network_shapes_and_padding_row(unit):
     net = AutocompleteNet(ModelConfig(unit=unit, hidden_size=8, num_layers=2 if unit != "nlstm" else 1,
                                       depth=2 if unit == "nlstm" else 1, num_words=30))
-    logits, _ = net(torch.randint(0, 28, (3, 10)))
+    features, _ = net.features(torch.randint(0, 28, (3, 10)))
+    logits = net.logits(features)
     assert logits.shape == (3, 10, 30)
     assert torch.all(net.embedding.weight[0] == 0)
 

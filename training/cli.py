@@ -6,7 +6,7 @@ from pathlib import Path
 
 from models.checkpoint import CheckpointError
 from models.net import PRESETS, get_preset
-from models.units import UNITS
+from models.units import PAPER_UNITS, unit_names
 from training.corpus import TEXT8_URL, CorpusError
 
 DATA_ROOT = Path("data")
@@ -142,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     prepare.set_defaults(run=command_prepare)
 
     train = commands.add_parser("train", help="train one unit; resumable")
-    train.add_argument("--unit", required=True, choices=UNITS)
+    train.add_argument("--unit", required=True, choices=unit_names())
     train.add_argument("--preset", required=True, choices=list(PRESETS))
     train.add_argument("--data", type=Path, help="prepared dataset directory (default: the one under data/)")
     train.add_argument("--out", type=Path, help="run directory (default runs/<preset>/<unit>)")
@@ -176,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         sub = commands.add_parser(name, help=helptext)
         sub.add_argument("--preset", default="bundled", choices=list(PRESETS))
-        sub.add_argument("--units", nargs="+", default=list(UNITS), choices=UNITS)
+        sub.add_argument("--units", nargs="+", default=list(PAPER_UNITS), choices=PAPER_UNITS)
         sub.add_argument("--runs", type=Path, help="directory holding one run directory per unit (default runs/<preset>)")
         sub.add_argument("--data", type=Path, help="prepared dataset directory (default: the one under data/)")
         sub.set_defaults(run=run)
@@ -195,14 +195,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     campaign = commands.add_parser("campaign", help="train units side by side on one machine, evaluating snapshots as they come")
     campaign.add_argument("--preset", default="bundled", choices=list(PRESETS))
-    campaign.add_argument("--units", nargs="+", default=list(UNITS), choices=UNITS)
+    campaign.add_argument("--units", nargs="+", default=list(PAPER_UNITS), choices=PAPER_UNITS)
     campaign.add_argument("--data", type=Path)
     campaign.add_argument("--runs", type=Path)
     campaign.add_argument("--out", type=Path, required=True, help="folder for float16 weights and the archive of logs")
     campaign.add_argument("--device", default="cuda" if _cuda_available() else "cpu")
     campaign.add_argument("--max-minutes", type=float, required=True, help="training time of every unit")
     campaign.add_argument("--snapshot-chars", type=character_marks, default=(20_000_000, 60_000_000, 120_000_000))
-    campaign.add_argument("--graph-units", nargs="*", default=["nlstm"], choices=UNITS, help="units replayed as CUDA graphs")
+    campaign.add_argument("--graph-units", nargs="*", default=["nlstm"], choices=PAPER_UNITS, help="units replayed as CUDA graphs")
     campaign.add_argument("--from-scratch", action="store_true",
                           help="without saved states in --runs, start from scratch instead of the shipped weights")
     campaign.add_argument("--memory-positions", type=int, default=20_000, help="test positions in each memory profile's sample")

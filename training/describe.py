@@ -1,7 +1,7 @@
 """Parameter counts per part, set beside the paper's."""
 
 from models.net import AutocompleteNet, Preset
-from models.units import UNITS
+from models.units import PAPER_UNITS
 
 PAPER_COUNTS = {
     "gru": {"embedding": 16_200, "recurrent": 4_323_600, "dense": 9_847_986},
@@ -23,7 +23,7 @@ def describe(preset: Preset) -> str:
     """A table of parameter counts per unit and part, with the paper's counts when the preset is the paper's."""
     lines = [f"preset {preset.name}: {preset.description}", ""]
     lines.append(f"{'unit':<6} {'part':<10} {'ours':>11} {'paper':>11}  note")
-    for unit in UNITS:
+    for unit in PAPER_UNITS:
         config = preset.model_config(unit)
         counts = AutocompleteNet(config).parameter_counts()
         for part, count in counts.items():

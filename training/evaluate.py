@@ -51,7 +51,7 @@ def evaluate(net: AutocompleteNet, chars: np.ndarray, targets: np.ndarray, max_s
         x, y = batch_tensors(chars, targets, np.arange(start, min(start + batch_size, count)), torch.device(device))
         mask = y > UNKNOWN
         # Logits only where they are scored: each pass over [positions, 16,386] floats is what this costs on a CPU.
-        logits = net.output(net.rnn(net.embedding(x))[0][mask])
+        logits = net.logits(net.features(x)[0][mask])
         words = y[mask]
         loss_sum += float((torch.logsumexp(logits, dim=-1) - logits.gather(1, words[:, None]).squeeze(1)).sum())
         positions += len(words)

@@ -8,23 +8,25 @@ import numpy as np
 import torch
 
 from models.checkpoint import load_checkpoint, read_metadata, save_checkpoint
+from models.net import AutocompleteNet
+from models.units import get_unit
 from models.vocab import UNKNOWN
 from training.dataset import Dataset
 from training.evaluate import EVALUATION_FILE
 from training.train import FINAL_FILE, LOG_FILE, SNAPSHOT_DIR, batch_tensors
 
-UNIT_NAMES = {"gru": "GRU", "lstm": "LSTM", "nlstm": "Nested LSTM"}
 STORAGE_DTYPE = torch.float16
 AGREEMENT_SEQUENCES = 256
 
 
 @torch.no_grad()
-def storage_changed_predictions(original, stored, chars: np.ndarray, targets: np.ndarray) -> float:
+def storage_changed_predictions(original: AutocompleteNet, stored: AutocompleteNet, chars: np.ndarray, targets: np.ndarray) -> float:
     """Share of real-word test positions whose top-1 word differs between two copies of a model."""
     rows = np.arange(min(AGREEMENT_SEQUENCES, len(chars)))
     x, y = batch_tensors(chars, targets, rows, torch.device("cpu"))
     mask = y > UNKNOWN
-    return float((original(x)[0].argmax(-1)[mask] != stored(x)[0].argmax(-1)[mask]).float().mean())
+    top = [net.logits(net.features(x)[0]).argmax(-1)[mask] for net in (original, stored)]
+    return float((top[0] != top[1]).float().mean())
 
 
 def read_curve(path: Path) -> list[dict]:
@@ -90,7 +92,7 @@ def export_runs(runs: Path, data: Path, out: Path, units: list[str], preset: str
         metrics["models"][unit] = {
             "preset": preset,
             "unit": unit,
-            "name": UNIT_NAMES[unit],
+            "name": get_unit(unit).display_name,
             "config": trained["config"],
             "parameters": net.parameter_counts(),
             "corpus": trained["corpus"],

@@ -16,7 +16,7 @@ import numpy as np
 
 from models.memory import buckets_description, text_profile
 from models.text import encode
-from models.units import UNITS
+from models.units import PAPER_UNITS
 SIGNIFICANT_DIGITS = 4
 PAPER_MODELS = "600 units, text8, two epochs (Madsen 2019)"
 
@@ -46,7 +46,7 @@ def write_paper_reference(paper_data: Path, out: Path) -> list[Path]:
     """Write `<unit>.json` (compact rows), `memory.json` and the licence into `out`; returns the files."""
     out.mkdir(parents=True, exist_ok=True)
     written, profiles = [], {}
-    for unit in UNITS:
+    for unit in PAPER_UNITS:
         positions = read_paper_positions(paper_data, unit)
         rows = [
             {

@@ -121,7 +121,7 @@ def mean_word_loss(net: AutocompleteNet, chars, targets, sequences: int, batch_s
         rows = np.arange(start, min(start + batch_size, sequences, len(chars)))
         x, y = batch_tensors(chars, targets, rows, device)
         with autocast(device.type, bf16):
-            loss, positions = net(x, targets=y)
+            loss, positions = net(x, y)
         total += float(loss) * positions
         count += positions
     net.train()
@@ -289,15 +289,16 @@ def train(options: TrainOptions) -> Path:
             order_epoch, order = epoch, np.random.default_rng(options.seed + epoch).permutation(len(train_chars))
         rows = order[position * batch_size : (position + 1) * batch_size]
         x, y = batch_tensors(train_chars, train_targets, rows[rank::world], device, full_width=features is not None)
-        if options.sampled_words:
+        if features is None:
             with autocast(device.type, options.bf16):
-                loss, positions = sampled_word_loss(net.rnn(net.embedding(x))[0], y, net.output, options.sampled_words)
-        elif features is None:
-            with autocast(device.type, options.bf16):
-                loss, positions = model(x, targets=y)
+                loss, positions = model(x, y, options.sampled_words)
         else:
             with autocast("cuda", options.bf16, cache_enabled=False):
-                loss, positions = word_loss(features(net.embedding(x)), y, net.output, bf16=options.bf16)
+                hidden = features(net.embedding(x))
+                if options.sampled_words:
+                    loss, positions = sampled_word_loss(hidden, y, net.output, options.sampled_words)
+                else:
+                    loss, positions = word_loss(hidden, y, net.output, bf16=options.bf16)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
