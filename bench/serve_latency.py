@@ -4,7 +4,10 @@ Prints, in one run: per-keystroke latency for the three units (incremental vs fu
 recompute), the hover-row latency (a text seen for the first time, and one whose
 forward pass is cached), and the full connectivity matrix for T = 100,
 200, 400 with our batched reverse sweep vs one autograd backward per row vs
-Captum's `Saliency` per row, next to the FLOP floor of the same work.
+Captum's `Saliency` per row, next to the FLOP floor of the same work; then the
+full matrix from the autograd sweep (the path of units without a hand-written
+sweep) beside the hand-written sweeps, for the three models and for a random
+width-256, 2-layer tanh RNN.
 
     python bench/serve_latency.py                   # bundled checkpoints, or random ones of that size
     python bench/serve_latency.py --sample-rows 0   # time every per-row baseline row instead of a sample
@@ -22,6 +25,7 @@ import time
 from pathlib import Path
 
 import torch
+from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -30,7 +34,8 @@ from app.engine import InferenceEngine  # noqa: E402
 from app.pool import configure_inference_thread, configure_process  # noqa: E402
 from app.registry import load_registry  # noqa: E402
 from bench_checkpoints import choose_checkpoints  # noqa: E402
-from models.net import AutocompleteNet  # noqa: E402
+from models.net import AutocompleteNet, ModelConfig  # noqa: E402
+from models.units import Unit, register_unit  # noqa: E402
 from models.text import encode, normalise  # noqa: E402
 
 PASSAGE = (
@@ -111,6 +116,32 @@ def measured_peak_gflops() -> float:
     return 2 * 2048**3 / best / 1e6
 
 
+def full_matrix_seconds(net: AutocompleteNet, chars: torch.Tensor, force_autograd: bool) -> float:
+    """Median seconds for the full gradient matrix, recording included."""
+    length = chars.shape[0]
+    positions = list(range(length))
+    connectivity_rows(net, record(net, chars[:20], "gradient", force_autograd=force_autograd), positions[:20], [2] * 20, "gradient")
+
+    def full_matrix() -> None:
+        connectivity_rows(net, record(net, chars, "gradient", force_autograd=force_autograd), positions, [2] * length, "gradient")
+
+    return median_ms(full_matrix, 3) / 1000
+
+
+def tanh_rnn_net(hidden_size: int, num_layers: int, num_words: int) -> AutocompleteNet:
+    """A random network around nn.RNN (tanh): a unit that only the autograd sweep serves."""
+    register_unit(
+        Unit(
+            name="bench-tanh-rnn",
+            display_name="tanh RNN",
+            description="nn.RNN with tanh, for the autograd sweep's timing.",
+            build=lambda hidden, layers, depth: nn.RNN(hidden, hidden, layers, nonlinearity="tanh", batch_first=True),
+        )
+    )
+    torch.manual_seed(0)
+    return AutocompleteNet(ModelConfig(unit="bench-tanh-rnn", hidden_size=hidden_size, num_layers=num_layers, num_words=num_words)).eval()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint-dir", type=Path, default=None, help="default: the bundled checkpoints if present, else random ones")
@@ -118,6 +149,7 @@ def main() -> None:
     parser.add_argument("--lengths", type=int, nargs="+", default=[100, 200, 400])
     parser.add_argument("--sample-rows", type=int, default=20, help="per-row baselines are timed on this many rows and scaled (0: all)")
     parser.add_argument("--no-captum", action="store_true")
+    parser.add_argument("--autograd-lengths", type=int, nargs="+", default=[100, 200], help="text lengths for the autograd sweep's table")
     args = parser.parse_args()
     configure_process(args.threads)
     configure_inference_thread(args.threads)
@@ -173,6 +205,21 @@ def main() -> None:
                     f"{model.id:6} {length:4d} {batched:9.3f} {autograd:12.2f}{mark_a:1} {captum:10.2f}{mark_c:1} {floor:8.3f} "
                     f"{autograd / batched:11.1f}x {captum / batched:9.1f}x {100 * floor / batched:6.0f}%"
                 )
+
+
+        print("\nfull connectivity matrix (all T rows, gradient), seconds: hand-written sweep vs autograd sweep")
+        print(f"{'unit':15} {'T':>4} {'hand-written':>13} {'autograd':>9} {'ratio':>6}")
+        tanh_rnn = tanh_rnn_net(256, 2, next(iter(registry.models.values())).net.config.num_words)
+        nets = [(model.id, model.net) for model in registry.models.values()] + [("tanh-rnn 2x256", tanh_rnn)]
+        for length in args.autograd_lengths:
+            chars = torch.tensor(encode(text[:length]))
+            for name, net in nets:
+                autograd = full_matrix_seconds(net, chars, force_autograd=True)
+                if net is tanh_rnn:
+                    print(f"{name:15} {length:4d} {'-':>13} {autograd:9.3f} {'-':>6}")
+                    continue
+                hand_written = full_matrix_seconds(net, chars, force_autograd=False)
+                print(f"{name:15} {length:4d} {hand_written:13.3f} {autograd:9.3f} {autograd / hand_written:5.1f}x")
 
 
 if __name__ == "__main__":

@@ -32,14 +32,14 @@ that follows the contract of models.units, with outputs that depend on earlier
 inputs only) is recorded as its state after every step, and a block is a
 vector-Jacobian product from torch.func of the unit run over the block from the
 state before it, vmapped over the active rows: exact, and several rows per
-backward pass, but each step pays autograd's overhead.
+backward pass, but each step pays autograd's overhead (and oneDNN's LSTM kernel,
+which vmap cannot batch, is off meanwhile).
 """
 
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Literal, get_args
-from typing import Protocol
+from typing import Literal, Protocol, get_args
 
 import torch
 import torch.nn.functional as F
@@ -321,11 +321,8 @@ class _AutogradUnit:
 
     def backward_block(self, start: int, end: int, active_rows: list[int], output_adjoints: Tensor, carry: list[Tensor]) -> Tensor:
         rows = output_adjoints.shape[1]
-        state_adjoints = [part[:rows] for part in carry]
-        if isinstance(self.states_before[end], Tensor):
-            state_adjoints = state_adjoints[0]
-        else:
-            state_adjoints = tuple(state_adjoints)
+        carried = [part[:rows] for part in carry]
+        state_adjoints = carried[0] if isinstance(self.states_before[end], Tensor) else tuple(carried)
         primals = (self.inputs[:, start:end],) if start == 0 else (self.inputs[:, start:end], self.states_before[start])
         # Autograd is needed here alone; the parameters' own gradients are not.
         with torch.inference_mode(False), torch.no_grad(), _without_onednn():
