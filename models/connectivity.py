@@ -85,11 +85,17 @@ class RecordedLayer(Protocol):
     """
 
     outputs: Tensor  # [batch, T, H]: the layer's output at every step
-    # [gates, inputs]: the layer's gate adjoints times this are its input adjoints. None: the
-    # adjoints it returns are already those of its inputs.
-    input_weight: Tensor | None
-    adjoint_width: int  # the width of the gate adjoints it returns
     block_floats: int  # how many floats of gate adjoints one block of the sweep should hold at most
+
+    @property
+    def input_weight(self) -> Tensor | None:
+        """[gates, inputs]: the gate adjoints times this are the input adjoints; None: they are the input adjoints."""
+        ...
+
+    @property
+    def adjoint_width(self) -> int:
+        """The width of the gate adjoints it returns."""
+        ...
 
     def adjoint_buffers(self, rows: int, batch: int) -> list[Tensor]:
         """Zeroed adjoints of the layer's state for `rows` rows, carried from block to block."""
@@ -302,7 +308,7 @@ class _AutogradUnit:
     pullback over the rows, so one backward pass serves every row active in the block.
     """
 
-    input_weight = None
+    input_weight: Tensor | None = None
     block_floats = AUTOGRAD_BLOCK_FLOATS
 
     def __init__(self, unit: nn.Module, inputs: Tensor) -> None:
@@ -343,7 +349,7 @@ def _has_hand_written_sweep(rnn: nn.Module) -> bool:
     if type(rnn) is NestedLSTM:
         return True
     if type(rnn) in (nn.GRU, nn.LSTM):
-        return rnn.bias and not rnn.bidirectional and not rnn.proj_size
+        return bool(rnn.bias) and not rnn.bidirectional and not rnn.proj_size
     return False
 
 
@@ -356,8 +362,8 @@ def record_layers(net: AutocompleteNet, inputs: Tensor, force_autograd: bool = F
     rnn = net.rnn
     if force_autograd or not _has_hand_written_sweep(rnn):
         return [_AutogradUnit(rnn, inputs)]
+    layers: list[RecordedLayer] = []
     if isinstance(rnn, NestedLSTM):
-        layers = []
         for layer in rnn.layers:
             layers.append(_NestedLSTMLayer(layer, inputs))
             inputs = layers[-1].outputs
@@ -366,7 +372,6 @@ def record_layers(net: AutocompleteNet, inputs: Tensor, force_autograd: bool = F
     # One native single-layer call per layer, as the multi-layer call would hide the lower layers' outputs.
     # The single-layer module only lends its forward to functional_call: on the meta device it costs no memory.
     single = type(rnn)(rnn.input_size, rnn.hidden_size, 1, batch_first=True, device="meta")
-    layers = []
     for index in range(rnn.num_layers):
         parameters = _layer_parameters(rnn, index)
         names = ["weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"]
