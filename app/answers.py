@@ -22,8 +22,9 @@ from functools import partial
 
 from app.engine import InferenceEngine, InputError, prepare_text
 from app.pool import InferencePool
-from app.schemas import AutocompleteResponse, ConnectivityResponse, Method, ModelInfo
+from app.schemas import AutocompleteResponse, ConnectivityResponse, ModelInfo
 from app.settings import Settings
+from models.connectivity import Method
 
 logger = logging.getLogger(__name__)
 

@@ -4,14 +4,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from models.connectivity import Method
+
 MAX_TOP_K = 10
 # A colour shows far fewer; 9 gives back every float32 value exactly.
 DEFAULT_SIGNIFICANT_DIGITS = 4
 MAX_SIGNIFICANT_DIGITS = 9
 # A hard ceiling for the schema; the configured RNN_MAX_TEXT_CHARS is checked per request.
 MAX_POSITIONS = 100_000
-
-Method = Literal["gradient", "gradient_x_input", "integrated_gradients"]
 
 
 class StrictModel(BaseModel):
