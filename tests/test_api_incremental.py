@@ -7,7 +7,8 @@ import pytest
 import torch
 from fastapi.testclient import TestClient
 
-from app.engine import InferenceEngine, StateCache
+from app.caches import StateCache
+from app.engine import InferenceEngine
 from app.registry import load_registry
 from models.text import normalise
 
