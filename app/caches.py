@@ -6,7 +6,10 @@ share them without copying.
 
 import threading
 from collections import OrderedDict
+from dataclasses import dataclass
 from typing import Generic, TypeVar
+
+from torch import Tensor
 
 from models.connectivity import Recording
 
@@ -42,25 +45,38 @@ class LRUCache(Generic[Key, Value]):
                 self._entries.popitem(last=False)
 
 
-class StateCache(LRUCache[tuple[str, str], object]):
-    """Recurrent states keyed by (model id, normalised text prefix).
+@dataclass(frozen=True)
+class ResumePoint:
+    """Where a text leaves a model: the unit's state after its last character, and the unit's output there.
 
-    States are stored as private clones and never modified afterwards, so
+    The state is the unit's own business (a tensor or a tuple of tensors, in any
+    layout), so the output is kept beside it rather than read out of it.
+    """
+
+    state: object
+    last_output: Tensor  # [hidden]
+
+
+class StateCache(LRUCache[tuple[str, str], ResumePoint]):
+    """Resume points keyed by (model id, normalised text prefix).
+
+    Entries are stored as private clones and never modified afterwards, so
     concurrent requests can start from the same entry safely.
     """
 
-    def longest_prefix(self, model_id: str, text: str) -> tuple[int, object | None]:
-        """Length of the longest cached prefix of `text` (0 if none) and its state."""
+    def longest_prefix(self, model_id: str, text: str) -> tuple[int, ResumePoint | None]:
+        """Length of the longest cached prefix of `text` (0 if none) and its resume point."""
         if self.capacity == 0:
             return 0, None
         for length in range(len(text), 0, -1):
-            state = self.get((model_id, text[:length]))
-            if state is not None:
-                return length, state
+            point = self.get((model_id, text[:length]))
+            if point is not None:
+                return length, point
         return 0, None
 
-    def put(self, key: tuple[str, str], state: object) -> None:
-        super().put(key, _clone_state(state))
+    def put(self, key: tuple[str, str], point: ResumePoint) -> None:
+        # The clone of the output row also lets go of the whole text's outputs it is a view of.
+        super().put(key, ResumePoint(_clone_state(point.state), point.last_output.clone()))
 
 
 class RecordingCache(LRUCache[tuple[str, str], Recording]):
@@ -77,6 +93,7 @@ class RecordingCache(LRUCache[tuple[str, str], Recording]):
 
 
 def _clone_state(state: object) -> object:
+    """A copy of a unit's state, a tensor or a tuple of tensors (the unit contract, models/units.py)."""
     if isinstance(state, tuple):
         return tuple(part.clone() for part in state)
     return state.clone()

@@ -9,7 +9,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from app.caches import RecordingCache, StateCache
+from app.caches import RecordingCache, ResumePoint, StateCache
 from app.registry import LoadedModel, Registry
 from app.schemas import ConnectivityRow, PositionSuggestions, Suggestion
 from models.connectivity import Method, Recording, connectivity_rows, record
@@ -34,12 +34,6 @@ class InputError(ValueError):
 def round_significant(values: list[float], digits: int) -> list[float]:
     """Each value rounded to `digits` significant decimal digits: the double nearest that short decimal, so JSON prints it short."""
     return [float(f"{value:.{digits}g}") for value in values]
-
-
-def _top_hidden(state: object) -> Tensor:
-    """The last position's output of the unit: the top layer's h in every unit's state."""
-    hidden = state[0] if isinstance(state, tuple) else state
-    return hidden[-1, 0]
 
 
 def prepare_text(text: str, max_chars: int) -> str:
@@ -92,7 +86,7 @@ class InferenceEngine:
         else:
             chars = torch.tensor(encode(text))[None]
             outputs, state = model.net.features(chars)
-            self.cache.put((model.id, text), state)
+            self.cache.put((model.id, text), ResumePoint(state, outputs[0, -1]))
             hidden = outputs[0]
             first = 0
         probabilities, word_ids = self._top_words(model, hidden, top_k)
@@ -108,12 +102,12 @@ class InferenceEngine:
 
     def _last_hidden(self, model: LoadedModel, text: str) -> Tensor:
         """The unit's output at the last character, resuming from the longest cached prefix."""
-        start, state = self.cache.longest_prefix(model.id, text)
+        start, resume = self.cache.longest_prefix(model.id, text)
         if start == len(text):
-            return _top_hidden(state)
+            return resume.last_output
         chars = torch.tensor(encode(text[start:]))[None]
-        outputs, state = model.net.features(chars, state)
-        self.cache.put((model.id, text), state)
+        outputs, state = model.net.features(chars, resume.state if resume is not None else None)
+        self.cache.put((model.id, text), ResumePoint(state, outputs[0, -1]))
         return outputs[0, -1]
 
     @staticmethod
