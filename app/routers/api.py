@@ -15,7 +15,7 @@ from fastapi.responses import RedirectResponse, Response
 from app.answers import Answer
 from app.dependencies import AnswersDep, EngineDep, LimitsAnswerDep, ModelsAnswerDep, SettingsDep
 from app.engine import InputError
-from app.http import VERSION_HEADER, answer_response
+from app.http import answer_response
 from app.schemas import (
     AutocompleteQuery,
     AutocompleteRequest,
