@@ -14,14 +14,19 @@ import asyncio
 import gzip
 import hashlib
 import json
+import logging
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import asdict, dataclass
+from functools import partial
 
-from app.engine import InferenceEngine, prepare_text
+from app.engine import InferenceEngine, InputError, prepare_text
 from app.pool import InferencePool
-from app.schemas import AutocompleteResponse, ConnectivityResponse, Method, ModelInfo
+from app.schemas import AutocompleteResponse, ConnectivityResponse, ModelInfo
 from app.settings import Settings
+from models.connectivity import Method
+
+logger = logging.getLogger(__name__)
 
 # Bump whenever the JSON of an answer changes for the same models and request (this code's
 # output format), so immutable URLs and ETags issued before can never name the new bytes.
@@ -217,7 +222,17 @@ class Answers:
         The requests must be the page's own, field for field, so its requests find
         them: static/api.js and the figures ask with these defaults.
         """
-        await self.autocomplete(texts.example_text, None, 3, "all", pinned=True)
-        await self.autocomplete(texts.demo_prefix, None, 3, "last", pinned=True)
-        for model in self.engine.model_ids:
-            await self.connectivity(texts.example_text, model, "all", None, "gradient", DISPLAY_DIGITS, pinned=True)
+        questions = [
+            partial(self.autocomplete, texts.example_text, None, 3, "all", pinned=True),
+            partial(self.autocomplete, texts.demo_prefix, None, 3, "last", pinned=True),
+            *(
+                partial(self.connectivity, texts.example_text, model, "all", None, "gradient", DISPLAY_DIGITS, pinned=True)
+                for model in self.engine.model_ids
+            ),
+        ]
+        for ask in questions:
+            try:
+                await ask()
+            except InputError as error:
+                # Settings tighter than the article's texts (RNN_MAX_TEXT_CHARS, RNN_MAX_CONNECTIVITY_WORK): the page is refused those too.
+                logger.warning("an article question is not computed ahead, the server's limits refuse it (%s)", error)

@@ -26,7 +26,7 @@ this (see app.pool for the one that is disabled, and why).
 """
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 import torch.nn.functional as F
@@ -37,7 +37,7 @@ from models.net import AutocompleteNet
 from models.units import NestedLSTM, NestedLSTMLayer, nested_lstm_step
 
 Method = Literal["gradient", "gradient_x_input", "integrated_gradients"]
-METHODS: tuple[str, ...] = ("gradient", "gradient_x_input", "integrated_gradients")
+METHODS: tuple[str, ...] = get_args(Method)
 # Steps per block: within a block each layer sweeps alone, then its input products run as one batch.
 # Blocks are shortened so that one layer's gate adjoints for a block stay within L2-sized buffers.
 TIME_BLOCK = 32

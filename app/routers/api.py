@@ -1,4 +1,4 @@
-"""The JSON API: models, autocomplete, connectivity, health.
+"""The JSON API: models, limits, autocomplete, connectivity, health.
 
 Autocomplete and connectivity answer as POST (JSON body) and as GET (query
 string) alike; the GET form can be cached by browsers, proxies and CDNs. Every
@@ -13,7 +13,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
 from app.answers import Answer
-from app.dependencies import AnswersDep, EngineDep, ModelsAnswerDep, SettingsDep
+from app.dependencies import AnswersDep, EngineDep, LimitsAnswerDep, ModelsAnswerDep, SettingsDep
 from app.engine import InputError
 from app.http import VERSION_HEADER, answer_response
 from app.schemas import (
@@ -24,6 +24,7 @@ from app.schemas import (
     ConnectivityRequest,
     ConnectivityResponse,
     Health,
+    Limits,
     ModelInfo,
 )
 
@@ -56,6 +57,12 @@ async def healthz(engine: EngineDep) -> Health:
 async def list_models(request: Request, models_answer: ModelsAnswerDep, answers: AnswersDep) -> Response:
     """The loaded models, their sizes, test metrics and memory profiles; `X-Answers-Version` names the answers they give."""
     return answer_response(request, models_answer, REVALIDATE, answers.version)
+
+
+@router.get("/api/limits", response_model=Limits, responses={304: GET_RESPONSES[304]}, tags=["models"])
+async def limits(request: Request, limits_answer: LimitsAnswerDep, answers: AnswersDep) -> Response:
+    """The limits this server enforces on questions (text length, suggestions, connectivity work), so clients ask only for what it serves."""
+    return answer_response(request, limits_answer, REVALIDATE, answers.version)
 
 
 @router.post("/api/autocomplete", response_model=AutocompleteResponse, responses=ERROR_RESPONSES, tags=["models"])
