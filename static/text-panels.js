@@ -320,9 +320,10 @@ export class ConnectivityExplorer {
     if (NARROW.matches) this.placeWindow();
     else this.lines.classed("windowed", false);
     const published = this.source === "paper";
-    this.panels.classed("published", published);
+    const showsPublished = (unit) => published && this.publishedUnits.has(unit.id);
+    this.panels.classed("published", showsPublished);
     this.names.text((unit) => this.panelName(unit));
-    this.publishedLabels.property("hidden", (unit) => !published || !this.publishedUnits.has(unit.id)).text(this.publishedLabel);
+    this.publishedLabels.property("hidden", (unit) => !showsPublished(unit)).text(this.publishedLabel);
     const current = this.currentRows();
     const position = this.position;
     const chars = this.text;

@@ -21,7 +21,7 @@ export function render(element, { units: served, metrics, paper }) {
   const rows = units.flatMap(({ unit, record }) => [
     { paper: false, cells: [unit.name, "ours", record.corpus.name, formatLarge(record.characters_seen), formatCount(record.steps),
       `${formatDuration(record.training_seconds)} on ${trainedOn(record)}`] },
-    ...(unit.paperName === null ? [] : [{ paper: true, cells: [unit.name, PAPER_LABEL, "text8", `${paper.training.epochs} epochs`,
+    ...(unit.paperName === null ? [] : [{ paper: true, cells: [unit.paperName, PAPER_LABEL, "text8", `${paper.training.epochs} epochs`,
       formatCount(paper.training.minibatches), `${formatDuration(paper.training.wall_clock_seconds_on_authors_gpu[unit.paperName])} on a GPU`] }]),
   ]);
   const scroll = root.append("div").attr("class", "table-scroll").attr("role", "region")

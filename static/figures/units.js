@@ -46,7 +46,7 @@ function drawGenericDiagram(container, unit) {
   const markerId = `arrow-${unit.id}`;
   svg.append("defs").append("marker").attr("id", markerId).attr("viewBox", "0 0 10 10").attr("refX", 9).attr("refY", 5)
     .attr("markerUnits", "userSpaceOnUse").attr("markerWidth", 9).attr("markerHeight", 9).attr("orient", "auto")
-    .append("path").attr("d", "M0,0 L10,5 L0,10 z").attr("fill", "#444");
+    .append("path").attr("class", "diagram-arrow").attr("d", "M0,0 L10,5 L0,10 z");
   const wires = [
     { points: [[40, STATE_Y], [BOX.x, STATE_Y]], state: true },
     { points: [[BOX.x + BOX.width, STATE_Y], [588, STATE_Y]], state: true },
