@@ -17,7 +17,7 @@ import json
 import logging
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from functools import partial
 
 from app.engine import InferenceEngine, InputError, prepare_text
@@ -153,9 +153,7 @@ class Answers:
 
         def compute() -> Answer:
             results = {model_id: self.engine.suggest(model_id, text, top_k, positions) for model_id in model_ids}
-            response = AutocompleteResponse(
-                text=text, models={model_id: [asdict(row) for row in rows] for model_id, rows in results.items()}
-            )
+            response = AutocompleteResponse(text=text, models=results)
             return Answer.of(response.model_dump_json().encode(), self.version)
 
         # A keystroke (a few ms) never waits behind a connectivity sweep (seconds); a whole text's suggestions
@@ -190,7 +188,7 @@ class Answers:
 
         def compute() -> Answer:
             rows = self.engine.connectivity(model, text, resolved, word, method, significant_digits)
-            response = ConnectivityResponse(text=text, model=model, method=method, rows=[asdict(row) for row in rows])
+            response = ConnectivityResponse(text=text, model=model, method=method, rows=rows)
             return Answer.of(response.model_dump_json().encode(), self.version)
 
         return await self._answer(key, compute, urgent=False, soon=False, pinned=pinned)
