@@ -108,14 +108,15 @@ def api(live_server, path, body):
     return response.json()
 
 
-def show_connectivity_figure(page):
+def show_connectivity_figure(page, units=3):
     page.locator("#fig-connectivity").scroll_into_view_if_needed()
     # One line per unit: an empty figure must not pass the check vacuously.
     page.wait_for_function(
-        """() => {
+        """(units) => {
               const lines = [...document.querySelectorAll('#fig-connectivity .char-line')];
-              return lines.length === 3 && lines.every((line) => line.querySelector('.char.selected')?.dataset.connectivity);
-            }"""
+              return lines.length === units && lines.every((line) => line.querySelector('.char.selected')?.dataset.connectivity);
+            }""",
+        arg=units,
     )
 
 
@@ -912,7 +913,7 @@ def four_unit_server(tiny_checkpoint_dir, tmp_path_factory):
         record["memory"]["test"]["by_distance"].reverse()
         metrics["models"][TOY_UNIT.name] = {**record, "unit": TOY_UNIT.name, "config": config.to_dict(), "parameters": toy.parameter_counts()}
         (directory / "metrics.json").write_text(json.dumps(metrics))
-        with serve_app(directory, max_text_chars=FOUR_UNIT_MAX_TEXT_CHARS, warm_article=False) as url:
+        with serve_app(directory, max_text_chars=FOUR_UNIT_MAX_TEXT_CHARS) as url:
             yield url
     finally:
         unregister_unit(TOY_UNIT.name)
@@ -927,9 +928,12 @@ def test_every_figure_shows_every_served_unit_in_the_servers_order_and_names(bro
     assert [model["name"] for model in models] == FOUR_UNIT_NAMES
     with page_opener(browser, four_unit_server) as open_path:
         page = open_path("/")
+        page.wait_for_function("() => document.querySelectorAll('#fig-hero .char.selected').length === 4")
         for figure in page.locator("[data-figure]").all():
             figure.scroll_into_view_if_needed()
         page.wait_for_function("() => document.querySelectorAll('#fig-autocomplete .suggestion').length === 12")
+        show_connectivity_figure(page, units=4)
+        page.wait_for_function("() => [...document.querySelectorAll('[data-walkthrough-note]')].every((note) => note.textContent)")
 
         # Figure 2: a tab per unit; the toy, with no diagram of its own, gets the generic one and the server's description.
         assert page.locator("#fig-units [role=tab]").all_inner_texts() == FOUR_UNIT_NAMES
@@ -940,11 +944,15 @@ def test_every_figure_shows_every_served_unit_in_the_servers_order_and_names(bro
         assert toy_panel.locator("svg.generic-diagram text").first.text_content() == "Toy RNN"
         assert toy_panel.locator(".unit-description").inner_text() == TOY_UNIT.description
 
-        # Figure 3: a panel per unit, each with its own colour, and the server's lower text limit.
-        names = page.eval_on_selector_all("#fig-autocomplete .panel-title", "titles => titles.map((t) => t.textContent)")
-        assert names == FOUR_UNIT_NAMES
+        # Figures 1, 3 and 4: a panel per unit, each in its own colour; the same colours in every figure.
         swatches = page.eval_on_selector_all("#fig-autocomplete .unit-swatch", "swatches => swatches.map((s) => getComputedStyle(s).backgroundColor)")
         assert len(swatches) == 4 and distinct_colours(swatches)
+        for figure in ("#fig-hero", "#fig-autocomplete", "#fig-connectivity"):
+            assert page.eval_on_selector_all(f"{figure} .panel-title", "titles => titles.map((t) => t.textContent)") == FOUR_UNIT_NAMES
+            assert page.eval_on_selector_all(f"{figure} .unit-swatch", "swatches => swatches.map((s) => getComputedStyle(s).backgroundColor)") == swatches
+        assert selected_positions(page, "#fig-connectivity") == [WALKTHROUGH["1"]] * 4
+        notes = page.locator("[data-walkthrough-note]").all_inner_texts()
+        assert all("Toy RNN guesses" in note and "the paper's Toy RNN" not in note and "the paper's GRU" in note for note in notes)
         bars = page.eval_on_selector_all("#fig-autocomplete .text-panel", "panels => panels.map((p) => getComputedStyle(p.querySelector('.bar')).backgroundColor)")
         assert bars == swatches
         box = page.locator("#fig-autocomplete input[type=text]")
@@ -974,5 +982,13 @@ def test_every_figure_shows_every_served_unit_in_the_servers_order_and_names(bro
         summary = page.locator("[data-figure=model-summary]").inner_text()
         assert f"a Toy RNN (1 layer, {models[3]['hidden_size']} units wide)" in summary
         assert f"{models[0]['vocabulary_size']:,} words" in summary
-        # Not yet asserted: no console errors, and four panels in Figures 1 and 4. Connectivity of a unit
-        # without a hand-written sweep needs the generic autograd path (branch conn); until then it fails.
+
+        # The paper's published rows fill the panels of its three units; the toy's says it has none.
+        page.locator("#fig-connectivity").get_by_label("the paper's published models").check()
+        page.wait_for_function("() => document.querySelector('#fig-connectivity [data-unit=gru] .unit-name').textContent === \"GRU, the paper's model\"")
+        assert page.eval_on_selector_all("#fig-connectivity .unit-name", "names => names.map((n) => n.textContent)") == [
+            "GRU, the paper's model", "LSTM, the paper's model", "Nested LSTM, the paper's model", "Toy RNN, not in the paper",
+        ]
+        assert page.locator("#fig-connectivity [data-unit=toy] .row-caption").inner_text() == "The paper published no such model."
+        assert page.locator("#fig-connectivity [data-unit=toy] .suggestion").count() == 0
+        assert page.console_errors == []
