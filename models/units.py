@@ -17,6 +17,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import cast
 
 import torch
@@ -24,6 +25,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 ENTRY_POINT_GROUP = "rnn_connectivity.units"
+# The built-in units' step diagrams, standalone SVG files the article shows as images.
+DIAGRAMS = Path(__file__).parent / "diagrams"
 
 
 class NestedLSTMCell(nn.Module):
@@ -161,12 +164,14 @@ BUILTIN_UNITS = (
         display_name="GRU",
         description="Gated recurrent unit (Cho et al., 2014): an update gate blends the old state with a candidate.",
         build=build_gru,
+        diagram=(DIAGRAMS / "gru.svg").read_text(),
     ),
     Unit(
         name="lstm",
         display_name="LSTM",
         description="Long short-term memory (Hochreiter & Schmidhuber, 1997): a memory cell behind input, forget and output gates.",
         build=build_lstm,
+        diagram=(DIAGRAMS / "lstm.svg").read_text(),
     ),
     Unit(
         name="nlstm",
@@ -175,6 +180,7 @@ BUILTIN_UNITS = (
         build=build_nested_lstm,
         default_layers=1,
         uses_depth=True,
+        diagram=(DIAGRAMS / "nlstm.svg").read_text(),
     ),
 )
 PAPER_UNITS = tuple(unit.name for unit in BUILTIN_UNITS)  # the paper's three, in its order
