@@ -19,6 +19,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from functools import partial
+from typing import Literal
 
 from app.engine import InferenceEngine, InputError, prepare_text
 from app.pool import InferencePool
@@ -142,7 +143,7 @@ class Answers:
         return Answer.of(json.dumps([info.model_dump(mode="json", exclude_unset=True) for info in infos], separators=(",", ":")).encode(), self.version)
 
     async def autocomplete(
-        self, text: str, models: list[str] | None, top_k: int, positions: str, *, pinned: bool = False
+        self, text: str, models: list[str] | None, top_k: int, positions: Literal["all", "last"], *, pinned: bool = False
     ) -> Answer:
         """The /api/autocomplete answer; raises InputError for a request the models cannot answer."""
         text = prepare_text(text, self.settings.max_text_chars)
@@ -164,7 +165,7 @@ class Answers:
         self,
         text: str,
         model: str,
-        positions: list[int] | str | None,
+        positions: list[int] | Literal["all"] | None,
         word: str | None,
         method: Method,
         significant_digits: int,

@@ -12,6 +12,7 @@ from typing import Generic, TypeVar
 from torch import Tensor
 
 from models.connectivity import Recording
+from models.net import State
 
 Key = TypeVar("Key")
 Value = TypeVar("Value")
@@ -53,7 +54,7 @@ class ResumePoint:
     layout), so the output is kept beside it rather than read out of it.
     """
 
-    state: object
+    state: State
     last_output: Tensor  # [hidden]
 
 
@@ -92,7 +93,7 @@ class RecordingCache(LRUCache[tuple[str, str], Recording]):
         return None
 
 
-def _clone_state(state: object) -> object:
+def _clone_state(state: State) -> State:
     """A copy of a unit's state, a tensor or a tuple of tensors (the unit contract, models/units.py)."""
     if isinstance(state, tuple):
         return tuple(part.clone() for part in state)

@@ -103,7 +103,7 @@ class InferenceEngine:
     def _last_hidden(self, model: LoadedModel, text: str) -> Tensor:
         """The unit's output at the last character, resuming from the longest cached prefix."""
         start, resume = self.cache.longest_prefix(model.id, text)
-        if start == len(text):
+        if resume is not None and start == len(text):
             return resume.last_output
         chars = torch.tensor(encode(text[start:]))[None]
         outputs, state = model.net.features(chars, resume.state if resume is not None else None)

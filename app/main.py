@@ -82,14 +82,15 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.pool.shutdown()
 
 
-async def input_error_handler(request: Request, error: InputError) -> JSONResponse:
+async def input_error_handler(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, InputError)  # registered for InputError only
     # Same shape as FastAPI's own validation errors, so clients read one format; GET questions are in the query string.
     location = "query" if request.method in ("GET", "HEAD") else "body"
     detail = [{"loc": [location, error.field], "msg": error.message, "type": "value_error"}]
     return JSONResponse({"detail": detail}, status_code=422)
 
 
-async def server_busy_handler(request: Request, error: ServerBusy) -> JSONResponse:
+async def server_busy_handler(request: Request, error: Exception) -> JSONResponse:
     return JSONResponse({"detail": str(error)}, status_code=503, headers={"Retry-After": "1"})
 
 

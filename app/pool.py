@@ -25,7 +25,7 @@ def configure_process(threads: int) -> None:
     oneDNN path, and the Nested LSTM is plain tensor code.
     """
     torch.set_num_threads(threads)
-    torch.backends.mkldnn.enabled = False
+    torch.backends.mkldnn.enabled = False  # type: ignore[assignment]  # a settable flag that torch types as its descriptor
     # A connectivity sweep is a Python loop of small tensor ops that holds the GIL between them; a
     # thread waiting for it (a keystroke on the urgent lane, the event loop) waits a whole switch
     # interval each time it needs the GIL back, and a forward pass needs it once per op. At the
@@ -88,7 +88,7 @@ class InferencePool:
                 continue
             try:
                 result = function()
-            except Exception as error:  # noqa: BLE001 - handed to the awaiting request, which reports it
+            except Exception as error:
                 loop.call_soon_threadsafe(self._finish, future, None, error)
             else:
                 loop.call_soon_threadsafe(self._finish, future, result, None)

@@ -5,6 +5,7 @@ import math
 
 import pytest
 import torch
+from conftest import TINY_WORDS
 from fastapi.testclient import TestClient
 
 from app.main import create_app
@@ -12,7 +13,6 @@ from app.middleware import CONTENT_SECURITY_POLICY
 from app.settings import Settings
 from models.text import normalise
 from models.units import get_unit
-from conftest import TINY_WORDS
 
 UNITS = ["gru", "lstm", "nlstm"]
 
@@ -38,9 +38,10 @@ def test_models_describe_checkpoints_and_metrics(tiny_client: TestClient) -> Non
     assert by_id["gru"]["hidden_size"] == 16
     assert by_id["gru"]["parameters"] == {"embedding": 27 * 16, "recurrent": 2 * (3 * 16 * 16 * 2 + 6 * 16), "dense": 16 * 58 + 58}
     assert by_id["lstm"]["metrics"] == {"test_cross_entropy": pytest.approx(3.6), "test_accuracy": pytest.approx(0.24)}
-    # Description and diagram come from the unit registry; the built-in units bring no diagram.
+    # Description and diagram come from the unit registry; each built-in unit brings an SVG of one step.
     assert by_id["lstm"]["description"] == get_unit("lstm").description and by_id["lstm"]["description"]
-    assert [model["diagram"] for model in models] == [None, None, None]
+    assert [model["diagram"] for model in models] == [get_unit(model["unit"]).diagram for model in models]
+    assert all(model["diagram"].startswith("<svg") for model in models)
     assert {model["vocabulary_size"] for model in models} == {len(TINY_WORDS)}
 
 
