@@ -22,8 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from models.net import AutocompleteNet, autocast, cpu_bf16_supported, get_preset  # noqa: E402
 from models.units import PAPER_UNITS  # noqa: E402
-from training.dataset import Dataset  # noqa: E402
-from training.train import batch_tensors  # noqa: E402
+from training.dataset import Dataset, batch_tensors  # noqa: E402
 
 
 def batches(data: Path | None, batch_size: int, count: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
