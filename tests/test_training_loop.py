@@ -1,10 +1,11 @@
 """The training loop's parts, in-process: what it hands to collectives, how a saved state comes back,
-what validation costs, and how often the data order is drawn."""
+what validation costs, the loss DDP trains on, and how often the data order is drawn."""
 
 import numpy as np
 import pytest
 import torch
 import torch.distributed as dist
+import torch.multiprocessing as mp
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -95,6 +96,37 @@ def test_validation_loss_computes_no_gradients():
     assert float(loss) == pytest.approx(float(F.cross_entropy(output(hidden[mask]), targets[mask]).detach()), rel=1e-6)
     # The logits' product alone: gradients would add two more of the same size.
     assert counter.get_total_flops() == 2 * positions * 8 * 30
+
+
+def ddp_rank_gradients(rank: int, world: int, store: str, chars: torch.Tensor, targets: torch.Tensor, out: str) -> None:
+    """One rank of a gloo DDP step on rows rank::world of the batch, as the training loop splits it; saves the gradients."""
+    from training.train import share_of_batch_mean
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world)
+    torch.manual_seed(0)
+    model = torch.nn.parallel.DistributedDataParallel(AutocompleteNet(TINY_CONFIG))
+    loss, positions = model(chars[rank::world], targets[rank::world])
+    share_of_batch_mean(loss, positions, int((targets > 1).sum()), world).backward()
+    torch.save({name: parameter.grad for name, parameter in model.module.named_parameters()}, f"{out}.{rank}")
+    dist.destroy_process_group()
+
+
+def test_ddp_trains_on_the_masked_mean_of_the_whole_batch(tmp_path):
+    generator = torch.Generator().manual_seed(0)
+    chars = torch.randint(2, 28, (4, 12), generator=generator)
+    targets = torch.randint(2, TINY_CONFIG.num_words, (4, 12), generator=generator)
+    targets[1::2, 3:] = 1  # rank 1's rows: mostly <unknown>, so it holds far fewer real-word positions than rank 0
+    assert int((targets[0::2] > 1).sum()) == 24 and int((targets[1::2] > 1).sum()) == 6
+
+    mp.spawn(ddp_rank_gradients, args=(2, str(tmp_path / "store"), chars, targets, str(tmp_path / "grad")), nprocs=2)
+    torch.manual_seed(0)
+    alone = AutocompleteNet(TINY_CONFIG)
+    alone(chars, targets)[0].backward()
+    for rank in range(2):
+        gradients = torch.load(tmp_path / f"grad.{rank}", weights_only=True)
+        for name, parameter in alone.named_parameters():
+            assert torch.allclose(gradients[name], parameter.grad, rtol=1e-5, atol=1e-7), (rank, name)
 
 
 @pytest.fixture(scope="module")

@@ -23,6 +23,7 @@ from tqdm import tqdm
 from models.checkpoint import load_checkpoint, save_checkpoint
 from models.loss import sampled_word_loss, word_loss
 from models.net import AutocompleteNet, Preset, autocast, cpu_bf16_supported
+from models.vocab import UNKNOWN
 from training.dataset import SEQUENCE_LENGTH, BatchOrder, Dataset, batch_tensors
 
 STATE_FILE = "state.pt"
@@ -171,6 +172,16 @@ class Processes:
         if self.distributed:
             dist.all_reduce(votes, op=dist.ReduceOp.MAX)
         return votes
+
+
+def share_of_batch_mean(loss: Tensor, positions: int, batch_positions: int, world: int) -> Tensor:
+    """This process's part of the whole batch's masked mean loss, for DDP to average over processes.
+
+    DDP averages gradients. Each process's own mean (over its `positions` real-word positions),
+    weighted by `world` times its share of the batch's, makes that average the gradient of the
+    batch's mean, however unevenly the processes' sequences hold real words. Alone, the weight is 1.
+    """
+    return loss * (world * positions / max(batch_positions, 1))
 
 
 class StopRequest:
@@ -364,8 +375,9 @@ def train(options: TrainOptions) -> Path:
                 loss, positions = model(x, y, options.sampled_words)
             else:
                 loss, positions = graphed_loss(features, net, x, y, options.sampled_words, bf16)
+        batch_positions = int(np.count_nonzero(train_targets[rows] > UNKNOWN))
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        share_of_batch_mean(loss, positions, batch_positions, processes.world).backward()
         optimizer.step()
 
         batch_chars = int(sequence_lengths[rows].sum())
