@@ -157,7 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--sampled-words", type=int, default=TrainOptions.sampled_words, metavar="K",
                        help="train the output layer on the batch's words plus K log-uniform draws (0: the exact softmax)")
     train.add_argument("--graph", action="store_true", help="on CUDA, replay the recurrent part as CUDA graphs (full-width batches)")
-    train.add_argument("--snapshot-chars", type=character_marks, default=(),
+    train.add_argument("--snapshot-chars", type=character_marks, default=TrainOptions.snapshot_chars,
                        help="comma-separated character counts at which to keep float16 weights, e.g. 20000000,60000000")
     train.add_argument("--max-minutes", type=float, help="stop cleanly (resumable) after this much wall-clock time")
     train.add_argument("--max-chars", type=int, help="override the preset's number of training characters")
