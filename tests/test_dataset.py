@@ -3,8 +3,7 @@ import torch
 
 from models.text import encode
 from models.vocab import Vocabulary
-from training.dataset import (SEQUENCE_LENGTH, BatchOrder, Dataset, align, batch_tensors, build_sequences, pack_sequences,
-                              prepare_dataset)
+from training.dataset import SEQUENCE_LENGTH, BatchOrder, Dataset, align, batch_tensors, build_sequences, pack_sequences, prepare_dataset
 
 
 def test_every_character_targets_its_whole_word_and_the_space_targets_the_next_word():

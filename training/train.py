@@ -152,7 +152,7 @@ class Processes:
     def start(cls, device: str) -> "Processes":
         """Joins torchrun's process group, if there is one: nccl on CUDA, gloo on the CPU."""
         world = int(os.environ.get("WORLD_SIZE", "1"))
-        local = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if device == "cuda" else device)
+        local = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}" if device == "cuda" else device)
         if world == 1:
             return cls(0, 1, local)
         dist.init_process_group("nccl" if local.type == "cuda" else "gloo")
