@@ -22,8 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from models.net import AutocompleteNet, autocast, cpu_bf16_supported, get_preset
 from models.units import PAPER_UNITS
-from training.dataset import Dataset
-from training.train import batch_tensors
+from training.dataset import Dataset, batch_tensors
 
 
 def batches(data: Path | None, batch_size: int, count: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
