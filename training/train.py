@@ -23,6 +23,7 @@ from tqdm import tqdm
 from models.checkpoint import load_checkpoint, save_checkpoint
 from models.loss import sampled_word_loss, word_loss
 from models.net import AutocompleteNet, Preset, autocast, cpu_bf16_supported
+from models.units import NestedLSTM
 from models.vocab import UNKNOWN
 from training.dataset import SEQUENCE_LENGTH, BatchOrder, Dataset, batch_tensors
 
@@ -314,7 +315,7 @@ def train(options: TrainOptions) -> Path:
             print("this CPU has no bf16 kernels for recurrent units; training in float32", flush=True)
     torch.manual_seed(options.seed)
     net = AutocompleteNet(config).to(device)
-    if options.compile and config.unit == "nlstm":
+    if options.compile and isinstance(net.rnn, NestedLSTM):
         net.rnn.compiled = True
     optimizer = torch.optim.Adam(net.parameters())
 
