@@ -1,11 +1,13 @@
-# Every target installs what it needs first, so each works on a fresh clone.
+# Every target installs what it needs first, so each works on a fresh clone: `run` the runtime alone,
+# `test` and `image-test` the test extra on top of it.
 # The Dockerfile repeats the runtime install steps and `run` below word for word (with `python` for
-# $(PY)); tests/test_dockerfile.py keeps them in step. The test extra is a separate line for that reason.
+# $(PY)); tests/test_dockerfile.py keeps them in step.
 
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
+TEST_INSTALLED := $(VENV)/.test-installed
 CORPUS ?= ../shared/data/wiki100m.txt.xz
 
 .PHONY: install browser run test image-test bundled bench clean
@@ -14,8 +16,11 @@ $(INSTALLED): pyproject.toml constraints.txt package.json package-lock.json
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -c constraints.txt -e .
-	$(PY) -m pip install --quiet -c constraints.txt -e '.[test]'
 	npm ci --no-audit --no-fund
+	touch $@
+
+$(TEST_INSTALLED): $(INSTALLED)
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[test]'
 	touch $@
 
 install: $(INSTALLED)
@@ -27,12 +32,12 @@ browser:
 run: install
 	$(PY) -m app
 
-test: install browser
+test: $(TEST_INSTALLED) browser
 	$(PY) -m pytest
 
 # Builds the Dockerfile as it is (with local stand-ins of its base images) and runs the image with podman,
 # installing podman first if needed: tests/image/checks.py. CI runs it after `test`.
-image-test: install
+image-test: $(TEST_INSTALLED)
 	$(PY) -m pytest tests/image/checks.py
 
 # Retrain the bundled models from scratch or resume them: hours on a 2-core CPU.

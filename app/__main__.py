@@ -49,7 +49,7 @@ def fork_server(settings: Settings, sock: socket.socket) -> int:
             code = serve_one(settings, sock)
         except SystemExit as exit:  # uvicorn exits with STARTUP_FAILURE when the app cannot start
             code = exit.code if isinstance(exit.code, int) else 1
-        except BaseException:  # noqa: BLE001 - reported, then the process ends either way
+        except BaseException:
             logger.exception("server process %d failed", os.getpid())
         finally:
             os._exit(code)

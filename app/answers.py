@@ -14,14 +14,20 @@ import asyncio
 import gzip
 import hashlib
 import json
+import logging
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
+from functools import partial
+from typing import Literal
 
-from app.engine import InferenceEngine, prepare_text
+from app.engine import InferenceEngine, InputError, prepare_text
 from app.pool import InferencePool
-from app.schemas import AutocompleteResponse, ConnectivityResponse, Method, ModelInfo
+from app.schemas import AutocompleteResponse, ConnectivityResponse, ModelInfo
 from app.settings import Settings
+from models.connectivity import Method
+
+logger = logging.getLogger(__name__)
 
 # Bump whenever the JSON of an answer changes for the same models and request (this code's
 # output format), so immutable URLs and ETags issued before can never name the new bytes.
@@ -137,7 +143,7 @@ class Answers:
         return Answer.of(json.dumps([info.model_dump(mode="json", exclude_unset=True) for info in infos], separators=(",", ":")).encode(), self.version)
 
     async def autocomplete(
-        self, text: str, models: list[str] | None, top_k: int, positions: str, *, pinned: bool = False
+        self, text: str, models: list[str] | None, top_k: int, positions: Literal["all", "last"], *, pinned: bool = False
     ) -> Answer:
         """The /api/autocomplete answer; raises InputError for a request the models cannot answer."""
         text = prepare_text(text, self.settings.max_text_chars)
@@ -148,9 +154,7 @@ class Answers:
 
         def compute() -> Answer:
             results = {model_id: self.engine.suggest(model_id, text, top_k, positions) for model_id in model_ids}
-            response = AutocompleteResponse(
-                text=text, models={model_id: [asdict(row) for row in rows] for model_id, rows in results.items()}
-            )
+            response = AutocompleteResponse(text=text, models=results)
             return Answer.of(response.model_dump_json().encode(), self.version)
 
         # A keystroke (a few ms) never waits behind a connectivity sweep (seconds); a whole text's suggestions
@@ -161,7 +165,7 @@ class Answers:
         self,
         text: str,
         model: str,
-        positions: list[int] | str | None,
+        positions: list[int] | Literal["all"] | None,
         word: str | None,
         method: Method,
         significant_digits: int,
@@ -185,7 +189,7 @@ class Answers:
 
         def compute() -> Answer:
             rows = self.engine.connectivity(model, text, resolved, word, method, significant_digits)
-            response = ConnectivityResponse(text=text, model=model, method=method, rows=[asdict(row) for row in rows])
+            response = ConnectivityResponse(text=text, model=model, method=method, rows=rows)
             return Answer.of(response.model_dump_json().encode(), self.version)
 
         return await self._answer(key, compute, urgent=False, soon=False, pinned=pinned)
@@ -217,7 +221,17 @@ class Answers:
         The requests must be the page's own, field for field, so its requests find
         them: static/api.js and the figures ask with these defaults.
         """
-        await self.autocomplete(texts.example_text, None, 3, "all", pinned=True)
-        await self.autocomplete(texts.demo_prefix, None, 3, "last", pinned=True)
-        for model in self.engine.model_ids:
-            await self.connectivity(texts.example_text, model, "all", None, "gradient", DISPLAY_DIGITS, pinned=True)
+        questions = [
+            partial(self.autocomplete, texts.example_text, None, 3, "all", pinned=True),
+            partial(self.autocomplete, texts.demo_prefix, None, 3, "last", pinned=True),
+            *(
+                partial(self.connectivity, texts.example_text, model, "all", None, "gradient", DISPLAY_DIGITS, pinned=True)
+                for model in self.engine.model_ids
+            ),
+        ]
+        for ask in questions:
+            try:
+                await ask()
+            except InputError as error:
+                # Settings tighter than the article's texts (RNN_MAX_TEXT_CHARS, RNN_MAX_CONNECTIVITY_WORK): the page is refused those too.
+                logger.warning("an article question is not computed ahead, the server's limits refuse it (%s)", error)

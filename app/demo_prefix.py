@@ -73,7 +73,7 @@ def candidates(registry: Registry) -> list[Candidate]:
     engine = engine_for(registry)
     vocabulary = set(registry.vocabulary.words)
     words = EXAMPLE_TEXT.split()
-    found = []
+    found: list[Candidate] = []
     for index in range(CONTEXT_WORDS, len(words)):
         word = words[index]
         if len(word) < MIN_WORD_LENGTH or word not in vocabulary:

@@ -39,9 +39,14 @@ async def get_models_answer(request: Request) -> Answer:
     return request.app.state.models_answer
 
 
+async def get_limits_answer(request: Request) -> Answer:
+    return request.app.state.limits_answer
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 EngineDep = Annotated[InferenceEngine, Depends(get_engine)]
 PoolDep = Annotated[InferencePool, Depends(get_pool)]
 ModelInfosDep = Annotated[list[ModelInfo], Depends(get_model_infos)]
 AnswersDep = Annotated[Answers, Depends(get_answers)]
 ModelsAnswerDep = Annotated[Answer, Depends(get_models_answer)]
+LimitsAnswerDep = Annotated[Answer, Depends(get_limits_answer)]

@@ -4,16 +4,15 @@ Everything here is synchronous and runs on the inference pool's threads; the
 web layer never calls it on the event loop.
 """
 
-import threading
-from collections import OrderedDict
-from dataclasses import dataclass
-from typing import Generic, Literal, TypeVar
+from typing import Literal
 
 import torch
 from torch import Tensor
 
-from models.connectivity import Method, Recording, connectivity_rows, record
+from app.caches import RecordingCache, ResumePoint, StateCache
 from app.registry import LoadedModel, Registry
+from app.schemas import ConnectivityRow, PositionSuggestions, Suggestion
+from models.connectivity import Method, Recording, connectivity_rows, record
 from models.text import encode, normalise
 from models.vocab import SPECIAL_WORDS
 
@@ -21,8 +20,6 @@ FIRST_REAL_WORD = len(SPECIAL_WORDS)
 LOGIT_CHUNK_ROWS = 256
 # float32 needs 9 significant digits to come back exactly from decimal: rounding to 9 changes no value.
 FULL_PRECISION_DIGITS = 9
-Key = TypeVar("Key")
-Value = TypeVar("Value")
 
 
 class InputError(ValueError):
@@ -34,104 +31,9 @@ class InputError(ValueError):
         self.message = message
 
 
-@dataclass(frozen=True)
-class Suggestion:
-    word: str
-    probability: float
-
-
-@dataclass(frozen=True)
-class PositionSuggestions:
-    position: int
-    char: str
-    suggestions: list[Suggestion]
-
-
-@dataclass(frozen=True)
-class ConnectivityRow:
-    position: int
-    word: str
-    connectivity: list[float]
-    completeness_error: float | None
-
-
 def round_significant(values: list[float], digits: int) -> list[float]:
     """Each value rounded to `digits` significant decimal digits: the double nearest that short decimal, so JSON prints it short."""
     return [float(f"{value:.{digits}g}") for value in values]
-
-
-class LRUCache(Generic[Key, Value]):
-    """A bounded, thread-safe map that forgets its least recently used entry first; capacity 0 keeps nothing."""
-
-    def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
-        self._entries: OrderedDict[Key, Value] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def get(self, key: Key) -> Value | None:
-        with self._lock:
-            value = self._entries.get(key)
-            if value is not None:
-                self._entries.move_to_end(key)
-            return value
-
-    def put(self, key: Key, value: Value) -> None:
-        if self.capacity == 0:
-            return
-        with self._lock:
-            self._entries[key] = value
-            self._entries.move_to_end(key)
-            while len(self._entries) > self.capacity:
-                self._entries.popitem(last=False)
-
-
-class StateCache(LRUCache[tuple[str, str], object]):
-    """Recurrent states keyed by (model id, normalised text prefix).
-
-    States are stored as private clones and never modified afterwards, so
-    concurrent requests can start from the same entry safely.
-    """
-
-    def longest_prefix(self, model_id: str, text: str) -> tuple[int, object | None]:
-        """Length of the longest cached prefix of `text` (0 if none) and its state."""
-        if self.capacity == 0:
-            return 0, None
-        for length in range(len(text), 0, -1):
-            state = self.get((model_id, text[:length]))
-            if state is not None:
-                return length, state
-        return 0, None
-
-    def put(self, key: tuple[str, str], state: object) -> None:
-        super().put(key, _clone_state(state))
-
-
-class RecordingCache(LRUCache[tuple[str, str], Recording]):
-    """Forward passes keyed by (model id, the normalised text they cover)."""
-
-    def covering(self, model_id: str, prefix: str) -> Recording | None:
-        """The most recent recording of `model_id` over a text that starts with `prefix`, if any."""
-        with self._lock:
-            for key in reversed(self._entries):
-                if key[0] == model_id and key[1].startswith(prefix):
-                    self._entries.move_to_end(key)
-                    return self._entries[key]
-        return None
-
-
-def _clone_state(state: object) -> object:
-    if isinstance(state, tuple):
-        return tuple(part.clone() for part in state)
-    return state.clone()
-
-
-def _top_hidden(state: object) -> Tensor:
-    """The last position's output of the unit: the top layer's h in every unit's state."""
-    hidden = state[0] if isinstance(state, tuple) else state
-    return hidden[-1, 0]
 
 
 def prepare_text(text: str, max_chars: int) -> str:
@@ -184,7 +86,7 @@ class InferenceEngine:
         else:
             chars = torch.tensor(encode(text))[None]
             outputs, state = model.net.features(chars)
-            self.cache.put((model.id, text), state)
+            self.cache.put((model.id, text), ResumePoint(state, outputs[0, -1]))
             hidden = outputs[0]
             first = 0
         probabilities, word_ids = self._top_words(model, hidden, top_k)
@@ -193,19 +95,19 @@ class InferenceEngine:
             PositionSuggestions(
                 position=first + row,
                 char=text[first + row],
-                suggestions=[Suggestion(words[word], probability) for word, probability in zip(word_ids[row], probabilities[row])],
+                suggestions=[Suggestion(word=words[word], probability=probability) for word, probability in zip(word_ids[row], probabilities[row])],
             )
             for row in range(hidden.shape[0])
         ]
 
     def _last_hidden(self, model: LoadedModel, text: str) -> Tensor:
         """The unit's output at the last character, resuming from the longest cached prefix."""
-        start, state = self.cache.longest_prefix(model.id, text)
-        if start == len(text):
-            return _top_hidden(state)
+        start, resume = self.cache.longest_prefix(model.id, text)
+        if resume is not None and start == len(text):
+            return resume.last_output
         chars = torch.tensor(encode(text[start:]))[None]
-        outputs, state = model.net.features(chars, state)
-        self.cache.put((model.id, text), state)
+        outputs, state = model.net.features(chars, resume.state if resume is not None else None)
+        self.cache.put((model.id, text), ResumePoint(state, outputs[0, -1]))
         return outputs[0, -1]
 
     @staticmethod

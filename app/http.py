@@ -9,6 +9,7 @@ import mimetypes
 import stat
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from starlette.datastructures import Headers
 from starlette.requests import Request
@@ -97,7 +98,7 @@ class CachedStaticFiles(StaticFiles):
     the folder's files and their gzip forms, a fixed set.
     """
 
-    def __init__(self, *, cache_control: str, **options: object) -> None:
+    def __init__(self, *, cache_control: str, **options: Any) -> None:
         super().__init__(**options)
         self.cache_control = cache_control
         self._files: dict[str, StaticFile] = {}

@@ -9,17 +9,16 @@ from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from pydantic import ValidationError
 
-from app.answers import AnswerCache, Answers, ArticleTexts
+from app.answers import Answer, AnswerCache, Answers, ArticleTexts
+from app.describe import describe_limits, describe_models
 from app.engine import InferenceEngine, InputError
 from app.http import CachedStaticFiles, static_cache_control
 from app.middleware import BodySizeLimitMiddleware, SecurityHeadersMiddleware
 from app.pool import InferencePool, ServerBusy, configure_process
-from app.registry import Registry, load_registry
+from app.registry import load_registry
 from app.routers import api, pages
 from app.routers.pages import TEMPLATES_DIR
-from app.schemas import ModelInfo, ModelMemory, ModelMetrics, ParameterCounts
 from app.settings import PROJECT_ROOT, Settings, load_settings
 
 logger = logging.getLogger("app")
@@ -38,42 +37,6 @@ def article_texts(path: Path = PAPER_DATA) -> ArticleTexts | None:
     except (OSError, ValueError, KeyError, TypeError) as error:
         logger.warning("%s: the article's texts are not computed ahead (%s)", path, error)
         return None
-
-
-def describe_memory(metrics: dict | None, model_id: str) -> ModelMemory | None:
-    """The model's memory profile from metrics.json; None (and a warning) when absent or not in the evaluation's format."""
-    memory = (metrics or {}).get("memory")
-    if memory is None:
-        return None
-    try:
-        return ModelMemory.model_validate(memory)
-    except ValidationError as error:
-        logger.warning("metrics.json: the memory profile of %s is ignored, it is not in the evaluation's format (%s)", model_id, error)
-        return None
-
-
-def describe_models(registry: Registry) -> list[ModelInfo]:
-    infos = []
-    for model in registry.models.values():
-        config = model.net.config
-        test = (model.metrics or {}).get("test") or {}
-        metrics = None
-        if model.metrics is not None:
-            metrics = ModelMetrics(test_cross_entropy=test.get("cross_entropy"), test_accuracy=test.get("accuracy"))
-        infos.append(
-            ModelInfo(
-                id=model.id,
-                name=model.name,
-                unit=config.unit,
-                hidden_size=config.hidden_size,
-                num_layers=config.num_layers,
-                depth=config.depth,
-                parameters=ParameterCounts(**model.net.parameter_counts()),
-                metrics=metrics,
-                memory=describe_memory(model.metrics, model.id),
-            )
-        )
-    return infos
 
 
 @asynccontextmanager
@@ -101,7 +64,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     answers = Answers(app.state.engine, app.state.pool, settings, AnswerCache(settings.response_cache_bytes))
     app.state.answers = answers
     app.state.models_answer = answers.models(app.state.model_infos)
-    app.state.rendered_page = pages.RenderedPage(limits=pages.api_limits(settings))
+    limits = describe_limits(settings)
+    app.state.limits_answer = Answer.of(limits.model_dump_json().encode(), answers.version)
+    app.state.rendered_page = pages.RenderedPage(limits=limits.model_dump())
     if settings.warm_article:
         # Everything a page view asks for, ready before the first reader: each process has its own copy.
         if (TEMPLATES_DIR / pages.ARTICLE_TEMPLATE).is_file():
@@ -117,14 +82,15 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.pool.shutdown()
 
 
-async def input_error_handler(request: Request, error: InputError) -> JSONResponse:
+async def input_error_handler(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, InputError)  # registered for InputError only
     # Same shape as FastAPI's own validation errors, so clients read one format; GET questions are in the query string.
     location = "query" if request.method in ("GET", "HEAD") else "body"
     detail = [{"loc": [location, error.field], "msg": error.message, "type": "value_error"}]
     return JSONResponse({"detail": detail}, status_code=422)
 
 
-async def server_busy_handler(request: Request, error: ServerBusy) -> JSONResponse:
+async def server_busy_handler(request: Request, error: Exception) -> JSONResponse:
     return JSONResponse({"detail": str(error)}, status_code=503, headers={"Retry-After": "1"})
 
 

@@ -25,7 +25,7 @@ def configure_process(threads: int) -> None:
     oneDNN path, and the Nested LSTM is plain tensor code.
     """
     torch.set_num_threads(threads)
-    torch.backends.mkldnn.enabled = False
+    torch.backends.mkldnn.enabled = False  # type: ignore[assignment]  # a settable flag that torch types as its descriptor
     # A connectivity sweep is a Python loop of small tensor ops that holds the GIL between them; a
     # thread waiting for it (a keystroke on the urgent lane, the event loop) waits a whole switch
     # interval each time it needs the GIL back, and a forward pass needs it once per op. At the
@@ -63,7 +63,7 @@ class InferencePool:
 
     def __init__(self, workers: int, threads: int, max_queued: int, urgent_lane: bool = True) -> None:
         self.max_queued = max_queued
-        self._admitted = 0  # only touched on the event loop thread
+        self._admitted = 0  # jobs queued or running; only touched on the event loop thread
         self._jobs: queue.PriorityQueue = queue.PriorityQueue()
         self._urgent_jobs: queue.PriorityQueue = self._jobs if not urgent_lane else queue.PriorityQueue()
         self._arrivals = itertools.count()
@@ -82,26 +82,39 @@ class InferencePool:
             if job is None:
                 return
             loop, future, function = job
+            # Its request went away while it waited (a benign race: cancelled just after this check, it runs and is dropped).
+            if future.cancelled():
+                loop.call_soon_threadsafe(self._finish, future, None, None)
+                continue
             try:
                 result = function()
-            except Exception as error:  # noqa: BLE001 - handed to the awaiting request, which reports it
-                loop.call_soon_threadsafe(_settle, future, None, error)
+            except Exception as error:
+                loop.call_soon_threadsafe(self._finish, future, None, error)
             else:
-                loop.call_soon_threadsafe(_settle, future, result, None)
+                loop.call_soon_threadsafe(self._finish, future, result, None)
 
     async def run(self, function: Callable[..., Result], *args: object, urgent: bool = False, soon: bool = False) -> Result:
         if self._admitted >= self.max_queued:
             raise ServerBusy(f"{self._admitted} inference requests are already queued (RNN_MAX_QUEUED_REQUESTS); retry shortly")
+        # Released by `_finish` when a worker is done with the job, not when the request stops waiting: a request
+        # that goes away leaves its job in the queue, and the limit bounds queued jobs, abandoned or not.
         self._admitted += 1
-        try:
-            loop = asyncio.get_running_loop()
-            future = loop.create_future()
-            jobs = self._urgent_jobs if urgent else self._jobs
-            priority = URGENT if urgent else SOON if soon else ROUTINE
-            jobs.put((priority, next(self._arrivals), (loop, future, partial(function, *args))))
-            return await future
-        finally:
-            self._admitted -= 1
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        jobs = self._urgent_jobs if urgent else self._jobs
+        priority = URGENT if urgent else SOON if soon else ROUTINE
+        jobs.put((priority, next(self._arrivals), (loop, future, partial(function, *args))))
+        return await future
+
+    def _finish(self, future: asyncio.Future, result: object, error: BaseException | None) -> None:
+        """On the event loop: the job has left the queue; hand its outcome to the request if it still waits."""
+        self._admitted -= 1
+        if future.done():  # the request was cancelled, e.g. its client went away
+            return
+        if error is None:
+            future.set_result(result)
+        else:
+            future.set_exception(error)
 
     def shutdown(self) -> None:
         """Finish the jobs already queued, then stop every worker."""
@@ -111,11 +124,3 @@ class InferencePool:
         for worker in self._workers:
             worker.join()
 
-
-def _settle(future: asyncio.Future, result: object, error: BaseException | None) -> None:
-    if future.done():  # the request was cancelled, e.g. its client went away
-        return
-    if error is None:
-        future.set_result(result)
-    else:
-        future.set_exception(error)

@@ -4,14 +4,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from models.connectivity import Method
+
 MAX_TOP_K = 10
 # A colour shows far fewer; 9 gives back every float32 value exactly.
 DEFAULT_SIGNIFICANT_DIGITS = 4
 MAX_SIGNIFICANT_DIGITS = 9
 # A hard ceiling for the schema; the configured RNN_MAX_TEXT_CHARS is checked per request.
 MAX_POSITIONS = 100_000
-
-Method = Literal["gradient", "gradient_x_input", "integrated_gradients"]
 
 
 class StrictModel(BaseModel):
@@ -54,17 +54,38 @@ class ModelMemory(BaseModel):
 
 
 class ModelInfo(BaseModel):
-    id: str = Field(description="Model id to use in requests, e.g. `gru`, `lstm`, `nlstm`.")
-    name: str = Field(description="Display name, e.g. `Nested LSTM`.")
-    unit: str = Field(description="Recurrent unit: `gru`, `lstm` or `nlstm`.")
+    id: str = Field(description="Model id to use in requests: the checkpoint's file name, e.g. `gru`, `lstm`, `nlstm`, or any installed unit's.")
+    name: str = Field(description="Display name, e.g. `Nested LSTM`: the unit's own, unless metrics.json names the model.")
+    unit: str = Field(description="Recurrent unit, e.g. `gru`, `lstm`, `nlstm`, or any installed unit.")
+    description: str = Field(description="What the unit is, in a sentence or two, from the unit's package.")
+    diagram: str | None = Field(description="SVG markup drawing one step of the unit, from the unit's package; null when it brings none.")
     hidden_size: int = Field(description="Width of the embedding and of every recurrent layer.")
     num_layers: int = Field(description="Stacked recurrent layers.")
-    depth: int = Field(description="Nesting depth of a Nested LSTM cell (1 for GRU and LSTM).")
+    depth: int = Field(description="Nesting depth of a Nested LSTM cell (1 for units that do not nest).")
+    vocabulary_size: int = Field(description="Real words the model predicts (`<eos>` and `<unknown>` not counted).")
     parameters: ParameterCounts = Field(description="Parameter counts per part, as the paper counts them.")
     metrics: ModelMetrics | None = Field(description="Test metrics from the checkpoint folder's metrics.json; null when it has none.")
     memory: ModelMemory | None = Field(
         None,
         description="How far back the model looks: connectivity shares by distance, from metrics.json's evaluation; null when it has none.",
+    )
+
+
+class Limits(BaseModel):
+    max_text_chars: int = Field(description="Longest text accepted, before and after normalisation (RNN_MAX_TEXT_CHARS).")
+    max_top_k: int = Field(description="Most suggestions per position an autocomplete request may ask for.")
+    max_connectivity_work: int = Field(
+        description="Largest connectivity request, in row-steps: for each requested row its position + 1, times `integrated_gradients_steps` "
+        "for integrated gradients (RNN_MAX_CONNECTIVITY_WORK)."
+    )
+    integrated_gradients_steps: int = Field(description="Riemann steps of integrated gradients (RNN_INTEGRATED_GRADIENTS_STEPS).")
+    full_matrix_chars: int = Field(
+        description="Longest normalised text whose full connectivity matrix (`positions: all`) is served for `gradient` and "
+        "`gradient_x_input`: the largest T with T(T+1)/2 <= `max_connectivity_work`, and at most `max_text_chars`."
+    )
+    integrated_gradients_full_matrix_chars: int = Field(
+        description="The same for `integrated_gradients`: the largest T with T(T+1)/2 x `integrated_gradients_steps` <= "
+        "`max_connectivity_work`, and at most `max_text_chars`."
     )
 
 

@@ -5,7 +5,7 @@ The defaults serve the bundled checkpoints on this machine with no configuration
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -47,7 +47,12 @@ class Settings(BaseSettings):
         le=64,
         description="Inference threads. Each runs `threads` PyTorch threads, so workers x threads above the core count oversubscribes the CPU.",
     )
-    max_queued_requests: int = Field(256, ge=1, description="Inference requests waiting or running at once before new ones get 503.")
+    max_queued_requests: int = Field(
+        256,
+        ge=1,
+        description="Inference requests waiting or running at once before new ones get 503; one whose client went away counts until "
+        "its job leaves the queue.",
+    )
     max_text_chars: int = Field(1000, ge=1, le=100_000, description="Longest text accepted, before and after normalisation.")
     max_body_bytes: int = Field(65_536, ge=1024, description="Request bodies larger than this are refused with 413 before parsing.")
     state_cache_size: int = Field(4096, ge=0, description="Recurrent states kept for the incremental keystroke path (entries, all models together); 0 disables it.")
@@ -77,7 +82,7 @@ class Settings(BaseSettings):
     log_level: Literal["critical", "error", "warning", "info", "debug"] = Field("info", description="Log level of the server.")
 
 
-def load_settings(**overrides: object) -> Settings:
+def load_settings(**overrides: Any) -> Settings:
     """Settings from the environment (and `overrides`), or a SettingsError naming the bad variables."""
     try:
         return Settings(**overrides)

@@ -34,7 +34,6 @@ its own CPU use: they are pessimistic.
 import argparse
 import asyncio
 import json
-import os
 import random
 import signal
 import socket
@@ -46,8 +45,6 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))

@@ -16,10 +16,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from models.checkpoint import load_checkpoint  # noqa: E402
-from models.units import PAPER_UNITS  # noqa: E402
-from training.dataset import Dataset  # noqa: E402
-from training.evaluate import MEMORY_POSITIONS, memory_profile  # noqa: E402
+from models.checkpoint import load_checkpoint
+from models.units import PAPER_UNITS
+from training.dataset import Dataset
+from training.evaluate import MEMORY_POSITIONS, memory_profile
 
 
 def main() -> None:

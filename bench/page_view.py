@@ -27,8 +27,8 @@ from playwright.sync_api import sync_playwright
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_checkpoints import choose_checkpoints  # noqa: E402
-from server_process import ROOT, cpu_seconds, start_on_free_port, stop_server, wait_until_healthy  # noqa: E402
+from bench_checkpoints import choose_checkpoints
+from server_process import ROOT, cpu_seconds, start_on_free_port, stop_server, wait_until_healthy
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"]

@@ -16,8 +16,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from models.net import get_preset  # noqa: E402
-from training.train import LOG_FILE, TrainOptions, train  # noqa: E402
+from models.net import get_preset
+from training.train import LOG_FILE, TrainOptions, train
 
 
 def validation_curve(run: Path) -> list[tuple[int, float]]:

@@ -29,14 +29,15 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from models.connectivity import connectivity_rows, record  # noqa: E402
-from app.engine import InferenceEngine  # noqa: E402
-from app.pool import configure_inference_thread, configure_process  # noqa: E402
-from app.registry import load_registry  # noqa: E402
-from bench_checkpoints import choose_checkpoints  # noqa: E402
-from models.net import AutocompleteNet, ModelConfig  # noqa: E402
-from models.units import Unit, register_unit  # noqa: E402
-from models.text import encode, normalise  # noqa: E402
+from bench_checkpoints import choose_checkpoints
+
+from app.engine import InferenceEngine
+from app.pool import configure_inference_thread, configure_process
+from app.registry import load_registry
+from models.connectivity import connectivity_rows, record
+from models.net import AutocompleteNet, ModelConfig
+from models.text import encode, normalise
+from models.units import Unit, register_unit
 
 PASSAGE = (
     "anarchism originated as a term of abuse first used against early working class radicals including the diggers of "

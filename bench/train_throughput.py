@@ -20,10 +20,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from models.net import AutocompleteNet, autocast, cpu_bf16_supported, get_preset  # noqa: E402
-from models.units import PAPER_UNITS  # noqa: E402
-from training.dataset import Dataset  # noqa: E402
-from training.train import batch_tensors  # noqa: E402
+from models.net import AutocompleteNet, autocast, cpu_bf16_supported, get_preset
+from models.units import PAPER_UNITS
+from training.dataset import Dataset, batch_tensors
 
 
 def batches(data: Path | None, batch_size: int, count: int) -> list[tuple[torch.Tensor, torch.Tensor]]:

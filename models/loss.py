@@ -24,9 +24,10 @@ class _LinearCrossEntropy(torch.autograd.Function):
         rows = hidden.shape[0]
         chunk_rows = CHUNK_ROWS.get(hidden.device.type, CHUNK_ROWS["cpu"])
         weight_c = weight.to(compute_dtype)
-        grad_hidden = torch.empty_like(hidden) if needs_grad else None
-        grad_weight = torch.zeros_like(weight, dtype=torch.float32) if needs_grad else None
-        grad_bias = torch.zeros_like(bias, dtype=torch.float32) if needs_grad else None
+        # Without gradients the accumulators stay empty: nothing is allocated for them.
+        grad_hidden = torch.empty_like(hidden) if needs_grad else hidden.new_empty(0)
+        grad_weight = torch.zeros_like(weight, dtype=torch.float32) if needs_grad else weight.new_empty(0)
+        grad_bias = torch.zeros_like(bias, dtype=torch.float32) if needs_grad else bias.new_empty(0)
         total = hidden.new_zeros((), dtype=torch.float32)
         for start in range(0, rows, chunk_rows):
             chunk = hidden[start : start + chunk_rows].to(compute_dtype)

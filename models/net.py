@@ -11,8 +11,8 @@ from torch import Tensor, nn
 
 from models.loss import sampled_word_loss, word_loss
 from models.text import CHARS, PAD
-from models.vocab import SPECIAL_WORDS
 from models.units import get_unit, make_unit
+from models.vocab import SPECIAL_WORDS
 
 SPECIAL_WORDS_COUNT = len(SPECIAL_WORDS)
 # A unit's state: one tensor, or a tuple of them (the LSTM's h and c).

@@ -14,15 +14,19 @@ through the `rnn_connectivity.units` entry-point group (README, "Add your own un
 
 import functools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib.metadata import entry_points
+from pathlib import Path
+from typing import cast
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 ENTRY_POINT_GROUP = "rnn_connectivity.units"
+# The built-in units' step diagrams, standalone SVG files the article shows as images.
+DIAGRAMS = Path(__file__).parent / "diagrams"
 
 
 class NestedLSTMCell(nn.Module):
@@ -38,7 +42,7 @@ class NestedLSTMCell(nn.Module):
 
 
 def nested_lstm_step(
-    input_gates: Tensor, h: Tensor, cells: Tensor, weights: list[Tensor], biases: list[Tensor]
+    input_gates: Tensor, h: Tensor, cells: Tensor, weights: Sequence[Tensor], biases: Sequence[Tensor]
 ) -> tuple[Tensor, Tensor]:
     """One time step of one Nested LSTM layer.
 
@@ -48,26 +52,23 @@ def nested_lstm_step(
     hidden-to-gate block. Returns the new h and cells.
     """
     depth = len(weights)
-    outer = input_gates + h @ weights[0].t()
+    gates = input_gates + h @ weights[0].t()
     output_gates = []
-    inner_input, inner_hidden = None, None
     for d in range(depth):
-        if d == 0:
-            gates = outer
-        else:
-            gates = torch.cat([inner_input, inner_hidden], dim=1) @ weights[d].t() + biases[d]
         i, j, f, o = gates.chunk(4, dim=1)
         inner_hidden = torch.sigmoid(f + 1.0) * cells[d]
         inner_input = torch.sigmoid(i) * (j if d == 0 else torch.tanh(j))
         output_gates.append(o)
-    new_cells = [None] * depth
+        if d + 1 < depth:
+            gates = torch.cat([inner_input, inner_hidden], dim=1) @ weights[d + 1].t() + biases[d + 1]
     # The innermost memory is a plain sum; each level above takes the h of the level below as its cell.
     cell = inner_hidden + inner_input
+    new_cells = []
     for d in reversed(range(depth)):
-        new_cells[d] = cell
+        new_cells.append(cell)
         h = torch.sigmoid(output_gates[d]) * torch.tanh(cell)
         cell = h
-    return h, torch.stack(new_cells)
+    return h, torch.stack(new_cells[::-1])
 
 
 @functools.cache
@@ -82,11 +83,16 @@ class NestedLSTMLayer(nn.Module):
         sizes = [input_size] + [hidden_size] * (depth - 1)
         self.cells = nn.ModuleList(NestedLSTMCell(size, hidden_size) for size in sizes)
 
+    @property
+    def levels(self) -> list[NestedLSTMCell]:
+        """The depth levels, outermost first (a ModuleList only knows it holds Modules)."""
+        return cast(list[NestedLSTMCell], list(self.cells))
+
     def forward(self, x: Tensor, h: Tensor, cells: Tensor, compiled: bool) -> tuple[Tensor, Tensor, Tensor]:
-        outer = self.cells[0]
+        outer, *inner = self.levels
         input_gates = F.linear(x, outer.weight[:, : outer.input_size], outer.bias)
-        weights = [outer.weight[:, outer.input_size :]] + [cell.weight for cell in self.cells[1:]]
-        biases = [outer.bias] + [cell.bias for cell in self.cells[1:]]
+        weights = [outer.weight[:, outer.input_size :]] + [level.weight for level in inner]
+        biases = [outer.bias] + [level.bias for level in inner]
         step = compiled_nested_lstm_step() if compiled else nested_lstm_step
         outputs = []
         for t in range(x.shape[1]):
@@ -158,12 +164,14 @@ BUILTIN_UNITS = (
         display_name="GRU",
         description="Gated recurrent unit (Cho et al., 2014): an update gate blends the old state with a candidate.",
         build=build_gru,
+        diagram=(DIAGRAMS / "gru.svg").read_text(),
     ),
     Unit(
         name="lstm",
         display_name="LSTM",
         description="Long short-term memory (Hochreiter & Schmidhuber, 1997): a memory cell behind input, forget and output gates.",
         build=build_lstm,
+        diagram=(DIAGRAMS / "lstm.svg").read_text(),
     ),
     Unit(
         name="nlstm",
@@ -172,6 +180,7 @@ BUILTIN_UNITS = (
         build=build_nested_lstm,
         default_layers=1,
         uses_depth=True,
+        diagram=(DIAGRAMS / "nlstm.svg").read_text(),
     ),
 )
 PAPER_UNITS = tuple(unit.name for unit in BUILTIN_UNITS)  # the paper's three, in its order

@@ -2,7 +2,7 @@
 
 import json
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from models.text import CHARS
@@ -17,6 +17,7 @@ class Vocabulary:
     """Word ids in id order; ids 0 and 1 are the special words masked from the loss."""
 
     words: list[str]
+    ids: dict[str, int] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "ids", {word: index for index, word in enumerate(self.words)})

@@ -5,7 +5,7 @@
 
 const cache = new Map();
 const CACHE_LIMIT = 64;
-// Longer URLs than this go as POST: some proxies refuse long ones (a text can be 1,000 characters).
+// Longer URLs than this go as POST: some proxies refuse long ones (a text can be max_text_chars long, 1,000 by default).
 const MAX_GET_URL = 2000;
 // The X-Answers-Version header of /api/models: it names the models and the format of every answer.
 let answersVersion = null;

@@ -21,11 +21,6 @@ export function formatDuration(seconds) {
   return `${Math.floor(minutes / 60)} h ${minutes % 60} min`;
 }
 
-/** Words a model can suggest: its output layer has (width + 1) x (words + <eos> + <unknown>) parameters. */
-export function vocabularySize(model) {
-  return model.parameters.dense / (model.hidden_size + 1) - 2;
-}
-
 /** The metrics.json entry of a unit, or null when there is no training record. */
 export function metricsFor(metrics, unitId) {
   return metrics?.models?.[unitId] ?? null;

@@ -6,6 +6,7 @@ import * as api from "./api.js";
 import { revealFigure, scrollToFigure } from "./motion.js";
 import { hasViewState, requestView } from "./permalink.js";
 import { watchScrollers } from "./scrollers.js";
+import { servedUnits } from "./units.js";
 
 const FIGURES = {
   hero: () => import("./figures/hero.js"),
@@ -22,10 +23,11 @@ const FIGURES = {
 const LAZY_MARGIN = "300px 0px";
 
 // metrics.json arrives with the page as a JSON data block; it is null when the models have no record.
-// So do the API's limits, so that figures ask only for what the server will serve.
+// So do the API's limits (as GET /api/limits serves them), so that figures ask only for what the server will serve.
 const metrics = JSON.parse(document.getElementById("metrics").textContent);
 const limits = JSON.parse(document.getElementById("limits").textContent);
-const data = Promise.all([api.listModels(), api.loadPaper()]).then(([models, paper]) => ({ models, paper, metrics, limits }));
+const data = Promise.all([api.listModels(), api.loadPaper()])
+  .then(([models, paper]) => ({ units: servedUnits(models, paper), paper, metrics, limits }));
 
 async function renderFigure(element) {
   try {

@@ -1,14 +1,15 @@
-// Three synced panels of coloured characters, one per unit, shared by Figure 1 and Figure 4.
+// Synced panels of coloured characters, one per served unit, shared by Figure 1 and Figure 4.
 // The explorer owns the data of one text (suggestions and full connectivity matrices per unit),
 // the selected position and an optional chosen word, and repaints every panel on each change.
 
 import * as api from "./api.js";
 import { connectivityColour, normaliseRows, shadingById, textColourOn } from "./connectivity-colour.js";
+import { paintUnitColour } from "./units.js";
 
 const d3 = window.d3;
 const ROW_REQUEST_DELAY_MS = 120;
 // On a narrow screen each panel shows a window of WINDOW_LINES lines of the text, in characters of at
-// least TARGET_PX square, so the three panels fit one screen and a tap lands on the character meant.
+// least TARGET_PX square, so the panels fit one screen and a tap lands on the character meant.
 const NARROW = window.matchMedia("(max-width: 760px)");
 const WINDOW_LINES = 2;
 const TARGET_PX = 24;
@@ -17,7 +18,7 @@ const KEY_STEPS = { ArrowRight: 1, ArrowDown: 1, ArrowLeft: -1, ArrowUp: -1, Pag
 export class ConnectivityExplorer {
   /**
    * @param element where the panels go
-   * @param units loadedUnits(models)
+   * @param units servedUnits(models, paper): one panel each, in this order
    * @param limits the API's limits (the page's #limits data block): which matrices it serves whole
    * @param onChange called with state() after the reader (or code) changes the view
    * @param onInteract called when the reader selects a position or a word with pointer or keyboard
@@ -45,6 +46,7 @@ export class ConnectivityExplorer {
     // "ours": computed by this server; "paper": the paper's published rows for the example sentence.
     this.source = "ours";
     this.publishedLabel = "";
+    this.publishedUnits = new Set();
 
     const root = d3.select(element);
     this.status = root.append("p").attr("class", "status").attr("role", "status").attr("aria-live", "polite");
@@ -53,19 +55,17 @@ export class ConnectivityExplorer {
       .on("click", () => this.select(this.windowStart - 1));
     this.later = pager.append("button").attr("type", "button").attr("class", "link").text("later text ▶")
       .on("click", () => this.select(this.windowStart + this.windowSize()));
-    this.panels = root.append("div").attr("class", "unit-panels")
-      .selectAll("section").data(units).join("section")
-      .attr("class", "text-panel").attr("data-unit", (unit) => unit.id);
+    this.panels = unitPanels(root, units);
     // Panel titles, not headings: the figures sit between the article's h2 sections.
     const heading = this.panels.append("p").attr("class", "panel-title");
-    heading.append("span").attr("class", (unit) => `unit-swatch swatch-${unit.id}`).attr("aria-hidden", "true");
+    heading.append("span").attr("class", "unit-swatch").attr("aria-hidden", "true");
     this.names = heading.append("span").attr("class", "unit-name");
     this.publishedLabels = this.panels.append("p").attr("class", "published-label").property("hidden", true);
-    // The three panels share one position, so only the first is a tab stop; its value speaks for all three.
+    // The panels share one position, so only the first is a tab stop; its value speaks for all of them.
     this.lines = this.panels.append("div").attr("class", "char-line")
       .attr("role", "slider").attr("tabindex", (unit, index) => (index === 0 ? 0 : -1))
       .attr("aria-valuemin", 0).attr("aria-valuemax", 0).attr("aria-valuenow", 0)
-      .attr("aria-label", (unit, index) => (index === 0 ? "Selected position, in all three panels; arrow keys move it" : `${unit.name}: selected position`));
+      .attr("aria-label", (unit, index) => (index === 0 ? "Selected position, in every panel; arrow keys move it" : `${unit.name}: selected position`));
     this.captions = this.panels.append("p").attr("class", "row-caption");
     this.suggestionLists = this.panels.append("ul").attr("class", "suggestions").attr("aria-label", (unit) => `${unit.name}'s top guesses`);
 
@@ -84,10 +84,10 @@ export class ConnectivityExplorer {
     };
   }
 
-  /** Whether the server serves the whole matrix of a normalised text this long (its work limit). */
+  /** Whether the server serves the whole matrix of a normalised text this long (GET /api/limits). */
   servesWhole(length, method) {
-    const steps = method === "integrated_gradients" ? this.limits.integrated_gradients_steps : 1;
-    return ((length * (length + 1)) / 2) * steps <= this.limits.max_connectivity_work;
+    const longest = method === "integrated_gradients" ? this.limits.integrated_gradients_full_matrix_chars : this.limits.full_matrix_chars;
+    return length <= longest;
   }
 
   /**
@@ -139,26 +139,27 @@ export class ConnectivityExplorer {
 
   /**
    * Shows published rows instead of our models' (no server request): `published` maps unit id to
-   * one entry per position of `text`, {target, predict, probability, connectivity for 0..t}.
-   * `label` names the published models in every panel's heading.
+   * one entry per position of `text`, {target, predict, probability, connectivity for 0..t}; a unit
+   * the paper did not train is absent, and its panel says so. `label` names the published models.
    */
   showPublished(text, published, { position = null, label }) {
     ++this.loading; // a load still in flight must not paint over these rows
     clearTimeout(this.rowTimer);
     this.source = "paper";
     this.publishedLabel = label;
+    this.publishedUnits = new Set(Object.keys(published));
     this.method = "gradient";
     this.text = text;
     this.lastPainted = {};
     this.perRow = false;
     this.wordRows = {};
     this.word = null;
-    this.suggestions = Object.fromEntries(this.units.map((unit) => [unit.id, published[unit.id].map((entry, index) => ({
+    this.suggestions = Object.fromEntries(this.units.map((unit) => [unit.id, (published[unit.id] ?? []).map((entry, index) => ({
       position: index,
       char: entry.char,
       suggestions: entry.predict.map((word, rank) => ({ word, probability: entry.probability[rank] })),
     }))]));
-    this.matrices = Object.fromEntries(this.units.map((unit) => [unit.id, published[unit.id].map((entry, index) => ({
+    this.matrices = Object.fromEntries(this.units.map((unit) => [unit.id, (published[unit.id] ?? []).map((entry, index) => ({
       position: index,
       word: entry.target,
       connectivity: [...entry.connectivity, ...new Array(text.length - entry.connectivity.length).fill(0)],
@@ -262,6 +263,12 @@ export class ConnectivityExplorer {
     return this.matrices[unitId]?.[this.position] ?? null;
   }
 
+  /** The unit's name, or in the paper's view the paper's name for it (or that the paper has none). */
+  panelName(unit) {
+    if (this.source !== "paper") return unit.name;
+    return this.publishedUnits.has(unit.id) ? `${unit.paperName}, the paper's model` : `${unit.name}, not in the paper`;
+  }
+
   selectFromEvent(event) {
     const char = event.target.closest?.(".char");
     if (!char) return;
@@ -313,9 +320,10 @@ export class ConnectivityExplorer {
     if (NARROW.matches) this.placeWindow();
     else this.lines.classed("windowed", false);
     const published = this.source === "paper";
-    this.panels.classed("published", published);
-    this.names.text((unit) => (published ? `${unit.paperName}, the paper's model` : unit.name));
-    this.publishedLabels.property("hidden", !published).text(this.publishedLabel);
+    const showsPublished = (unit) => published && this.publishedUnits.has(unit.id);
+    this.panels.classed("published", showsPublished);
+    this.names.text((unit) => this.panelName(unit));
+    this.publishedLabels.property("hidden", (unit) => !showsPublished(unit)).text(this.publishedLabel);
     const current = this.currentRows();
     const position = this.position;
     const chars = this.text;
@@ -346,6 +354,10 @@ export class ConnectivityExplorer {
     this.captions.each(function caption(unit) {
       const row = current[unit.id];
       const element = d3.select(this).text("");
+      if (published && !row.word) {
+        element.text("The paper published no such model.");
+        return;
+      }
       if (!row.word) {
         element.text("computing…");
         return;
@@ -358,7 +370,7 @@ export class ConnectivityExplorer {
     const chosenWord = this.word;
     this.suggestionLists.each((unit, index, nodes) => {
       const suggestions = this.suggestions[unit.id]?.[position]?.suggestions ?? [];
-      renderSuggestions(nodes[index], unit, suggestions, {
+      renderSuggestions(nodes[index], suggestions, {
         pressed: (word) => word === (chosenWord ?? current[unit.id].word),
         // The paper published one row per position, for the word in the text; no other word can be shown.
         onChoose: published ? null : (word) => {
@@ -370,7 +382,7 @@ export class ConnectivityExplorer {
   }
 
   /**
-   * A standalone SVG of the three panels as they look now, for download: `caption` (method, scale,
+   * A standalone SVG of the panels as they look now, for download: `caption` (method, scale,
    * shading) on top, the colour legend with its real values, and the text wrapped between words.
    */
   toSVG(caption) {
@@ -403,7 +415,7 @@ export class ConnectivityExplorer {
     this.units.forEach((unit, unitIndex) => {
       const panel = svg.append("g").attr("transform", `translate(${margin},${margin + header + unitIndex * panelHeight})`);
       const row = rows[unit.id];
-      const name = this.source === "paper" ? `${unit.paperName}, the paper's model (${this.publishedLabel})` : unit.name;
+      const name = this.source === "paper" && this.publishedUnits.has(unit.id) ? `${this.panelName(unit)} (${this.publishedLabel})` : this.panelName(unit);
       panel.append("text").attr("y", 14).attr("font-family", "sans-serif").attr("font-weight", 600)
         .text(`${name}: “${row.word ?? ""}”`);
       // Neighbouring cells overlap by a fraction of a pixel, so no hairline of white shows between them.
@@ -427,8 +439,22 @@ export class ConnectivityExplorer {
   }
 }
 
-/** A list of guess buttons with probability bars, used by the panels and by Figure 3; onChoose null: not choosable. */
-export function renderSuggestions(list, unit, suggestions, { pressed = () => false, onChoose }) {
+/**
+ * One section per unit, in a grid of as many columns as units (one column on a phone), each carrying
+ * its unit's colour for the swatches and bars inside it. Shared by Figures 1, 3 and 4.
+ */
+export function unitPanels(parent, units) {
+  const grid = parent.append("div").attr("class", "unit-panels");
+  grid.node().style.setProperty("--unit-count", units.length);
+  return grid.selectAll("section").data(units).join("section")
+    .attr("class", "text-panel").attr("data-unit", (unit) => unit.id)
+    .each(function colour(unit) {
+      paintUnitColour(this, unit);
+    });
+}
+
+/** A list of guess buttons with probability bars in the colour of the panel; onChoose null: not choosable. */
+export function renderSuggestions(list, suggestions, { pressed = () => false, onChoose }) {
   // One tab stop per list (the chosen guess, or the first); the arrow keys move between its guesses.
   const tabStop = Math.max(0, suggestions.findIndex((suggestion) => pressed(suggestion.word)));
   d3.select(list).attr("role", "toolbar").attr("aria-orientation", "vertical").on("keydown", moveAmongButtons);
@@ -439,7 +465,7 @@ export function renderSuggestions(list, unit, suggestions, { pressed = () => fal
       const item = enter.append("li").attr("role", "none");
       const button = item.append("button").attr("type", "button").attr("class", "suggestion");
       button.append("span").attr("class", "word");
-      button.append("span").attr("class", "bar-track").append("span").attr("class", `bar bar-${unit.id}`);
+      button.append("span").attr("class", "bar-track").append("span").attr("class", "bar");
       button.append("span").attr("class", "probability");
       button.append("span").attr("class", "visually-hidden action");
       return item;

@@ -1,20 +1,25 @@
-// The three units in the order every figure shows them, their colours (the CSS --gru/--lstm/--nlstm
-// variables carry the same values for HTML elements) and their names in paper.json.
+// The units every figure shows: the models the server lists (/api/models), in its order, each
+// with a colour from one palette by position and, where the paper trained the same model, the
+// paper's name for it (paper.json's model_ids), which keys the paper's published numbers.
 
-export const UNITS = [
-  { id: "gru", paperName: "GRU", colour: "#d95f02" },
-  { id: "lstm", paperName: "LSTM", colour: "#7570b3" },
-  { id: "nlstm", paperName: "Nested LSTM", colour: "#1b9e77" },
-];
+// ColorBrewer's Dark2, reordered so the paper's three units keep the colours they always had here.
+const PALETTE = ["#d95f02", "#7570b3", "#1b9e77", "#e7298a", "#66a61e", "#e6ab02", "#a6761d", "#666666"];
 
-/** The units the server has loaded, in display order, each with the server's display name. */
-export function loadedUnits(models) {
-  return UNITS.flatMap((unit) => {
-    const model = models.find((candidate) => candidate.id === unit.id);
-    return model ? [{ ...unit, name: model.name, model }] : [];
-  });
+/**
+ * One entry per served model: {id, name, colour, paperName, model}, `paperName` null for a model the
+ * paper has no counterpart of. Past the palette's eight colours they repeat.
+ */
+export function servedUnits(models, paper) {
+  return models.map((model, index) => ({
+    id: model.id,
+    name: model.name,
+    colour: PALETTE[index % PALETTE.length],
+    paperName: Object.hasOwn(paper.model_ids.names, model.id) ? paper.model_ids.names[model.id] : null,
+    model,
+  }));
 }
 
-export function unitById(id) {
-  return UNITS.find((unit) => unit.id === id);
+/** Gives an element and its descendants the unit's colour, as the CSS variable --unit-colour. */
+export function paintUnitColour(element, unit) {
+  element.style.setProperty("--unit-colour", unit.colour);
 }

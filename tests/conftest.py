@@ -23,6 +23,7 @@ from app.settings import BUNDLED_CHECKPOINTS, Settings
 from models.checkpoint import save_checkpoint
 from models.memory import buckets_description
 from models.net import AutocompleteNet, ModelConfig
+from models.units import get_unit
 from models.vocab import SPECIAL_WORDS, Vocabulary
 
 TINY_WORDS = (
@@ -32,7 +33,6 @@ TINY_WORDS = (
 ).split()
 TINY_HIDDEN = 16
 TINY_LAYERS = {"gru": 2, "lstm": 2, "nlstm": 1}
-TINY_NAMES = {"gru": "GRU", "lstm": "LSTM", "nlstm": "Nested LSTM"}
 UNITS = ("gru", "lstm", "nlstm")
 
 
@@ -54,7 +54,7 @@ def tiny_metrics(configs: dict[str, ModelConfig], nets: dict[str, AutocompleteNe
         models[unit] = {
             "preset": "tiny",
             "unit": unit,
-            "name": TINY_NAMES[unit],
+            "name": get_unit(unit).display_name,
             "config": config.to_dict(),
             "parameters": nets[unit].parameter_counts(),
             "corpus": {"name": "random", "sha256": "0" * 64},

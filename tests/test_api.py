@@ -1,13 +1,18 @@
 """Contract tests of the JSON API through the real ASGI app."""
 
+import json
 import math
 
 import pytest
 import torch
+from conftest import TINY_WORDS
 from fastapi.testclient import TestClient
 
+from app.main import create_app
 from app.middleware import CONTENT_SECURITY_POLICY
+from app.settings import Settings
 from models.text import normalise
+from models.units import get_unit
 
 UNITS = ["gru", "lstm", "nlstm"]
 
@@ -33,12 +38,49 @@ def test_models_describe_checkpoints_and_metrics(tiny_client: TestClient) -> Non
     assert by_id["gru"]["hidden_size"] == 16
     assert by_id["gru"]["parameters"] == {"embedding": 27 * 16, "recurrent": 2 * (3 * 16 * 16 * 2 + 6 * 16), "dense": 16 * 58 + 58}
     assert by_id["lstm"]["metrics"] == {"test_cross_entropy": pytest.approx(3.6), "test_accuracy": pytest.approx(0.24)}
+    # Description and diagram come from the unit registry; each built-in unit brings an SVG of one step.
+    assert by_id["lstm"]["description"] == get_unit("lstm").description and by_id["lstm"]["description"]
+    assert [model["diagram"] for model in models] == [get_unit(model["unit"]).diagram for model in models]
+    assert all(model["diagram"].startswith("<svg") for model in models)
+    assert {model["vocabulary_size"] for model in models} == {len(TINY_WORDS)}
+
+
+def test_limits_follow_the_settings(tiny_checkpoint_dir) -> None:
+    settings = Settings(checkpoint_dir=tiny_checkpoint_dir, max_text_chars=300, max_connectivity_work=5000, integrated_gradients_steps=64)
+    with TestClient(create_app(settings)) as client:
+        response = client.get("/api/limits")
+        limits = response.json()
+        # 99 x 100 / 2 = 4950 <= 5000 < 100 x 101 / 2; 12 x 13 / 2 x 64 = 4992 <= 5000 < 13 x 14 / 2 x 64.
+        assert limits == {
+            "max_text_chars": 300,
+            "max_top_k": 10,
+            "max_connectivity_work": 5000,
+            "integrated_gradients_steps": 64,
+            "full_matrix_chars": 99,
+            "integrated_gradients_full_matrix_chars": 12,
+        }
+        assert client.get("/api/limits", headers={"If-None-Match": response.headers["etag"]}).status_code == 304
+        # The page carries the same limits, so its figures ask only for what is served.
+        page = client.get("/").text
+        embedded = page.split('<script type="application/json" id="limits">', 1)[1].split("</script>", 1)[0]
+        assert json.loads(embedded) == limits
+        for method, longest in (("gradient", 99), ("integrated_gradients", 12)):
+            fits = {"text": "x" * (longest - 1), "model": "gru", "positions": "all", "method": method}
+            assert len(normalise(fits["text"])) == longest
+            assert client.post("/api/connectivity", json=fits).status_code == 200
+            too_long = {**fits, "text": "x" * longest}
+            assert client.post("/api/connectivity", json=too_long).status_code == 422
+        assert client.post("/api/autocomplete", json={"text": "the cat", "top_k": limits["max_top_k"] + 1}).status_code == 422
+
+
+def test_full_matrix_chars_never_exceed_the_text_limit(tiny_checkpoint_dir) -> None:
+    settings = Settings(checkpoint_dir=tiny_checkpoint_dir, max_text_chars=40, max_connectivity_work=5000)
+    with TestClient(create_app(settings)) as client:
+        limits = client.get("/api/limits").json()
+    assert (limits["full_matrix_chars"], limits["integrated_gradients_full_matrix_chars"]) == (40, 17)
 
 
 def test_models_without_metrics_file(tmp_path, tiny_checkpoint_dir) -> None:
-    from app.main import create_app
-    from app.settings import Settings
-
     for name in ("gru.safetensors", "vocab.json"):
         (tmp_path / name).write_bytes((tiny_checkpoint_dir / name).read_bytes())
     with TestClient(create_app(Settings(checkpoint_dir=tmp_path))) as client:

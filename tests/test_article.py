@@ -4,19 +4,28 @@ Every test cuts the browser off from everything but the server, so the page is a
 offline. A full-page screenshot is written to artifacts/article.png.
 """
 
+import copy
+import dataclasses
 import json
 import math
 import re
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 import numpy as np
 import pytest
+import torch
+from conftest import serve_app
+from torch import nn
 
+from models.checkpoint import load_checkpoint, save_checkpoint
 from models.memory import row_shares, word_starts
+from models.net import AutocompleteNet
 from models.text import CHAR_IDS
+from models.units import Unit, register_unit, unregister_unit
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 
@@ -52,10 +61,10 @@ def browser():
         browser.close()
 
 
-@pytest.fixture()
-def open_page(browser, live_server):
-    """Opens a path of the article in a fresh page; collects console errors and any off-server request."""
-    server = urlsplit(live_server).netloc
+@contextmanager
+def page_opener(browser, base_url):
+    """Opens paths of the article at `base_url` in fresh pages; collects console errors and any off-server request."""
+    server = urlsplit(base_url).netloc
     pages = []
 
     def open_path(path="/", viewport=(1200, 900), reduced_motion="no-preference", init_script=None, **options):
@@ -76,7 +85,7 @@ def open_page(browser, live_server):
                 route.abort()
 
         page.route("**/*", only_the_server)
-        page.goto(live_server + path)
+        page.goto(base_url + path)
         pages.append(page)
         return page
 
@@ -86,20 +95,28 @@ def open_page(browser, live_server):
         page.close()
 
 
+@pytest.fixture()
+def open_page(browser, live_server):
+    """Opens a path of the article served from the tiny checkpoints."""
+    with page_opener(browser, live_server) as open_path:
+        yield open_path
+
+
 def api(live_server, path, body):
     response = httpx.post(live_server + path, json=body, timeout=60)
     response.raise_for_status()
     return response.json()
 
 
-def show_connectivity_figure(page):
+def show_connectivity_figure(page, units=3):
     page.locator("#fig-connectivity").scroll_into_view_if_needed()
     # One line per unit: an empty figure must not pass the check vacuously.
     page.wait_for_function(
-        """() => {
+        """(units) => {
               const lines = [...document.querySelectorAll('#fig-connectivity .char-line')];
-              return lines.length === 3 && lines.every((line) => line.querySelector('.char.selected')?.dataset.connectivity);
-            }"""
+              return lines.length === units && lines.every((line) => line.querySelector('.char.selected')?.dataset.connectivity);
+            }""",
+        arg=units,
     )
 
 
@@ -147,7 +164,8 @@ def test_page_loads_offline_without_console_errors_and_every_figure_renders(open
     assert page.locator("#fig-hero .char").count() == 3 * characters
     assert page.locator("#fig-hero .suggestion").count() >= 3
     assert page.locator("#fig-connectivity .char").count() == 3 * characters
-    assert page.locator("#fig-units .diagram-wire").count() > 30
+    # The server's step diagrams, as images that cannot run anything.
+    assert page.locator("#fig-units .unit-diagram img[src^='data:image/svg+xml,']").count() == 3
     assert page.locator("#fig-units math").count() >= 12
     assert page.locator("#fig-accuracy path.series").count() == 9
     # Two points drawn, one segment: the third has fewer than 100 test words behind it.
@@ -156,7 +174,7 @@ def test_page_loads_offline_without_console_errors_and_every_figure_renders(open
     assert page.locator("#fig-tables tbody tr").count() == 12
     assert page.locator("[data-figure=setup] tbody tr").count() == 6
     gru = next(model for model in httpx.get(live_server + "/api/models", timeout=60).json() if model["id"] == "gru")
-    words = gru["parameters"]["dense"] // (gru["hidden_size"] + 1) - 2
+    words = gru["vocabulary_size"]
     summary = page.locator("[data-figure=model-summary]").inner_text()
     assert f"{words:,} words" in summary
     # The tiny checkpoints' metrics.json names no training machine: older records were trained on a CPU.
@@ -861,3 +879,116 @@ def test_one_tab_stop_per_panel_group_and_per_list_of_guesses(open_page):
         stops.append(current)
     assert 20 <= len(stops) <= 45
     assert page.console_errors == []
+
+
+# A fourth unit the JavaScript has never heard of: registered at run time, with no diagram, served beside the three.
+TOY_UNIT = Unit(
+    name="toy",
+    display_name="Toy RNN",
+    description="A plain tanh RNN registered by the browser tests, to show that every figure takes the units the server lists.",
+    build=lambda hidden_size, num_layers, depth: nn.RNN(hidden_size, hidden_size, num_layers, batch_first=True),
+    default_layers=1,
+)
+FOUR_UNIT_NAMES = ["GRU", "LSTM", "Nested LSTM", "Toy RNN"]
+# Longer than the example sentence, shorter than the default 1,000.
+FOUR_UNIT_MAX_TEXT_CHARS = 300
+
+
+@pytest.fixture(scope="module")
+def four_unit_server(tiny_checkpoint_dir, tmp_path_factory):
+    """A server on the tiny checkpoints plus a toy unit's, with a lower text limit than the default."""
+    register_unit(TOY_UNIT)
+    try:
+        directory = tmp_path_factory.mktemp("four_units")
+        for path in tiny_checkpoint_dir.iterdir():
+            shutil.copy(path, directory)
+        torch.manual_seed(1)
+        config = dataclasses.replace(load_checkpoint(tiny_checkpoint_dir / "gru.safetensors").config, unit=TOY_UNIT.name, num_layers=1)
+        toy = AutocompleteNet(config)
+        save_checkpoint(toy, directory / f"{TOY_UNIT.name}.safetensors")
+        # The toy's training record names no model, so its name can only come from the unit, through the server.
+        metrics = json.loads((directory / "metrics.json").read_text())
+        record = copy.deepcopy(metrics["models"]["gru"])
+        del record["name"]
+        record["memory"]["test"]["by_distance"].reverse()
+        metrics["models"][TOY_UNIT.name] = {**record, "unit": TOY_UNIT.name, "config": config.to_dict(), "parameters": toy.parameter_counts()}
+        (directory / "metrics.json").write_text(json.dumps(metrics))
+        with serve_app(directory, max_text_chars=FOUR_UNIT_MAX_TEXT_CHARS) as url:
+            yield url
+    finally:
+        unregister_unit(TOY_UNIT.name)
+
+
+def distinct_colours(colours):
+    return len(set(colours)) == len(colours)
+
+
+def test_every_figure_shows_every_served_unit_in_the_servers_order_and_names(browser, four_unit_server):
+    models = httpx.get(four_unit_server + "/api/models", timeout=60).json()
+    assert [model["name"] for model in models] == FOUR_UNIT_NAMES
+    with page_opener(browser, four_unit_server) as open_path:
+        page = open_path("/")
+        page.wait_for_function("() => document.querySelectorAll('#fig-hero .char.selected').length === 4")
+        for figure in page.locator("[data-figure]").all():
+            figure.scroll_into_view_if_needed()
+        page.wait_for_function("() => document.querySelectorAll('#fig-autocomplete .suggestion').length === 12")
+        show_connectivity_figure(page, units=4)
+        page.wait_for_function("() => [...document.querySelectorAll('[data-walkthrough-note]')].every((note) => note.textContent)")
+
+        # Figure 2: a tab per unit; the toy, with no diagram of its own, gets the generic one and the server's description.
+        assert page.locator("#fig-units [role=tab]").all_inner_texts() == FOUR_UNIT_NAMES
+        assert page.locator("#fig-units .unit-diagram img[src^='data:image/svg+xml,']").count() == 3
+        page.locator("#fig-units [role=tab]", has_text="Toy RNN").click()
+        toy_panel = page.locator("#fig-units [role=tabpanel][data-unit=toy]")
+        assert toy_panel.is_visible()
+        assert toy_panel.locator("svg.generic-diagram text").first.text_content() == "Toy RNN"
+        assert toy_panel.locator(".unit-description").inner_text() == TOY_UNIT.description
+
+        # Figures 1, 3 and 4: a panel per unit, each in its own colour; the same colours in every figure.
+        swatches = page.eval_on_selector_all("#fig-autocomplete .unit-swatch", "swatches => swatches.map((s) => getComputedStyle(s).backgroundColor)")
+        assert len(swatches) == 4 and distinct_colours(swatches)
+        for figure in ("#fig-hero", "#fig-autocomplete", "#fig-connectivity"):
+            assert page.eval_on_selector_all(f"{figure} .panel-title", "titles => titles.map((t) => t.textContent)") == FOUR_UNIT_NAMES
+            assert page.eval_on_selector_all(f"{figure} .unit-swatch", "swatches => swatches.map((s) => getComputedStyle(s).backgroundColor)") == swatches
+        assert selected_positions(page, "#fig-connectivity") == [WALKTHROUGH["1"]] * 4
+        notes = page.locator("[data-walkthrough-note]").all_inner_texts()
+        assert all("Toy RNN guesses" in note and "the paper's Toy RNN" not in note and "the paper's GRU" in note for note in notes)
+        bars = page.eval_on_selector_all("#fig-autocomplete .text-panel", "panels => panels.map((p) => getComputedStyle(p.querySelector('.bar')).backgroundColor)")
+        assert bars == swatches
+        box = page.locator("#fig-autocomplete input[type=text]")
+        assert box.get_attribute("maxlength") == str(FOUR_UNIT_MAX_TEXT_CHARS - 1)
+        box.fill("the cat sat " * 30)
+        assert len(box.input_value()) == FOUR_UNIT_MAX_TEXT_CHARS - 1
+        assert page.locator("#fig-connectivity textarea").get_attribute("maxlength") == str(FOUR_UNIT_MAX_TEXT_CHARS - 1)
+
+        # Figures 5, 6 and 7: a series per unit (per criterion, per curve), in the panels' colours, in the same order.
+        page.wait_for_function("() => document.querySelectorAll('#fig-memory path.series').length === 4")
+        assert page.eval_on_selector_all("#fig-memory path.series", "paths => paths.map((p) => getComputedStyle(p).stroke)") == swatches
+        assert [name.strip() for name in page.locator("#fig-memory .chart-legend > span").all_inner_texts()] == FOUR_UNIT_NAMES
+        reach = page.locator("#fig-memory .memory-reach li[data-unit=toy]").inner_text()
+        assert reach.startswith("Toy RNN: ") and "the paper's" not in reach
+        accuracy = page.eval_on_selector_all("#fig-accuracy path.series", "paths => paths.map((p) => getComputedStyle(p).stroke)")
+        assert accuracy == [colour for colour in swatches for _ in range(3)]
+        page.locator("#fig-accuracy input[name=paper-overlay]").check()
+        # The paper trained three of the four.
+        assert page.locator("#fig-accuracy path.series.paper").count() == 9
+        training = page.eval_on_selector_all("#fig-training path.series", "paths => paths.map((p) => getComputedStyle(p).stroke)")
+        assert training == [colour for colour in swatches for _ in range(2)]
+
+        # Tables and the models box: the toy's own rows, no paper row for it.
+        toy_rows = page.locator("#fig-tables tbody tr", has_text="Toy RNN")
+        assert toy_rows.count() == 2 and page.locator("#fig-tables tbody tr.paper", has_text="Toy RNN").count() == 0
+        assert page.locator("[data-figure=setup] tbody tr").count() == 4 + 3
+        summary = page.locator("[data-figure=model-summary]").inner_text()
+        assert f"a Toy RNN (1 layer, {models[3]['hidden_size']} units wide)" in summary
+        assert f"{models[0]['vocabulary_size']:,} words" in summary
+
+        # The paper's published rows fill the panels of its three units; the toy's says it has none.
+        page.locator("#fig-connectivity").get_by_label("the paper's published models").check()
+        page.wait_for_function("() => document.querySelector('#fig-connectivity [data-unit=gru] .unit-name').textContent === \"GRU, the paper's model\"")
+        assert page.eval_on_selector_all("#fig-connectivity .unit-name", "names => names.map((n) => n.textContent)") == [
+            "GRU, the paper's model", "LSTM, the paper's model", "Nested LSTM, the paper's model", "Toy RNN, not in the paper",
+        ]
+        assert page.locator("#fig-connectivity [data-unit=toy] .row-caption").inner_text() == "The paper published no such model."
+        assert page.locator("#fig-connectivity [data-unit=toy] .suggestion").count() == 0
+        assert page.console_errors == []

@@ -2,19 +2,16 @@
 HTTP validators and compression behave as RFC 9110 says, and the GET forms answer as the POST forms do."""
 
 import asyncio
-import gzip
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import httpx
-import pytest
+from conftest import free_port, tiny_memory, write_tiny_checkpoints
 from fastapi.testclient import TestClient
 from starlette.applications import Starlette
 from starlette.routing import Mount
@@ -26,7 +23,6 @@ from app.main import PAPER_DATA, create_app
 from app.pool import InferencePool
 from app.registry import load_registry
 from app.settings import PROJECT_ROOT, Settings
-from conftest import free_port, tiny_memory, write_tiny_checkpoints
 
 PAPER = json.loads(PAPER_DATA.read_text())
 EXAMPLE_TEXT = PAPER["connectivity"]["example_text"]

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from models.connectivity import METHODS, connectivity_rows, record
 from models.checkpoint import load_checkpoint
+from models.connectivity import METHODS, connectivity_rows, record
 from models.net import AutocompleteNet, ModelConfig
 from models.text import encode, normalise
 

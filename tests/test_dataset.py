@@ -1,8 +1,9 @@
 import numpy as np
+import torch
 
 from models.text import encode
 from models.vocab import Vocabulary
-from training.dataset import SEQUENCE_LENGTH, Dataset, align, build_sequences, pack_sequences, prepare_dataset
+from training.dataset import SEQUENCE_LENGTH, BatchOrder, Dataset, align, batch_tensors, build_sequences, pack_sequences, prepare_dataset
 
 
 def test_every_character_targets_its_whole_word_and_the_space_targets_the_next_word():
@@ -52,3 +53,25 @@ def test_build_sequences_pads_with_zero():
     seq_chars, seq_targets = build_sequences(chars, targets, offsets, np.array([0]), np.array([2]))
     assert seq_chars[0, :7].tolist() == [1, 2, 3, 1, 2, 3, 0]
     assert seq_targets[0, :7].tolist() == [2, 2, 2, 2, 2, 2, 0]
+
+
+def test_batch_order_is_one_seeded_permutation_per_epoch():
+    order = BatchOrder(sequences=10, batch_size=3, seed=5)
+    assert order.batches_per_epoch == 3
+    # Step n's batch is the one runs have always had (resumed runs rely on it): a slice of permutation seed + epoch.
+    for step, epoch, position in ((0, 0, 0), (2, 0, 2), (3, 1, 0), (7, 2, 1)):
+        expected = np.random.default_rng(5 + epoch).permutation(10)[3 * position : 3 * position + 3]
+        assert order.rows(step).tolist() == expected.tolist()
+    assert sorted(np.concatenate([order.rows(step) for step in range(3)]).tolist()) == sorted(
+        np.random.default_rng(5).permutation(10)[:9].tolist())
+
+
+def test_batch_tensors_trim_to_the_longest_sequence_unless_full_width_is_asked():
+    chars = np.zeros((3, SEQUENCE_LENGTH), dtype=np.uint8)
+    targets = np.zeros((3, SEQUENCE_LENGTH), dtype=np.uint16)
+    chars[0, :4], chars[1, :7], chars[2, :2] = 5, 6, 7
+    targets[1, :7] = 9
+    x, y = batch_tensors(chars, targets, np.array([2, 1]), torch.device("cpu"))
+    assert x.dtype == y.dtype == torch.int64 and x.shape == y.shape == (2, 7)
+    assert x[:, 0].tolist() == [6, 7] and y[0].tolist() == [9] * 7  # rows in ascending order
+    assert batch_tensors(chars, targets, np.array([0]), torch.device("cpu"), full_width=True)[0].shape == (1, SEQUENCE_LENGTH)

@@ -8,11 +8,10 @@ import importlib.util
 from pathlib import Path
 
 import pytest
+from conftest import bundled_checkpoints_present
 
 from app.registry import load_registry
 from app.settings import BUNDLED_CHECKPOINTS
-
-from conftest import bundled_checkpoints_present
 
 SCRIPT = Path(__file__).resolve().parent.parent / "app" / "demo_prefix.py"
 

@@ -10,10 +10,10 @@ import torch
 from models.checkpoint import load_checkpoint
 from models.memory import DISTANCE_BUCKETS, row_shares, summarise, text_profile, word_starts
 from models.text import encode, normalise
+from models.units import PAPER_UNITS
 from models.vocab import Vocabulary
 from tests.test_connectivity import reference_rows
 from training.evaluate import memory_sample, sequence_shares, text_targets
-from models.units import PAPER_UNITS
 from training.reference import paper_profile
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -75,3 +75,32 @@ def test_keystrokes_never_wait_for_a_running_sweep_and_suggestions_go_before_wai
         return order
 
     assert asyncio.run(scenario()) == ["key", "text", "sweep 2"]
+
+
+def test_an_abandoned_request_counts_until_its_job_leaves_the_queue_and_is_never_run() -> None:
+    async def scenario() -> list[str]:
+        pool = InferencePool(workers=1, threads=1, max_queued=2)
+        started, release, ran = threading.Event(), threading.Event(), []
+
+        def sweep() -> None:
+            started.set()
+            release.wait(timeout=10)
+
+        running = asyncio.create_task(pool.run(sweep))
+        await asyncio.to_thread(started.wait, 10)
+        abandoned = asyncio.create_task(pool.run(ran.append, "abandoned"))
+        await asyncio.sleep(0)  # admitted and queued behind the sweep
+        abandoned.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await abandoned
+        # Its job still waits in the queue, so it still holds its place against RNN_MAX_QUEUED_REQUESTS.
+        with pytest.raises(ServerBusy, match="2 inference requests are already queued"):
+            await pool.run(ran.append, "refused")
+        release.set()
+        await running
+        await pool.run(ran.append, "later")
+        pool.shutdown()
+        return ran
+
+    # The worker passed over the abandoned job instead of computing an answer nobody waits for.
+    assert asyncio.run(scenario()) == ["later"]

@@ -6,8 +6,8 @@ import re
 import shutil
 import signal
 import subprocess
-import tarfile
 import sys
+import tarfile
 import time
 from pathlib import Path
 
@@ -108,6 +108,8 @@ def test_kill_and_resume_matches_an_uninterrupted_run(tiny_data, tmp_path):
     parts = load_checkpoint(tmp_path / "parts" / "model.safetensors").state_dict()
     for name in whole:
         assert torch.equal(whole[name], parts[name]), name
+    again = cli("train", "--unit", "gru", *TINY, "--data", str(tiny_data), "--out", str(tmp_path / "parts"), *steps, "--resume")
+    assert "is already trained (40 steps); nothing to do" in again.stdout
 
 
 def test_torchrun_two_processes_keep_identical_weights(tiny_data, tmp_path):
@@ -127,7 +129,7 @@ def test_torchrun_two_processes_keep_identical_weights(tiny_data, tmp_path):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["train", "--unit", "rnn", "--preset", "bundled"], "invalid choice: 'rnn'"),
+        (["train", "--unit", "no-such-unit", "--preset", "bundled"], "invalid choice: 'no-such-unit'"),
         (["train", "--unit", "gru", "--preset", "huge"], "invalid choice: 'huge'"),
         (["prepare", "--corpus", "no/such/file.xz"], "corpus file no/such/file.xz does not exist"),
         (["train", "--unit", "gru", "--preset", "bundled", "--data", "no/such/dir"], "no prepared dataset in no/such/dir"),

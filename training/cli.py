@@ -8,6 +8,7 @@ from models.checkpoint import CheckpointError
 from models.net import PRESETS, get_preset
 from models.units import PAPER_UNITS, unit_names
 from training.corpus import TEXT8_URL, CorpusError
+from training.train import TrainOptions
 
 DATA_ROOT = Path("data")
 RUNS_ROOT = Path("runs")
@@ -51,7 +52,7 @@ def command_prepare(args: argparse.Namespace) -> None:
 
 
 def command_train(args: argparse.Namespace) -> None:
-    from training.train import TrainOptions, train
+    from training.train import train
 
     preset = get_preset(args.preset)
     data = args.data or default_dataset()
@@ -148,26 +149,26 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", type=Path, help="run directory (default runs/<preset>/<unit>)")
     train.add_argument("--resume", action="store_true",
                        help="continue from the run directory's saved state; without one, warm-start from --warm-start's shipped weights")
-    train.add_argument("--warm-start", type=Path, default=Path("models/checkpoints"),
+    train.add_argument("--warm-start", type=Path, default=TrainOptions.warm_start,
                        help="checkpoint folder whose <unit>.safetensors and metrics.json --resume falls back to")
     train.add_argument("--no-warm-start", action="store_true", help="with --resume and no saved state, start from scratch")
     train.add_argument("--no-bf16", action="store_true", help="train in float32 instead of bf16 autocast")
     train.add_argument("--compile", action="store_true", help="torch.compile the Nested LSTM step")
-    train.add_argument("--sampled-words", type=int, default=0, metavar="K",
+    train.add_argument("--sampled-words", type=int, default=TrainOptions.sampled_words, metavar="K",
                        help="train the output layer on the batch's words plus K log-uniform draws (0: the exact softmax)")
     train.add_argument("--graph", action="store_true", help="on CUDA, replay the recurrent part as CUDA graphs (full-width batches)")
-    train.add_argument("--snapshot-chars", type=character_marks, default=(),
+    train.add_argument("--snapshot-chars", type=character_marks, default=TrainOptions.snapshot_chars,
                        help="comma-separated character counts at which to keep float16 weights, e.g. 20000000,60000000")
     train.add_argument("--max-minutes", type=float, help="stop cleanly (resumable) after this much wall-clock time")
     train.add_argument("--max-chars", type=int, help="override the preset's number of training characters")
     train.add_argument("--max-steps", type=int, help="stop after this many mini-batches in all")
     train.add_argument("--epochs", type=float, help="override the preset's number of passes over the training split")
     train.add_argument("--hidden-size", type=int, help="override the preset's hidden size (experiments, tests)")
-    train.add_argument("--eval-every", type=int, default=200, help="mini-batches between validation rows of the log")
-    train.add_argument("--eval-sequences", type=int, default=256, help="validation sequences per log row")
-    train.add_argument("--save-minutes", type=float, default=5.0, help="minutes between resumable saves")
+    train.add_argument("--eval-every", type=int, default=TrainOptions.eval_every, help="mini-batches between validation rows of the log")
+    train.add_argument("--eval-sequences", type=int, default=TrainOptions.eval_sequences, help="validation sequences per log row")
+    train.add_argument("--save-minutes", type=float, default=TrainOptions.save_minutes, help="minutes between resumable saves")
     train.add_argument("--device", default="cuda" if _cuda_available() else "cpu")
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--seed", type=int, default=TrainOptions.seed)
     train.set_defaults(run=command_train)
 
     for name, helptext, run in (

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from models.text import CHAR_IDS, normalise
 from models.vocab import UNKNOWN, Vocabulary
@@ -103,6 +104,42 @@ class Dataset:
         if not (directory / "info.json").is_file():
             raise FileNotFoundError(f"no prepared dataset in {directory}; run `python -m training prepare` first")
         return cls(directory)
+
+
+def batch_tensors(chars: np.ndarray, targets: np.ndarray, rows: np.ndarray, device: torch.device,
+                  full_width: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Char ids and targets of the given sequences, as int64 tensors, trimmed to the longest one.
+
+    `full_width` keeps all 200 columns instead, for code captured as a CUDA graph, whose shapes are fixed.
+    """
+    rows = np.sort(rows)
+    x = torch.from_numpy(chars[rows].astype(np.int64))
+    y = torch.from_numpy(targets[rows].astype(np.int64))
+    width = SEQUENCE_LENGTH if full_width else int((x != 0).sum(dim=1).max())
+    return x[:, :width].to(device), y[:, :width].to(device)
+
+
+class BatchOrder:
+    """Which training sequences make up each step's batch: every epoch, a fresh seeded permutation of the split.
+
+    The batch depends on the step alone, so a resumed run sees the batches an uninterrupted one would.
+    """
+
+    def __init__(self, sequences: int, batch_size: int, seed: int) -> None:
+        self.sequences = sequences
+        self.batch_size = batch_size
+        self.seed = seed
+        self.batches_per_epoch = sequences // batch_size
+        self._epoch: int | None = None
+        self._order = np.arange(0)
+
+    def rows(self, step: int) -> np.ndarray:
+        """Row numbers of step `step`'s batch (steps count from 0 across epochs)."""
+        epoch, position = divmod(step, self.batches_per_epoch)
+        # Built once per epoch: every step of an epoch reads the same permutation of the whole split.
+        if epoch != self._epoch:
+            self._epoch, self._order = epoch, np.random.default_rng(self.seed + epoch).permutation(self.sequences)
+        return self._order[position * self.batch_size : (position + 1) * self.batch_size]
 
 
 def prepare_dataset(text: str, directory: Path, corpus: dict, vocabulary_size: int = 2**14) -> dict:

@@ -17,8 +17,8 @@ from models.memory import buckets_description, concatenate, row_shares, summaris
 from models.net import AutocompleteNet
 from models.text import SPACE, encode, normalise
 from models.vocab import UNKNOWN, Vocabulary
-from training.dataset import Dataset
-from training.train import FINAL_FILE, batch_tensors
+from training.dataset import Dataset, batch_tensors
+from training.train import FINAL_FILE
 
 MAX_LETTERS_KNOWN = 21
 TOP_K = 3

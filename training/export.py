@@ -11,9 +11,9 @@ from models.checkpoint import load_checkpoint, read_metadata, save_checkpoint
 from models.net import AutocompleteNet
 from models.units import get_unit
 from models.vocab import UNKNOWN
-from training.dataset import Dataset
+from training.dataset import Dataset, batch_tensors
 from training.evaluate import EVALUATION_FILE
-from training.train import FINAL_FILE, LOG_FILE, SNAPSHOT_DIR, batch_tensors
+from training.train import FINAL_FILE, LOG_FILE, SNAPSHOT_DIR
 
 STORAGE_DTYPE = torch.float16
 AGREEMENT_SEQUENCES = 256

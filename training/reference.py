@@ -17,6 +17,7 @@ import numpy as np
 from models.memory import buckets_description, text_profile
 from models.text import encode
 from models.units import PAPER_UNITS
+
 SIGNIFICANT_DIGITS = 4
 PAPER_MODELS = "600 units, text8, two epochs (Madsen 2019)"
 

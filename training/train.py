@@ -11,18 +11,21 @@ import math
 import os
 import signal
 import time
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.distributed as dist
+from torch import Tensor
 from tqdm import tqdm
 
 from models.checkpoint import load_checkpoint, save_checkpoint
 from models.loss import sampled_word_loss, word_loss
 from models.net import AutocompleteNet, Preset, autocast, cpu_bf16_supported
-from training.dataset import SEQUENCE_LENGTH, Dataset
+from models.units import NestedLSTM
+from models.vocab import UNKNOWN
+from training.dataset import SEQUENCE_LENGTH, BatchOrder, Dataset, batch_tensors
 
 STATE_FILE = "state.pt"
 LOG_FILE = "log.csv"
@@ -34,6 +37,8 @@ LOG_FIELDS = ["step", "seconds", "characters", "train_loss", "valid_loss"]
 
 @dataclass(frozen=True)
 class TrainOptions:
+    """One run's settings; `python -m training train` takes its defaults from here."""
+
     unit: str
     preset: Preset
     data: Path
@@ -57,28 +62,143 @@ class TrainOptions:
     seed: int = 0
 
 
+@dataclass
+class Progress:
+    """How far a run has come; state.pt keeps it as a dict under "progress"."""
+
+    step: int = 0
+    characters: int = 0
+    seconds: float = 0.0
+    curve: list[dict] = field(default_factory=list)  # the rows of log.csv
+    done: bool = False
+    snapshots: list[int] = field(default_factory=list)  # the --snapshot-chars marks whose weights are kept
+
+    def log(self, train_loss: float, valid_loss: float) -> None:
+        self.curve.append({
+            "step": self.step, "seconds": round(self.seconds, 1), "characters": self.characters,
+            "train_loss": round(train_loss, 4), "valid_loss": round(valid_loss, 4),
+        })
+
+
+@dataclass
+class RunningLoss:
+    """The training loss since the last row of the log, weighted by real-word positions."""
+
+    total: float = 0.0
+    positions: int = 0
+
+    def add(self, loss: float, positions: int) -> None:
+        self.total += loss * positions
+        self.positions += positions
+
+    @property
+    def mean(self) -> float:
+        return self.total / max(self.positions, 1)
+
+
+class RunFolder:
+    """A run's files: state.pt (resumable), log.csv, snapshots/ and, once done, model.safetensors."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.state_path = path / STATE_FILE
+
+    def has_state(self) -> bool:
+        return self.state_path.exists()
+
+    def load_state(self, net: AutocompleteNet, optimizer: torch.optim.Optimizer, preset: str) -> Progress:
+        """Restores weights, optimizer moments and the RNG from state.pt, wherever `net` lives; returns the run's progress."""
+        # Onto the CPU: load_state_dict moves weights and moments to the net's device, and the RNG state must stay a CPU tensor.
+        saved = torch.load(self.state_path, map_location="cpu", weights_only=True)
+        if saved["config"] != net.config.to_dict() or saved["preset"] != preset:
+            raise ValueError(f"{self.state_path} was trained with {saved['config']} ({saved['preset']}), not {net.config.to_dict()}")
+        net.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        # The sampled loss draws its words from this RNG; restored, a resumed run draws what an uninterrupted one would.
+        torch.set_rng_state(saved["rng"])
+        return Progress(**saved["progress"])
+
+    def save_state(self, net: AutocompleteNet, optimizer: torch.optim.Optimizer, preset: str, progress: Progress) -> None:
+        """state.pt and log.csv, each written beside and then moved into place, so a kill mid-write keeps the last good one."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        state = {
+            "model": net.state_dict(), "optimizer": optimizer.state_dict(), "rng": torch.get_rng_state(),
+            "config": net.config.to_dict(), "preset": preset, "progress": asdict(progress),
+        }
+        torch.save(state, self.path / (STATE_FILE + ".tmp"))
+        os.replace(self.path / (STATE_FILE + ".tmp"), self.state_path)
+        with open(self.path / (LOG_FILE + ".tmp"), "w", newline="") as file:
+            writer = csv.DictWriter(file, fieldnames=LOG_FIELDS)
+            writer.writeheader()
+            writer.writerows(progress.curve)
+        os.replace(self.path / (LOG_FILE + ".tmp"), self.path / LOG_FILE)
+
+    def save_model(self, net: AutocompleteNet, metadata: dict) -> None:
+        save_checkpoint(net, self.path / FINAL_FILE, metadata=metadata)
+
+    def save_snapshot(self, net: AutocompleteNet, mark: int, metadata: dict) -> None:
+        """Float16 weights as they are on first passing `mark` characters, for the history of a long run."""
+        save_checkpoint(net, self.path / SNAPSHOT_DIR / f"chars-{mark}.safetensors", dtype=torch.float16, metadata=metadata)
+
+
+@dataclass(frozen=True)
+class Processes:
+    """This process among those `torchrun` started (alone: rank 0 of 1), and the device it trains on."""
+
+    rank: int
+    world: int
+    device: torch.device
+
+    @classmethod
+    def start(cls, device: str) -> "Processes":
+        """Joins torchrun's process group, if there is one: nccl on CUDA, gloo on the CPU."""
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        local = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}" if device == "cuda" else device)
+        if world == 1:
+            return cls(0, 1, local)
+        dist.init_process_group("nccl" if local.type == "cuda" else "gloo")
+        return cls(dist.get_rank(), dist.get_world_size(), local)
+
+    @property
+    def distributed(self) -> bool:
+        return self.world > 1
+
+    @property
+    def leader(self) -> bool:
+        return self.rank == 0
+
+    def any(self, flags: list[bool]) -> Tensor:
+        """Each flag or-ed over all processes, as int32 on this process's device: nccl reduces nothing else."""
+        votes = torch.tensor(flags, dtype=torch.int32, device=self.device)
+        if self.distributed:
+            dist.all_reduce(votes, op=dist.ReduceOp.MAX)
+        return votes
+
+
+def share_of_batch_mean(loss: Tensor, positions: int, batch_positions: int, world: int) -> Tensor:
+    """This process's part of the whole batch's masked mean loss, for DDP to average over processes.
+
+    DDP averages gradients. Each process's own mean (over its `positions` real-word positions),
+    weighted by `world` times its share of the batch's, makes that average the gradient of the
+    batch's mean, however unevenly the processes' sequences hold real words. Alone, the weight is 1.
+    """
+    return loss * (world * positions / max(batch_positions, 1))
+
+
 class StopRequest:
     """Turns SIGTERM/SIGINT into a flag the loop checks between steps, so a kill saves first."""
 
     def __init__(self) -> None:
         self.requested = False
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, self._handle)
+        self._previous = {sig: signal.signal(sig, self._handle) for sig in (signal.SIGTERM, signal.SIGINT)}
 
     def _handle(self, signum, frame) -> None:
         self.requested = True
 
-
-def batch_tensors(chars: np.ndarray, targets: np.ndarray, rows: np.ndarray, device: torch.device, full_width: bool = False):
-    """Char ids and targets of the given sequences, as int64 tensors, trimmed to the longest one.
-
-    `full_width` keeps all 200 columns instead, for code captured as a CUDA graph, whose shapes are fixed.
-    """
-    rows = np.sort(rows)
-    x = torch.from_numpy(chars[rows].astype(np.int64))
-    y = torch.from_numpy(targets[rows].astype(np.int64))
-    width = SEQUENCE_LENGTH if full_width else int((x != 0).sum(dim=1).max())
-    return x[:, :width].to(device), y[:, :width].to(device)
+    def release(self) -> None:
+        """Gives the signals back to their previous handlers (train() may run inside a longer-lived process)."""
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
 
 
 class _Features(torch.nn.Module):
@@ -103,6 +223,14 @@ def graphed_features(net: AutocompleteNet, batch_size: int, device: torch.device
     return torch.cuda.make_graphed_callables(_Features(net.rnn), (sample,))
 
 
+def graphed_loss(features, net: AutocompleteNet, chars: Tensor, targets: Tensor, sampled_words: int, bf16: bool) -> tuple[Tensor, int]:
+    """`net.loss` with the recurrent part replayed by `graphed_features`."""
+    hidden = features(net.embedding(chars))
+    if sampled_words:
+        return sampled_word_loss(hidden, targets, net.output, sampled_words)
+    return word_loss(hidden, targets, net.output, bf16=bf16)
+
+
 def warm_start_metadata(directory: Path, unit: str) -> dict | None:
     """Characters and steps behind the shipped checkpoint of `unit`, from its metrics.json, if any."""
     try:
@@ -110,6 +238,16 @@ def warm_start_metadata(directory: Path, unit: str) -> dict | None:
     except (OSError, KeyError, ValueError):
         return None
     return {"characters": metrics["characters_seen"], "step": metrics["steps"], "seconds": metrics["training_seconds"]}
+
+
+def warm_start(net: AutocompleteNet, shipped: Path) -> Progress:
+    """Loads a shipped checkpoint (`<unit>.safetensors` beside its metrics.json) into `net`; returns the progress it stands for."""
+    warm = load_checkpoint(shipped)
+    recorded = warm_start_metadata(shipped.parent, net.config.unit)
+    if warm.config != net.config or recorded is None:
+        raise ValueError(f"{shipped} ({warm.config.to_dict()}) cannot continue a {net.config.to_dict()} run of this preset")
+    net.load_state_dict(warm.state_dict())
+    return Progress(**recorded)
 
 
 @torch.no_grad()
@@ -128,6 +266,15 @@ def mean_word_loss(net: AutocompleteNet, chars, targets, sequences: int, batch_s
     return total / max(count, 1)
 
 
+def checkpoint_metadata(preset: str, corpus: dict, progress: Progress, device: torch.device) -> dict:
+    """What a saved model was trained on, and for how long."""
+    return {
+        "preset": preset, "corpus": corpus, "steps": progress.step, "characters_seen": progress.characters,
+        "training_seconds": round(progress.seconds, 1),
+        "trained_on": torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU",
+    }
+
+
 def weights_digest(net: torch.nn.Module) -> str:
     digest = hashlib.sha256()
     for tensor in net.state_dict().values():
@@ -137,12 +284,8 @@ def weights_digest(net: torch.nn.Module) -> str:
 
 def train(options: TrainOptions) -> Path:
     """Train (or resume) one unit; returns the run directory. Writes state.pt, log.csv and, when done, model.safetensors."""
-    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
-    if distributed:
-        dist.init_process_group("nccl" if options.device == "cuda" else "gloo")
-    rank = dist.get_rank() if distributed else 0
-    world = dist.get_world_size() if distributed else 1
-    device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if options.device == "cuda" else options.device)
+    processes = Processes.start(options.device)
+    device = processes.device
 
     dataset = Dataset.open(options.data)
     train_chars, train_targets = dataset.split("train")
@@ -154,178 +297,125 @@ def train(options: TrainOptions) -> Path:
     batch_size = options.preset.batch_size
     if options.sampled_words < 0:
         raise ValueError(f"--sampled-words must be 0 (exact) or a positive number of draws, not {options.sampled_words}")
-    if distributed and options.sampled_words:
+    if processes.distributed and options.sampled_words:
         raise ValueError("--sampled-words trains one process only; drop it under torchrun")
-    if batch_size % world:
-        raise ValueError(f"batch size {batch_size} does not split over {world} processes")
-    batches_per_epoch = len(train_chars) // batch_size
-    if batches_per_epoch == 0:
+    if batch_size % processes.world:
+        raise ValueError(f"batch size {batch_size} does not split over {processes.world} processes")
+    batches = BatchOrder(len(train_chars), batch_size, options.seed)
+    if batches.batches_per_epoch == 0:
         raise ValueError(f"the training split has {len(train_chars)} sequences, fewer than one batch of {batch_size}")
     max_chars = options.max_chars or options.preset.max_train_chars or math.inf
     epochs = options.epochs or options.preset.epochs
-    max_steps = min(options.max_steps or math.inf, math.ceil(epochs * batches_per_epoch))
+    max_steps = min(options.max_steps or math.inf, math.ceil(epochs * batches.batches_per_epoch))
 
-    if options.bf16 and device.type == "cpu" and not cpu_bf16_supported():
-        options = replace(options, bf16=False)
-        if rank == 0:
+    bf16 = options.bf16
+    if bf16 and device.type == "cpu" and not cpu_bf16_supported():
+        bf16 = False
+        if processes.leader:
             print("this CPU has no bf16 kernels for recurrent units; training in float32", flush=True)
     torch.manual_seed(options.seed)
     net = AutocompleteNet(config).to(device)
-    if options.compile and config.unit == "nlstm":
+    if options.compile and isinstance(net.rnn, NestedLSTM):
         net.rnn.compiled = True
     optimizer = torch.optim.Adam(net.parameters())
-    progress_state = {"step": 0, "characters": 0, "seconds": 0.0, "curve": [], "done": False, "snapshots": []}
 
-    out = options.out
-    state_path = out / STATE_FILE
-    if state_path.exists() and not options.resume:
-        raise ValueError(f"{state_path} exists; pass --resume to continue it, or choose another --out")
-    if options.resume and state_path.exists():
-        # Loaded onto the CPU: load_state_dict moves weights and moments to the device, and the RNG state must stay a CPU tensor.
-        saved = torch.load(state_path, map_location="cpu", weights_only=True)
-        if saved["config"] != config.to_dict() or saved["preset"] != options.preset.name:
-            raise ValueError(f"{state_path} was trained with {saved['config']} ({saved['preset']}), not {config.to_dict()}")
-        net.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
-        torch.set_rng_state(saved["rng"])
-        progress_state = {"snapshots": [], **saved["progress"]}
-    elif options.resume and options.warm_start and (options.warm_start / f"{options.unit}.safetensors").is_file():
-        shipped = options.warm_start / f"{options.unit}.safetensors"
-        warm = load_checkpoint(shipped)
-        recorded = warm_start_metadata(options.warm_start, options.unit)
-        if warm.config != config or recorded is None:
-            raise ValueError(f"{shipped} ({warm.config.to_dict()}) cannot continue a {config.to_dict()} run of this preset")
-        net.load_state_dict(warm.state_dict())
-        progress_state.update(recorded)
-        if rank == 0:
-            print(f"{state_path} does not exist: warm-starting from {shipped} ({recorded['characters']:,} characters seen) "
+    run = RunFolder(options.out)
+    shipped = options.warm_start / f"{options.unit}.safetensors" if options.warm_start else None
+    progress = Progress()
+    if run.has_state() and not options.resume:
+        raise ValueError(f"{run.state_path} exists; pass --resume to continue it, or choose another --out")
+    if options.resume and run.has_state():
+        progress = run.load_state(net, optimizer, options.preset.name)
+        if progress.done and (progress.step >= max_steps or progress.characters >= max_chars):
+            if processes.leader:
+                print(f"{run.path} is already trained ({progress.step} steps); nothing to do")
+            return run.path
+    elif options.resume and shipped and shipped.is_file():
+        progress = warm_start(net, shipped)
+        if processes.leader:
+            print(f"{run.state_path} does not exist: warm-starting from {shipped} ({progress.characters:,} characters seen) "
                   "with fresh optimizer moments; the data order continues from its step")
-        if progress_state["done"] and (progress_state["step"] >= max_steps or progress_state["characters"] >= max_chars):
-            if rank == 0:
-                print(f"{out} is already trained ({progress_state['step']} steps); nothing to do")
-            return out
-    model = torch.nn.parallel.DistributedDataParallel(net) if distributed else net
-
-    def save(done: bool = False) -> None:
-        if rank != 0:
-            return
-        out.mkdir(parents=True, exist_ok=True)
-        progress_state["done"] = done
-        snapshot = {
-            "model": net.state_dict(), "optimizer": optimizer.state_dict(), "rng": torch.get_rng_state(),
-            "config": config.to_dict(), "preset": options.preset.name, "progress": progress_state,
-        }
-        torch.save(snapshot, out / (STATE_FILE + ".tmp"))
-        os.replace(out / (STATE_FILE + ".tmp"), state_path)
-        with open(out / (LOG_FILE + ".tmp"), "w", newline="") as file:
-            writer = csv.DictWriter(file, fieldnames=LOG_FIELDS)
-            writer.writeheader()
-            writer.writerows(progress_state["curve"])
-        os.replace(out / (LOG_FILE + ".tmp"), out / LOG_FILE)
-        if done:
-            save_checkpoint(net, out / FINAL_FILE, metadata=trained_metadata())
-
-    def trained_metadata() -> dict:
-        return {
-            "preset": options.preset.name, "corpus": dataset.info["corpus"], "steps": progress_state["step"],
-            "characters_seen": progress_state["characters"], "training_seconds": round(progress_state["seconds"], 1),
-            "trained_on": torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU",
-        }
-
-    def save_snapshot() -> None:
-        """Weights as they are on first passing a `snapshot_chars` mark, for the history of a long run."""
-        passed = [mark for mark in options.snapshot_chars if mark <= progress_state["characters"]]
-        if rank != 0 or not passed or max(passed) in progress_state["snapshots"]:
-            return
-        progress_state["snapshots"].append(max(passed))
-        progress_state["seconds"] = seconds_before + time.time() - began
-        path = out / SNAPSHOT_DIR / f"chars-{max(passed)}.safetensors"
-        save_checkpoint(net, path, dtype=torch.float16, metadata=trained_metadata())
-
-    def log_row() -> None:
-        nonlocal window_loss, window_count
-        valid = mean_word_loss(net, valid_chars, valid_targets, options.eval_sequences, batch_size, device, options.bf16)
-        progress_state["curve"].append({
-            "step": progress_state["step"], "seconds": round(progress_state["seconds"], 1),
-            "characters": progress_state["characters"], "train_loss": round(window_loss / max(window_count, 1), 4),
-            "valid_loss": round(valid, 4),
-        })
-        window_loss, window_count = 0.0, 0
-
-    stop = StopRequest()
-    began = time.time()
-    seconds_before = progress_state["seconds"]
-    last_save = began
-    window_loss, window_count = 0.0, 0
-    total_chars = min(max_chars, int(epochs * sequence_lengths.sum()))
-    bar = tqdm(total=total_chars, initial=progress_state["characters"], unit="char", unit_scale=True,
-               disable=rank != 0, desc=f"{options.unit} ({options.preset.name})")
-    model.train()
+    model = torch.nn.parallel.DistributedDataParallel(net) if processes.distributed else net
     features = None
     if options.graph and device.type == "cuda":
         # Captured once, under the autocast setting every step then uses (its weight cache must be off).
         try:
-            with autocast("cuda", options.bf16, cache_enabled=False):
+            with autocast("cuda", bf16, cache_enabled=False):
                 features = graphed_features(net, batch_size, device)
         except RuntimeError as error:
             print(f"CUDA graph capture failed ({error}); training without graphs", flush=True)
-    order_epoch, order = None, None
+
+    def validation_loss() -> float:
+        return mean_word_loss(net, valid_chars, valid_targets, options.eval_sequences, batch_size, device, bf16)
+
+    def metadata() -> dict:
+        return checkpoint_metadata(options.preset.name, dataset.info["corpus"], progress, device)
+
+    stop = StopRequest()
+    began = time.time()
+    seconds_before = progress.seconds
+    last_save = began
+    window = RunningLoss()
+    total_chars = min(max_chars, int(epochs * sequence_lengths.sum()))
+    bar = tqdm(total=total_chars, initial=progress.characters, unit="char", unit_scale=True,
+               disable=not processes.leader, desc=f"{options.unit} ({options.preset.name})")
+    model.train()
     while True:
-        step = progress_state["step"]
-        finished = step >= max_steps or progress_state["characters"] >= max_chars
+        finished = progress.step >= max_steps or progress.characters >= max_chars
         out_of_time = options.max_minutes is not None and time.time() - began >= options.max_minutes * 60
-        # On the process's device: nccl reduces only CUDA tensors.
-        halt = torch.tensor([finished, stop.requested or out_of_time], dtype=torch.int32, device=device)
-        if distributed:
-            dist.all_reduce(halt, op=dist.ReduceOp.MAX)
-        if halt.any():
-            progress_state["seconds"] = seconds_before + time.time() - began
-            if halt[0] and rank == 0 and window_count:
-                log_row()
-            save(done=bool(halt[0]))
+        # Decided together, so that every process leaves the loop at the same step.
+        finished, stopping = map(bool, processes.any([finished, stop.requested or out_of_time]).tolist())
+        if finished or stopping:
             break
-        epoch, position = divmod(step, batches_per_epoch)
-        if epoch != order_epoch:
-            order_epoch, order = epoch, np.random.default_rng(options.seed + epoch).permutation(len(train_chars))
-        rows = order[position * batch_size : (position + 1) * batch_size]
-        x, y = batch_tensors(train_chars, train_targets, rows[rank::world], device, full_width=features is not None)
-        if features is None:
-            with autocast(device.type, options.bf16):
+
+        rows = batches.rows(progress.step)
+        x, y = batch_tensors(train_chars, train_targets, rows[processes.rank :: processes.world], device,
+                             full_width=features is not None)
+        with autocast(device.type, bf16, cache_enabled=features is None):
+            if features is None:
                 loss, positions = model(x, y, options.sampled_words)
-        else:
-            with autocast("cuda", options.bf16, cache_enabled=False):
-                hidden = features(net.embedding(x))
-                if options.sampled_words:
-                    loss, positions = sampled_word_loss(hidden, y, net.output, options.sampled_words)
-                else:
-                    loss, positions = word_loss(hidden, y, net.output, bf16=options.bf16)
+            else:
+                loss, positions = graphed_loss(features, net, x, y, options.sampled_words, bf16)
+        batch_positions = int(np.count_nonzero(train_targets[rows] > UNKNOWN))
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        share_of_batch_mean(loss, positions, batch_positions, processes.world).backward()
         optimizer.step()
 
         batch_chars = int(sequence_lengths[rows].sum())
-        progress_state["step"] = step + 1
-        progress_state["characters"] += batch_chars
+        progress.step += 1
+        progress.characters += batch_chars
+        progress.seconds = seconds_before + time.time() - began
         batch_loss = loss.item()
-        window_loss += batch_loss * positions
-        window_count += positions
+        window.add(batch_loss, positions)
         bar.update(batch_chars)
         bar.set_postfix(loss=f"{batch_loss:.3f}")
-        save_snapshot()
-        if progress_state["step"] % options.eval_every == 0 and rank == 0:
-            progress_state["seconds"] = seconds_before + time.time() - began
-            log_row()
+        passed = [mark for mark in options.snapshot_chars if mark <= progress.characters]
+        if processes.leader and passed and max(passed) not in progress.snapshots:
+            progress.snapshots.append(max(passed))
+            run.save_snapshot(net, max(passed), metadata())
+        if processes.leader and progress.step % options.eval_every == 0:
+            progress.log(window.mean, validation_loss())
+            window = RunningLoss()
         if time.time() - last_save >= options.save_minutes * 60:
-            progress_state["seconds"] = seconds_before + time.time() - began
-            save()
+            if processes.leader:
+                run.save_state(net, optimizer, options.preset.name, progress)
             last_save = time.time()
+    stop.release()
     bar.close()
-    if rank == 0:
-        verdict = "done" if progress_state["done"] else "stopped; continue with --resume"
-        print(f"{out}: {progress_state['step']} steps, {progress_state['characters']:,} characters, "
-              f"{progress_state['seconds'] / 60:.1f} min, {verdict}")
-    if distributed:
+
+    progress.seconds = seconds_before + time.time() - began
+    progress.done = finished
+    if processes.leader:
+        if progress.done and window.positions:
+            progress.log(window.mean, validation_loss())
+        run.save_state(net, optimizer, options.preset.name, progress)
+        if progress.done:
+            run.save_model(net, metadata())
+        verdict = "done" if progress.done else "stopped; continue with --resume"
+        print(f"{run.path}: {progress.step} steps, {progress.characters:,} characters, "
+              f"{progress.seconds / 60:.1f} min, {verdict}")
+    if processes.distributed:
         # Every rank states its weights' digest, so a run can show that DDP kept them identical.
-        print(f"rank {rank}: weights digest {weights_digest(net)}", flush=True)
+        print(f"rank {processes.rank}: weights digest {weights_digest(net)}", flush=True)
         dist.destroy_process_group()
-    return out
+    return run.path

@@ -1,4 +1,4 @@
-"""The JSON API: models, autocomplete, connectivity, health.
+"""The JSON API: models, limits, autocomplete, connectivity, health.
 
 Autocomplete and connectivity answer as POST (JSON body) and as GET (query
 string) alike; the GET form can be cached by browsers, proxies and CDNs. Every
@@ -6,16 +6,16 @@ answer comes from `Answers`, so it is computed once per process and sent as
 the same bytes, with a strong ETag, gzip-compressed when the client accepts it.
 """
 
-from typing import Annotated
+from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
 from app.answers import Answer
-from app.dependencies import AnswersDep, EngineDep, ModelsAnswerDep, SettingsDep
+from app.dependencies import AnswersDep, EngineDep, LimitsAnswerDep, ModelsAnswerDep, SettingsDep
 from app.engine import InputError
-from app.http import VERSION_HEADER, answer_response
+from app.http import answer_response
 from app.schemas import (
     AutocompleteQuery,
     AutocompleteRequest,
@@ -24,16 +24,17 @@ from app.schemas import (
     ConnectivityRequest,
     ConnectivityResponse,
     Health,
+    Limits,
     ModelInfo,
 )
 
-ERROR_RESPONSES = {
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"description": "Request body that cannot be read as JSON at all (not UTF-8, or nested too deeply)."},
     412: {"description": "`If-None-Match` names this answer's ETag: the copy the client holds is current (POST cannot answer 304)."},
     413: {"description": "Request body over RNN_MAX_BODY_BYTES; refused before parsing."},
     503: {"description": "Too many inference requests queued; retry shortly."},
 }
-GET_RESPONSES = {
+GET_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"description": "A request the HTTP server cannot read at all, such as a URL too long for it (ask long questions as POST)."},
     304: {"description": "`If-None-Match` names this answer's ETag: the copy the client holds is current."},
     307: {"description": "`v` names an older answer version: the same question with the current `v`."},
@@ -56,6 +57,12 @@ async def healthz(engine: EngineDep) -> Health:
 async def list_models(request: Request, models_answer: ModelsAnswerDep, answers: AnswersDep) -> Response:
     """The loaded models, their sizes, test metrics and memory profiles; `X-Answers-Version` names the answers they give."""
     return answer_response(request, models_answer, REVALIDATE, answers.version)
+
+
+@router.get("/api/limits", response_model=Limits, responses={304: GET_RESPONSES[304]}, tags=["models"])
+async def limits(request: Request, limits_answer: LimitsAnswerDep, answers: AnswersDep) -> Response:
+    """The limits this server enforces on questions (text length, suggestions, connectivity work), so clients ask only for what it serves."""
+    return answer_response(request, limits_answer, REVALIDATE, answers.version)
 
 
 @router.post("/api/autocomplete", response_model=AutocompleteResponse, responses=ERROR_RESPONSES, tags=["models"])
@@ -91,9 +98,13 @@ async def connectivity_get(query: Annotated[ConnectivityQuery, Query()], request
     """The POST form's answer, for a question asked in the query string (`positions` comma-separated, or `all`)."""
     if stale := _stale_version(request, query.v, answers.version):
         return stale
-    positions: list[int] | str | None = query.positions
-    if positions not in (None, "all"):
-        positions = [int(position) for position in positions.split(",")]
+    positions: list[int] | Literal["all"] | None
+    if query.positions is None:
+        positions = None
+    elif query.positions == "all":
+        positions = "all"
+    else:
+        positions = [int(position) for position in query.positions.split(",")]
         if len(positions) > settings.max_text_chars:
             raise InputError("positions", f"lists {len(positions):,} positions; a text has at most {settings.max_text_chars:,}")
     answer = await answers.connectivity(query.text, query.model, positions, query.word, query.method, query.significant_digits)

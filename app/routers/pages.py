@@ -11,7 +11,7 @@ from app.dependencies import AnswersDep, EngineDep, ModelInfosDep
 from app.engine import InferenceEngine
 from app.http import encoded_response
 from app.schemas import ModelInfo
-from app.settings import PROJECT_ROOT, Settings
+from app.settings import PROJECT_ROOT
 
 TEMPLATES_DIR = PROJECT_ROOT / "templates"
 ARTICLE_TEMPLATE = "article.html"
@@ -32,15 +32,6 @@ class RenderedPage:
     limits: dict
     stamp: tuple = ()
     answer: Answer | None = field(default=None)
-
-
-def api_limits(settings: Settings) -> dict:
-    """The limits the API enforces, written into the page so it asks only for what will be served."""
-    return {
-        "max_text_chars": settings.max_text_chars,
-        "max_connectivity_work": settings.max_connectivity_work,
-        "integrated_gradients_steps": settings.integrated_gradients_steps,
-    }
 
 
 def templates_stamp() -> tuple:

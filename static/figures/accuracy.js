@@ -3,7 +3,6 @@
 
 import { formatPercent, metricsFor } from "../format.js";
 import { drawLineChart, drawResponsive, legendItem } from "../line-chart.js";
-import { loadedUnits } from "../units.js";
 
 const d3 = window.d3;
 const CRITERIA = [
@@ -15,16 +14,16 @@ const PAPER_LABEL = "paper, text8";
 // Below this many test words a point is mostly noise (a handful of 17-letter words), so the line stops.
 const MIN_CASES = 100;
 
-export function render(element, { models, metrics, paper }) {
+export function render(element, { units: served, metrics, paper }) {
   const body = d3.select(element).select(".figure-body").text("");
-  const units = loadedUnits(models).filter((unit) => metricsFor(metrics, unit.id)?.accuracy_by_letters_known);
+  const units = served.filter((unit) => metricsFor(metrics, unit.id)?.accuracy_by_letters_known);
   if (units.length === 0) {
     body.append("p").attr("class", "notice").text("No accuracy record: models/checkpoints/metrics.json is missing or has no accuracy by letters known.");
     return;
   }
 
   const controls = body.append("div").attr("class", "controls");
-  const toggleLabel = controls.append("label");
+  const toggleLabel = controls.append("label").property("hidden", !units.some((unit) => unit.paperName !== null));
   const paperToggle = toggleLabel.append("input").attr("type", "checkbox").attr("name", "paper-overlay");
   toggleLabel.append("span").text("overlay the paper's curves (dimmed, “paper, text8”)");
   const legend = body.append("div").attr("class", "chart-legend");
@@ -43,7 +42,7 @@ export function render(element, { models, metrics, paper }) {
       y: (metricsFor(metrics, unit.id).accuracy_by_letters_known.count?.[letters] ?? MIN_CASES) >= MIN_CASES ? value : null,
     })),
   })));
-  const theirs = units.flatMap((unit) => CRITERIA.map((criterion) => ({
+  const theirs = units.filter((unit) => unit.paperName !== null).flatMap((unit) => CRITERIA.map((criterion) => ({
     key: `paper-${unit.id}-${criterion.key}`,
     unit,
     criterion,
@@ -53,7 +52,7 @@ export function render(element, { models, metrics, paper }) {
     points: paper.accuracy_by_letters_known.values[unit.paperName][criterion.index].map((value, letters) => ({ x: letters, y: value })),
   })));
   // One label is enough to name the whole dimmed family.
-  theirs[0].label = PAPER_LABEL;
+  if (theirs.length) theirs[0].label = PAPER_LABEL;
 
   const draw = () => {
     const withPaper = paperToggle.property("checked");
@@ -69,7 +68,7 @@ export function render(element, { models, metrics, paper }) {
         .map((item) => ({
           colour: item.colour,
           dash: item.dash,
-          label: `${item.className === "paper" ? `${PAPER_LABEL}: ` : ""}${item.unit.name} ${item.criterion.label}`
+          label: `${item.className === "paper" ? `${PAPER_LABEL}: ${item.unit.paperName}` : item.unit.name} ${item.criterion.label}`
             + (item.className === "paper" || item.criterion.index > 0 ? "" : ` (${d3.format(",")(counts(item.unit)[letters] ?? 0)} cases)`),
           value: formatPercent(item.points[letters].y),
         })),

@@ -5,14 +5,12 @@
 import * as api from "../api.js";
 import { revealFigure } from "../motion.js";
 import { requestView } from "../permalink.js";
-import { renderSuggestions } from "../text-panels.js";
-import { loadedUnits } from "../units.js";
+import { renderSuggestions, unitPanels } from "../text-panels.js";
 
 const d3 = window.d3;
 
-export async function render(element, { models, limits }) {
+export async function render(element, { units, limits }) {
   const startText = (await api.loadDemo()).prefix;
-  const units = loadedUnits(models);
   const body = d3.select(element).select(".figure-body").text("");
 
   const inputId = `${element.id}-input`;
@@ -27,10 +25,9 @@ export async function render(element, { models, limits }) {
   const modelSees = body.append("p").attr("class", "model-sees");
   const status = body.append("p").attr("class", "status").attr("role", "status").attr("aria-live", "polite");
 
-  const panels = body.append("div").attr("class", "unit-panels")
-    .selectAll("section").data(units).join("section").attr("class", "text-panel").attr("data-unit", (unit) => unit.id);
+  const panels = unitPanels(body, units);
   const heading = panels.append("p").attr("class", "panel-title");
-  heading.append("span").attr("class", (unit) => `unit-swatch swatch-${unit.id}`).attr("aria-hidden", "true");
+  heading.append("span").attr("class", "unit-swatch").attr("aria-hidden", "true");
   heading.append("span").text((unit) => unit.name);
   const lists = panels.append("ul").attr("class", "suggestions").attr("aria-label", (unit) => `${unit.name}'s top guesses`);
 
@@ -56,7 +53,7 @@ export async function render(element, { models, limits }) {
       const position = response.text.length - 1;
       lists.each(function fill(unit) {
         const last = response.models[unit.id].at(-1);
-        renderSuggestions(this, unit, last.suggestions, {
+        renderSuggestions(this, last.suggestions, {
           onChoose: (word) => {
             requestView({ text: response.text, position, word });
             // Focus follows, so a keyboard reader is not left on a button scrolled out of view.

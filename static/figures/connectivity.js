@@ -9,7 +9,6 @@ import { saveFile, toCSV } from "../download.js";
 import { readViewState, VIEW_EVENT, writeViewState } from "../permalink.js";
 import { shareBeforeWord } from "../reach.js";
 import { ConnectivityExplorer, describeCharacter, formatProbability } from "../text-panels.js";
-import { loadedUnits } from "../units.js";
 
 const d3 = window.d3;
 const METHODS = [
@@ -25,25 +24,26 @@ const SCALES = [
   { id: "unit", label: "per unit" },
   { id: "shared", label: "shared" },
 ];
-// Longer sentences are hard to read in three panels; a server with a lower limit lowers it (the leading space counts).
-const MAX_TEXT_LENGTH = 400;
 // A character counts as "strongly connected" in the walkthrough notes above this fraction of the row's maximum.
 const STRONG_FRACTION = 0.3;
 
-export async function render(element, { models, paper, limits }) {
+export async function render(element, { units, paper, limits }) {
   const exampleText = paper.connectivity.example_text;
-  const units = loadedUnits(models);
+  // The units the paper published rows for; the others' panels say they have none.
+  const paperUnits = units.filter((unit) => unit.paperName !== null);
   const defaults = { text: exampleText, word: null, method: "gradient", scale: "unit", shading: "linear", source: "ours" };
   const body = d3.select(element).select(".figure-body").text("");
 
   const form = body.append("form").attr("class", "sentence-form");
-  const textBox = form.append("textarea").attr("name", "sentence").attr("rows", 3).attr("maxlength", Math.min(MAX_TEXT_LENGTH, limits.max_text_chars - 1))
+  const textBox = form.append("textarea").attr("name", "sentence").attr("rows", 3)
+    // Normalising adds a leading space, and the server's limit applies to the normalised text too.
+    .attr("maxlength", limits.max_text_chars - 1)
     .attr("aria-label", "Sentence to analyse").attr("spellcheck", "false");
   form.append("button").attr("type", "submit").text("Compute");
   const exampleButton = form.append("button").attr("type", "button").attr("class", "link").text("example sentence");
 
   const controls = body.append("div").attr("class", "controls");
-  const sourceSet = controls.append("fieldset").attr("class", "source-toggle");
+  const sourceSet = controls.append("fieldset").attr("class", "source-toggle").property("hidden", paperUnits.length === 0);
   sourceSet.append("legend").text("Show");
   const sourceLabels = sourceSet.selectAll("label").data(SOURCES).join("label");
   sourceLabels.append("input").attr("type", "radio").attr("name", `source-${element.id}`).attr("value", (source) => source.id);
@@ -86,20 +86,20 @@ export async function render(element, { models, paper, limits }) {
     publishedNote.property("hidden", !published);
     scaleLabels.select("input").property("checked", (scale) => scale.id === state.scale);
     shadingSelect.property("value", state.shading);
-    legend.update(state.shading, `fraction of ${state.scale === "shared" ? "the largest value of the three units" : "each unit's own maximum"}`);
+    legend.update(state.shading, `fraction of ${state.scale === "shared" ? "the largest value of all units" : "each unit's own maximum"}`);
   }
 
   // The paper's rows, fetched the first time the reader switches to them.
   let published = null;
   async function showPublished(position) {
-    published ??= Promise.all(units.map((unit) => api.loadPaperConnectivity(unit.id)));
+    published ??= Promise.all(paperUnits.map((unit) => api.loadPaperConnectivity(unit.id)));
     const files = await published.catch((error) => {
       published = null;
       throw error;
     });
     publishedNote.text(`Showing the paper's published models (${files[0].models}), not ours: their connectivity (gradient², `
       + "for the word in the text) and top three guesses on the example sentence. Editing the sentence switches back to our models.");
-    explorer.showPublished(exampleText, Object.fromEntries(units.map((unit, index) => [unit.id, files[index].positions])),
+    explorer.showPublished(exampleText, Object.fromEntries(paperUnits.map((unit, index) => [unit.id, files[index].positions])),
       { position: position ?? explorer.position, label: files[0].models });
   }
 
@@ -107,7 +107,7 @@ export async function render(element, { models, paper, limits }) {
     const text = state.text ?? exampleText;
     const method = METHODS.some((item) => item.id === state.method) ? state.method : defaults.method;
     // The paper's data covers the example sentence and the word in it only.
-    const source = state.source === "paper" && text === exampleText && !state.word ? "paper" : "ours";
+    const source = state.source === "paper" && paperUnits.length > 0 && text === exampleText && !state.word ? "paper" : "ours";
     explorer.scale = SCALES.some((item) => item.id === state.scale) ? state.scale : defaults.scale;
     explorer.shading = SHADINGS.some((item) => item.id === state.shading) ? state.shading : defaults.shading;
     if (document.activeElement !== textBox.node()) textBox.property("value", text.trim());
@@ -176,7 +176,7 @@ export async function render(element, { models, paper, limits }) {
     const { method, scale, shading } = explorer.state();
     const caption = [
       METHODS.find((item) => item.id === method).label,
-      scale === "shared" ? "one scale for the three units" : "each unit scaled to its own maximum",
+      scale === "shared" ? "one scale for all units" : "each unit scaled to its own maximum",
       `${SHADINGS.find((item) => item.id === shading).label} shading`,
     ].join("; ");
     saveFile("connectivity.svg", "image/svg+xml", explorer.toSVG(caption));
@@ -197,20 +197,21 @@ async function writeWalkthroughNotes(units, paper) {
   const text = paper.connectivity.example_text;
   const suggestions = await api.autocomplete({ text, models: units.map((unit) => unit.id), positions: "all" });
   const matrices = await Promise.all(units.map((unit) => api.connectivity({ text, model: unit.id, positions: "all" })));
-  const published = await Promise.all(units.map((unit) => api.loadPaperConnectivity(unit.id)));
+  const published = Object.fromEntries(await Promise.all(units.filter((unit) => unit.paperName !== null)
+    .map(async (unit) => [unit.id, await api.loadPaperConnectivity(unit.id)])));
   document.querySelectorAll("[data-walkthrough-note]").forEach((note) => {
     const position = paper.connectivity.walkthrough_indices[note.dataset.walkthroughNote];
     const rows = Object.fromEntries(units.map((unit, index) => [unit.id, matrices[index].rows[position].connectivity]));
     const normalised = normaliseRows(rows, "unit");
-    const parts = units.map((unit, index) => {
+    const parts = units.map((unit) => {
       const best = suggestions.models[unit.id][position].suggestions[0];
       const reach = normalised[unit.id].findIndex((value) => value >= STRONG_FRACTION);
       const distance = position - reach;
       const where = distance === 0 ? "stays on the current character" :
         `reaches back ${distance} character${distance === 1 ? "" : "s"}, to ${describeCharacter(text, reach)}`;
-      const theirs = published[index].positions[position];
-      const before = `${formatProbability(shareBeforeWord(rows[unit.id], text, position))} of its row lies before the current word `
-        + `(the paper's ${unit.paperName}, for “${theirs.target}”: ${formatProbability(shareBeforeWord(theirs.connectivity, text, position))})`;
+      const theirs = published[unit.id]?.positions[position];
+      const before = `${formatProbability(shareBeforeWord(rows[unit.id], text, position))} of its row lies before the current word`
+        + (theirs ? ` (the paper's ${unit.paperName}, for “${theirs.target}”: ${formatProbability(shareBeforeWord(theirs.connectivity, text, position))})` : "");
       return `${unit.name} guesses “${best.word}” (${formatProbability(best.probability)}), its strong connectivity ${where}, and ${before}`;
     });
     note.textContent = `Our models here: ${parts.join("; ")}.`;

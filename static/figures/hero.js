@@ -1,16 +1,15 @@
-// Figure 1: the three units on the example sentence. Autoplay walks through a short span so the
+// Figure 1: every served unit on the example sentence. Autoplay walks through a short span so the
 // figure explains itself, and stops for good as soon as the reader does anything with it.
 
 import { renderLegend } from "../connectivity-colour.js";
 import { prefersReducedMotion, scrollToFigure } from "../motion.js";
 import { ConnectivityExplorer } from "../text-panels.js";
-import { loadedUnits } from "../units.js";
 
 const d3 = window.d3;
 const AUTOPLAY_SPAN = "formal study of grammar";
 const AUTOPLAY_STEP_MS = 650;
 
-export async function render(element, { models, paper, limits }) {
+export async function render(element, { units, paper, limits }) {
   const body = d3.select(element).select(".figure-body").text("");
   const text = paper.connectivity.example_text;
   const heroLinks = paper.connectivity.walkthrough_indices.hero_links;
@@ -32,7 +31,7 @@ export async function render(element, { models, paper, limits }) {
     autoplayNote.classed("idle", true);
   };
   const explorer = new ConnectivityExplorer(body.append("div").node(), {
-    units: loadedUnits(models),
+    units,
     limits,
     onInteract: stopAutoplay,
   });

@@ -6,7 +6,6 @@
 import * as api from "../api.js";
 import { formatPercent } from "../format.js";
 import { drawLineChart, drawResponsive, legendItem } from "../line-chart.js";
-import { loadedUnits } from "../units.js";
 
 const d3 = window.d3;
 const PAPER_LABEL = "paper, example sentence";
@@ -15,9 +14,9 @@ const PAPER_LABEL = "paper, example sentence";
 const axisPosition = (distance) => distance + 1;
 const bucketCentre = (bucket) => Math.sqrt(axisPosition(bucket.low) * axisPosition(bucket.high + 1));
 
-export async function render(element, { models }) {
+export async function render(element, { units: served }) {
   const body = d3.select(element).select(".figure-body").text("");
-  const units = loadedUnits(models).filter((unit) => unit.model.memory?.test);
+  const units = served.filter((unit) => unit.model.memory?.test);
   if (units.length === 0) {
     body.append("p").attr("class", "notice")
       .text("No memory profile: models/checkpoints/metrics.json has none (python -m training evaluate writes it).");
@@ -25,9 +24,11 @@ export async function render(element, { models }) {
   }
   const paper = await api.loadPaperMemory();
   const { buckets } = units[0].model.memory;
+  // The paper's profiles exist for its own units only, under the model ids of ours.
+  const paperProfile = (unit) => (Object.hasOwn(paper.units, unit.id) ? paper.units[unit.id] : null);
 
   const controls = body.append("div").attr("class", "controls");
-  const toggleLabel = controls.append("label");
+  const toggleLabel = controls.append("label").property("hidden", !units.some(paperProfile));
   const paperToggle = toggleLabel.append("input").attr("type", "checkbox").attr("name", "paper-overlay");
   toggleLabel.append("span").text(`overlay the paper's profile (dimmed, “${PAPER_LABEL}”)`);
   const legend = body.append("div").attr("class", "chart-legend");
@@ -38,10 +39,10 @@ export async function render(element, { models }) {
   const ours = units.map((unit) => ({
     key: unit.id, unit, colour: unit.colour, markers: true, points: profile(unit.model.memory.test.by_distance),
   }));
-  const theirs = units.filter((unit) => paper.units[unit.id]).map((unit) => ({
-    key: `paper-${unit.id}`, unit, colour: unit.colour, markers: true, className: "paper", points: profile(paper.units[unit.id].by_distance),
+  const theirs = units.filter(paperProfile).map((unit) => ({
+    key: `paper-${unit.id}`, unit, colour: unit.colour, markers: true, className: "paper", points: profile(paperProfile(unit).by_distance),
   }));
-  theirs[0].label = PAPER_LABEL;
+  if (theirs.length) theirs[0].label = PAPER_LABEL;
   const centres = buckets.map(bucketCentre);
   const bucketAt = (xValue) => d3.minIndex(centres, (centre) => Math.abs(centre - xValue));
 
@@ -61,7 +62,7 @@ export async function render(element, { models }) {
       ariaLabel: "Line chart of the share of connectivity by distance back, per unit; focus and use the arrow keys to read values.",
       describe: (xValue) => series.map((item) => ({
         colour: item.colour,
-        label: `${item.className === "paper" ? `${PAPER_LABEL}: ` : ""}${item.unit.name}`,
+        label: item.className === "paper" ? `${PAPER_LABEL}: ${item.unit.paperName}` : item.unit.name,
         value: formatPercent(item.points[bucketAt(xValue)].y),
       })),
     });
@@ -75,13 +76,13 @@ export async function render(element, { models }) {
       + "(each row for the word actually typed there), beside the same two shares on the example sentence:");
   body.append("ul").attr("class", "memory-reach").selectAll("li").data(units).join("li")
     .attr("data-unit", (unit) => unit.id)
-    .text((unit) => reachInWords(unit, paper.units[unit.id]));
+    .text((unit) => reachInWords(unit, paperProfile(unit)));
 }
 
 function reachInWords(unit, paperUnit) {
   const { test, example } = unit.model.memory;
   const pair = (numbers) => `${formatPercent(numbers.before_word)} and ${formatPercent(numbers.reach_10)}`;
-  const onExample = [example && `ours ${pair(example)}`, paperUnit && `the paper's ${unit.name} ${pair(paperUnit)}`].filter(Boolean);
+  const onExample = [example && `ours ${pair(example)}`, paperUnit && `the paper's ${unit.paperName} ${pair(paperUnit)}`].filter(Boolean);
   return `${unit.name}: ${formatPercent(test.before_word)} of its connectivity lies before the current word and `
     + `${formatPercent(test.reach_10)} more than 10 characters back on our test set`
     + (onExample.length ? `; on the example sentence, ${onExample.join(", ")}.` : ".");

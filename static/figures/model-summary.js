@@ -1,8 +1,7 @@
 // "The models on this page": which models every figure comes from, read from the server and
 // metrics.json, so the box stays true when the models are retrained.
 
-import { formatCount, formatDuration, formatLarge, formatLoss, formatPercent, metricsFor, trainedOn, vocabularySize } from "../format.js";
-import { loadedUnits } from "../units.js";
+import { formatCount, formatDuration, formatLarge, formatLoss, formatPercent, metricsFor, trainedOn } from "../format.js";
 
 const d3 = window.d3;
 const CORPUS_DESCRIPTIONS = {
@@ -10,18 +9,17 @@ const CORPUS_DESCRIPTIONS = {
   text8: "text8, the first 100 million characters of a 2006 English Wikipedia dump",
 };
 
-export function render(element, { models, metrics, paper }) {
-  const units = loadedUnits(models);
+export function render(element, { units, metrics, paper }) {
   const box = d3.select(element);
   box.selectAll("p").remove();
 
   const shapes = units.map((unit) => {
     const { hidden_size: hidden, num_layers: layers, depth } = unit.model;
-    const shape = unit.id === "nlstm" ? `${layers} layer of depth ${depth}` : `${layers} layers`;
+    const shape = `${layers} layer${layers === 1 ? "" : "s"}${depth > 1 ? ` of depth ${depth}` : ""}`;
     return `${articleFor(unit.name)} ${unit.name} (${shape}, ${hidden} units wide)`;
   });
   box.append("p").text(`Every figure is computed live from small models trained for this page: ${listOf(shapes)}. `
-    + `Each reads characters and suggests one of the same ${formatCount(vocabularySize(units[0].model))} words.`);
+    + `Each reads characters and suggests one of the same ${formatCount(units[0].model.vocabulary_size)} words.`);
 
   const records = units.map((unit) => ({ unit, record: metricsFor(metrics, unit.id) })).filter((item) => item.record);
   if (records.length === 0) {
@@ -40,13 +38,14 @@ export function render(element, { models, metrics, paper }) {
     const sequences = records[0].record.test.sequences;
     box.append("p").text(`On the held-out test split${sequences ? ` (its first ${formatCount(sequences)} sequences)` : ""}: ${listOf(results)}.`);
   }
-  const paperModels = paper.models;
-  box.append("p").text(`The paper's models were larger (${paperModels.GRU.units} units per layer) and were trained on text8 for `
+  const paperWidth = Object.values(paper.models)[0].units;
+  box.append("p").text(`The paper's models were larger (${paperWidth} units per layer) and were trained on text8 for `
     + `${paper.training.epochs} epochs (${d3.format(",")(paper.training.minibatches)} mini-batches) on a GPU; Table 1 sets their results beside ours.`);
 }
 
+/** "an" before a vowel sound: a vowel, or an initialism whose first letter is spoken with one (an LSTM, an RNN). */
 function articleFor(name) {
-  return /^[aeiou]/i.test(name) || name.startsWith("LSTM") ? "an" : "a";
+  return /^[aeiou]/i.test(name) || /^[AEFHILMNORSX][A-Z]/.test(name) ? "an" : "a";
 }
 
 function listOf(items) {

@@ -1,20 +1,19 @@
 // Appendix: the data and training of the models shown, from metrics.json, beside the paper's set-up.
 
-import { formatCount, formatDuration, formatLarge, metricsFor, trainedOn, vocabularySize } from "../format.js";
-import { loadedUnits } from "../units.js";
+import { formatCount, formatDuration, formatLarge, metricsFor, trainedOn } from "../format.js";
 
 const d3 = window.d3;
 const PAPER_LABEL = "paper, text8";
 
-export function render(element, { models, metrics, paper }) {
+export function render(element, { units: served, metrics, paper }) {
   const root = d3.select(element).text("");
-  const words = formatCount(vocabularySize(models[0]));
+  const words = formatCount(served[0].model.vocabulary_size);
   root.append("p").text("Text is cut into sequences of at most 200 characters without splitting a word, and whole sequences "
     + "are shuffled with a fixed seed into 90 % training, 5 % validation and 5 % test. Every character of a word, and the space "
     + `in front of it, has the whole word as its target; words outside the ${words} most frequent ones are not scored. `
-    + "All three units share the batch size and the optimiser (Adam); the table gives the characters each read.");
+    + "All units share the batch size and the optimiser (Adam); the table gives the characters each read.");
 
-  const units = loadedUnits(models).map((unit) => ({ unit, record: metricsFor(metrics, unit.id) })).filter((item) => item.record);
+  const units = served.map((unit) => ({ unit, record: metricsFor(metrics, unit.id) })).filter((item) => item.record);
   if (units.length === 0) {
     root.append("p").attr("class", "notice").text("The training record (models/checkpoints/metrics.json) is missing.");
     return;
@@ -22,8 +21,8 @@ export function render(element, { models, metrics, paper }) {
   const rows = units.flatMap(({ unit, record }) => [
     { paper: false, cells: [unit.name, "ours", record.corpus.name, formatLarge(record.characters_seen), formatCount(record.steps),
       `${formatDuration(record.training_seconds)} on ${trainedOn(record)}`] },
-    { paper: true, cells: [unit.name, PAPER_LABEL, "text8", `${paper.training.epochs} epochs`, formatCount(paper.training.minibatches),
-      `${formatDuration(paper.training.wall_clock_seconds_on_authors_gpu[unit.paperName])} on a GPU`] },
+    ...(unit.paperName === null ? [] : [{ paper: true, cells: [unit.paperName, PAPER_LABEL, "text8", `${paper.training.epochs} epochs`,
+      formatCount(paper.training.minibatches), `${formatDuration(paper.training.wall_clock_seconds_on_authors_gpu[unit.paperName])} on a GPU`] }]),
   ]);
   const scroll = root.append("div").attr("class", "table-scroll").attr("role", "region")
     .attr("aria-label", "Training of the models shown, and of the paper's");

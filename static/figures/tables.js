@@ -1,29 +1,27 @@
-// Table 1: configurations and parameter counts, then test results, ours beside the paper's.
+// Table 1: configurations and parameter counts, then test results, ours beside the paper's where
+// the paper trained the same unit.
 
 import { formatCount, formatLoss, formatPercent, metricsFor } from "../format.js";
-import { loadedUnits } from "../units.js";
 
 const d3 = window.d3;
 const PAPER_LABEL = "paper, text8";
 
-export function render(element, { models, metrics, paper }) {
+export function render(element, { units, metrics, paper }) {
   const body = d3.select(element).select(".figure-body").text("");
-  const units = loadedUnits(models);
 
   const configurations = units.flatMap((unit) => {
     const ours = unit.model;
+    const row = { name: unit.name, source: "ours", layers: ours.num_layers, depth: ours.depth, width: ours.hidden_size, parameters: ours.parameters };
+    if (unit.paperName === null) return [row];
     const theirs = paper.models[unit.paperName];
-    return [
-      { unit, source: "ours", layers: ours.num_layers, depth: ours.depth, width: ours.hidden_size, parameters: ours.parameters },
-      { unit, source: PAPER_LABEL, layers: theirs.layers, depth: theirs.depth ?? 1, width: theirs.units, parameters: theirs.params },
-    ];
+    return [row, { name: unit.paperName, source: PAPER_LABEL, layers: theirs.layers, depth: theirs.depth ?? 1, width: theirs.units, parameters: theirs.params }];
   });
   const total = (parameters) => parameters.embedding + parameters.recurrent + parameters.dense;
   table(body, "Model configurations and parameter counts",
     ["model", "source", "layers", "depth", "width", "embedding", "recurrent", "output layer", "total"],
     configurations.map((row) => ({
       paper: row.source !== "ours",
-      cells: [row.unit.name, row.source, row.layers, row.depth, row.width,
+      cells: [row.name, row.source, row.layers, row.depth, row.width,
         formatCount(row.parameters.embedding), formatCount(row.parameters.recurrent), formatCount(row.parameters.dense),
         formatCount(total(row.parameters))],
     })));
@@ -32,11 +30,10 @@ export function render(element, { models, metrics, paper }) {
     const record = metricsFor(metrics, unit.id);
     const crossEntropy = record?.test.cross_entropy ?? unit.model.metrics?.test_cross_entropy ?? null;
     const accuracy = record?.test.accuracy ?? unit.model.metrics?.test_accuracy ?? null;
+    const row = { paper: false, cells: [unit.name, "ours", formatOrDash(crossEntropy, formatLoss), formatOrDash(accuracy, formatPercent)] };
+    if (unit.paperName === null) return [row];
     const theirs = paper.test_results[unit.paperName];
-    return [
-      { paper: false, cells: [unit.name, "ours", formatOrDash(crossEntropy, formatLoss), formatOrDash(accuracy, formatPercent)] },
-      { paper: true, cells: [unit.name, PAPER_LABEL, formatLoss(theirs.cross_entropy), formatPercent(theirs.accuracy)] },
-    ];
+    return [row, { paper: true, cells: [unit.paperName, PAPER_LABEL, formatLoss(theirs.cross_entropy), formatPercent(theirs.accuracy)] }];
   });
   table(body, "Test results", ["model", "source", "cross-entropy (nats per character)", "accuracy (top 1, every character)"], results);
 }

@@ -3,7 +3,6 @@
 
 import { formatDuration, formatLoss, metricsFor } from "../format.js";
 import { drawLineChart, drawResponsive, legendItem } from "../line-chart.js";
-import { loadedUnits } from "../units.js";
 
 const d3 = window.d3;
 const AXES = [
@@ -12,9 +11,9 @@ const AXES = [
 ];
 const VALID_DASH = "5 3";
 
-export function render(element, { models, metrics }) {
+export function render(element, { units: served, metrics }) {
   const body = d3.select(element).select(".figure-body").text("");
-  const units = loadedUnits(models).filter((unit) => metricsFor(metrics, unit.id)?.training_curve?.length);
+  const units = served.filter((unit) => metricsFor(metrics, unit.id)?.training_curve?.length);
   if (units.length === 0) {
     body.append("p").attr("class", "notice").text("No training record: models/checkpoints/metrics.json is missing or has no training curve.");
     return;
