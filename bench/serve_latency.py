@@ -192,9 +192,7 @@ def main() -> None:
             chars = torch.tensor(encode(text[:length]))
             for model in registry.models.values():
                 net = model.net
-                positions = list(range(length))
-                connectivity_rows(net, record(net, chars[:20], "gradient"), list(range(20)), [2] * 20, "gradient")
-                batched = median_ms(lambda: connectivity_rows(net, record(net, chars, "gradient"), positions, [2] * length, "gradient"), 3) / 1000
+                batched = full_matrix_seconds(net, chars, force_autograd=False)
                 autograd, mark_a = sampled_rows_seconds(per_row_autograd, net, chars, args.sample_rows)
                 if args.no_captum:
                     captum, mark_c = float("nan"), ""

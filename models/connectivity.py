@@ -39,7 +39,7 @@ which vmap cannot batch, is off meanwhile).
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Literal, Protocol, get_args
+from typing import Literal, Protocol, cast, get_args
 
 import torch
 import torch.nn.functional as F
@@ -219,10 +219,10 @@ class _NestedLSTMLayer(_SteppedLayer):
     """One recorded Nested LSTM layer; mirrors models.units.nested_lstm_step level by level."""
 
     def __init__(self, layer: NestedLSTMLayer, inputs: Tensor) -> None:
-        outer = layer.cells[0]
+        outer, *inner = layer.levels
         self.input_weight = outer.weight[:, : outer.input_size]
-        self.level_weights = [outer.weight[:, outer.input_size :]] + [cell.weight for cell in layer.cells[1:]]
-        biases = [outer.bias] + [cell.bias for cell in layer.cells[1:]]
+        self.level_weights = [outer.weight[:, outer.input_size :]] + [level.weight for level in inner]
+        biases = [outer.bias] + [level.bias for level in inner]
         depth = len(self.level_weights)
         batch, length = inputs.shape[:2]
         input_gates = F.linear(inputs, self.input_weight, outer.bias).transpose(0, 1)  # [T, B, 4H]
@@ -234,11 +234,11 @@ class _NestedLSTMLayer(_SteppedLayer):
             hs.append(h)
             all_cells.append(cells)
         # Only the state is kept per step: every factor is then computed for all steps at once.
-        hs, all_cells = torch.stack(hs), torch.stack(all_cells)  # [T + 1, B, H], [T + 1, depth, B, H]
-        previous_cells, new_cells = all_cells[:-1], all_cells[1:]
-        self.outputs = hs[1:].transpose(0, 1)
+        hidden_states, cell_states = torch.stack(hs), torch.stack(all_cells)  # [T + 1, B, H], [T + 1, depth, B, H]
+        previous_cells, new_cells = cell_states[:-1], cell_states[1:]
+        self.outputs = hidden_states[1:].transpose(0, 1)
         self.gate_factors, self.cell_factors, self.retain_factors = [], [], []
-        gates = input_gates + hs[:-1] @ self.level_weights[0].t()
+        gates = input_gates + hidden_states[:-1] @ self.level_weights[0].t()
         for d in range(depth):
             i, j, f, o = gates.chunk(4, dim=-1)
             i, f, o = i.sigmoid(), torch.sigmoid(f + 1.0), o.sigmoid()
@@ -294,11 +294,11 @@ def _without_onednn() -> Iterator[None]:
     if not torch.backends.mkldnn.enabled:
         yield
         return
-    torch.backends.mkldnn.enabled = False
+    torch.backends.mkldnn.enabled = False  # type: ignore[assignment]  # a settable flag that torch types as its descriptor
     try:
         yield
     finally:
-        torch.backends.mkldnn.enabled = True
+        torch.backends.mkldnn.enabled = True  # type: ignore[assignment]
 
 
 class _AutogradUnit:
@@ -323,7 +323,9 @@ class _AutogradUnit:
         self.outputs = torch.cat(outputs, dim=1)
 
     def adjoint_buffers(self, rows: int, batch: int) -> list[Tensor]:
-        return [part.new_zeros(rows, *part.shape) for part in _state_tensors(self.states_before[-1])]
+        final_state = self.states_before[-1]
+        assert final_state is not None, "a recording holds at least one step"
+        return [part.new_zeros(rows, *part.shape) for part in _state_tensors(final_state)]
 
     def backward_block(self, start: int, end: int, active_rows: list[int], output_adjoints: Tensor, carry: list[Tensor]) -> Tensor:
         rows = output_adjoints.shape[1]
@@ -332,7 +334,7 @@ class _AutogradUnit:
         primals = (self.inputs[:, start:end],) if start == 0 else (self.inputs[:, start:end], self.states_before[start])
         # Autograd is needed here alone; the parameters' own gradients are not.
         with torch.inference_mode(False), torch.no_grad(), _without_onednn():
-            _, pullback = vjp(lambda inputs, state=None: self.unit(inputs, state), *primals)
+            pullback = vjp(lambda inputs, state=None: self.unit(inputs, state), *primals)[1]
             adjoints = vmap(pullback)((output_adjoints.permute(1, 2, 0, 3), state_adjoints))
         if start > 0:
             for part, adjoint in zip(carry, _state_tensors(adjoints[1])):
@@ -364,11 +366,12 @@ def record_layers(net: AutocompleteNet, inputs: Tensor, force_autograd: bool = F
         return [_AutogradUnit(rnn, inputs)]
     layers: list[RecordedLayer] = []
     if isinstance(rnn, NestedLSTM):
-        for layer in rnn.layers:
+        for layer in cast(list[NestedLSTMLayer], list(rnn.layers)):
             layers.append(_NestedLSTMLayer(layer, inputs))
             inputs = layers[-1].outputs
         return layers
-    layer_class = _GRULayer if isinstance(rnn, nn.GRU) else _LSTMLayer
+    rnn = cast(nn.GRU | nn.LSTM, rnn)
+    layer_class: type[_GRULayer | _LSTMLayer] = _GRULayer if isinstance(rnn, nn.GRU) else _LSTMLayer
     # One native single-layer call per layer, as the multi-layer call would hide the lower layers' outputs.
     # The single-layer module only lends its forward to functional_call: on the meta device it costs no memory.
     single = type(rnn)(rnn.input_size, rnn.hidden_size, 1, batch_first=True, device="meta")
@@ -376,7 +379,8 @@ def record_layers(net: AutocompleteNet, inputs: Tensor, force_autograd: bool = F
         parameters = _layer_parameters(rnn, index)
         names = ["weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"]
         outputs = functional_call(single, dict(zip(names, parameters)), (inputs,))[0]
-        layers.append(layer_class(*parameters, inputs, outputs))
+        weight_ih, weight_hh, bias_ih, bias_hh = parameters
+        layers.append(layer_class(weight_ih, weight_hh, bias_ih, bias_hh, inputs, outputs))
         inputs = outputs
     return layers
 
@@ -501,6 +505,7 @@ def _sweep(layers: list[RecordedLayer], sorted_positions: list[int], cotangents:
             layer = layers[index]
             gates = layer.backward_block(block_start, block_end, active_rows, adjoints, buffers[index])
             if index > 0:
+                assert layer.input_weight is not None, "a unit recorded as one layer has no layer below"
                 adjoints = gates @ layer.input_weight
         values[:rows, block_start:block_end] = attribution.entries(gates, projected, block_start, block_end).t()
         block_end = block_start
