@@ -37,7 +37,7 @@ def describe(preset: Preset) -> str:
                 per_layer = (count - paper) // config.num_layers
                 note = f"{count - paper:+,} ({per_layer:+,} per layer): {WHY_RECURRENT_DIFFERS[unit]}"
             paper_text = f"{paper:,}" if paper is not None else "-"
-            lines.append(f"{unit:<{width}} {part:<10} {count:>11,} {paper_text:>11}  {note}")
+            lines.append(f"{unit:<{width}} {part:<10} {count:>11,} {paper_text:>11}  {note}".rstrip())
         lines.append(f"{unit:<{width}} {'total':<10} {sum(counts.values()):>11,}")
     lines.append("")
     lines.append("embedding counts 27 x H: the padding row (id 0) is fixed at zero and not trained.")
