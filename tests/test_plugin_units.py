@@ -35,6 +35,7 @@ from training.train import TrainOptions, train
 
 HIDDEN = 16
 STEPS = 30
+OTHER_ENTRY = {"unit": "gru", "characters_seen": 123, "test": {"accuracy": 0.5}}
 
 
 class LeakyTanh(nn.Module):
@@ -97,11 +98,16 @@ def exported(toy_unit: Unit, tmp_path_factory: pytest.TempPathFactory) -> Path:
     # Tiny matrices: one thread, as threads only wait on each other when the CPU is shared.
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    train(TrainOptions(unit=TOY.name, preset=BUNDLED, data=data, out=runs / TOY.name, bf16=False, hidden_size=HIDDEN,
-                       epochs=20, max_steps=STEPS, eval_every=STEPS // 3, eval_sequences=32))
-    evaluate_run(runs / TOY.name, data, max_sequences=64, memory_positions=200)
-    export_runs(runs, data, folder / "checkpoints", [TOY.name], "bundled")
-    torch.set_num_threads(threads)
+    try:
+        train(TrainOptions(unit=TOY.name, preset=BUNDLED, data=data, out=runs / TOY.name, bf16=False, hidden_size=HIDDEN,
+                           epochs=20, max_steps=STEPS, eval_every=STEPS // 3, eval_sequences=32))
+        evaluate_run(runs / TOY.name, data, max_sequences=64, memory_positions=200)
+        # Exported beside another model's entry, which must stay as it was.
+        (folder / "checkpoints").mkdir()
+        (folder / "checkpoints" / "metrics.json").write_text(json.dumps({"models": {"other": OTHER_ENTRY}}))
+        export_runs(runs, data, folder / "checkpoints", [TOY.name], "bundled")
+    finally:
+        torch.set_num_threads(threads)
     return folder
 
 
@@ -128,7 +134,9 @@ def test_the_vanilla_rnn_comes_from_its_installed_package() -> None:
 
 
 def test_training_learns_and_export_writes_the_units_entry(exported: Path) -> None:
-    entry = json.loads((exported / "checkpoints" / "metrics.json").read_text())["models"]["leaky"]
+    models = json.loads((exported / "checkpoints" / "metrics.json").read_text())["models"]
+    assert list(models) == ["other", "leaky"] and models["other"] == OTHER_ENTRY
+    entry = models["leaky"]
     curve = entry["training_curve"]
     assert [row["step"] for row in curve] == [10, 20, 30]
     assert curve[-1]["train_loss"] < curve[0]["train_loss"] and curve[-1]["valid_loss"] < curve[0]["valid_loss"]
