@@ -10,38 +10,53 @@ position t' (`e[t']`):
   all-padding input (zero embeddings) is the baseline. The row sums to
   logit(e) - logit(0) up to the reported completeness error.
 
+Each method is one `Attribution` below; everything else is shared.
+
 Many rows are computed in one reverse sweep instead of one backward pass per
-row. The forward pass runs once (per integrated-gradients step) and records, for
-every step, the elementwise factors of the unit's local Jacobian; the sweep then
-walks time backwards carrying one adjoint per row. Rows are sorted by position,
-latest first, so at step s the active rows are a prefix of the adjoint buffers: a
-row joins when the sweep reaches its position and costs nothing before. Time is
-cut into blocks; within a block each layer, top first, sweeps alone (one product
-with its recurrent weights per step, over all active rows) and only then sends
-its gate adjoints through its input weights, for the whole block at once, to the
-layer below or, at the bottom, to the characters. Batching rows is what makes the
-full matrix fast; batching steps is what makes a single row fast. No autograd
+row. The forward pass runs once (per integrated-gradients step) and is kept as
+one `RecordedLayer` per layer; the sweep then walks time backwards carrying one
+adjoint per row. Rows are sorted by position, latest first, so at step s the
+active rows are a prefix of the adjoint buffers: a row joins when the sweep
+reaches its position and costs nothing before. Time is cut into blocks; within a
+block each layer, top first, sweeps alone and only then sends its gate adjoints
+through its input weights, for the whole block at once, to the layer below or,
+at the bottom, to the method. Batching rows is what makes the full matrix fast;
+batching steps is what makes a single row fast.
+
+GRU, LSTM and Nested LSTM have hand-written sweeps: their recordings keep, for
+every step, the elementwise factors of the unit's local Jacobian, and a step
+costs one product with the recurrent weights over all active rows. No autograd
 graph, vmap or double backward is involved, so no RNN kernel needs disabling for
-this (see app.pool for the one that is disabled, and why).
+them (see app.pool for the one that is disabled, and why). Any other unit (one
+that follows the contract of models.units, with outputs that depend on earlier
+inputs only) is recorded as its state after every step, and a block is a
+vector-Jacobian product from torch.func of the unit run over the block from the
+state before it, vmapped over the active rows: exact, and several rows per
+backward pass, but each step pays autograd's overhead.
 """
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.func import functional_call
+from torch.func import functional_call, vjp, vmap
 
-from models.net import AutocompleteNet
+from models.net import AutocompleteNet, State
 from models.units import NestedLSTM, NestedLSTMLayer, nested_lstm_step
 
 Method = Literal["gradient", "gradient_x_input", "integrated_gradients"]
-METHODS: tuple[str, ...] = ("gradient", "gradient_x_input", "integrated_gradients")
+METHODS: tuple[str, ...] = get_args(Method)
 # Steps per block: within a block each layer sweeps alone, then its input products run as one batch.
-# Blocks are shortened so that one layer's gate adjoints for a block stay within L2-sized buffers.
 TIME_BLOCK = 32
+# A hand-written sweep shortens its blocks so that one layer's gate adjoints for a block stay within
+# L2-sized buffers; an autograd block may be larger, as each block costs a vjp call over every step.
 BLOCK_FLOATS = 1 << 18
+AUTOGRAD_BLOCK_FLOATS = 1 << 22
 
 
 @dataclass(frozen=True)
@@ -49,7 +64,7 @@ class Recording:
     """One forward pass over a text, kept for reverse sweeps; never modified, so requests may share it."""
 
     embeddings: Tensor  # [1, T, H]: the embedding outputs of the text
-    layers: list  # per layer, bottom first: the factors of its local Jacobians at every step
+    layers: list["RecordedLayer"]  # bottom first; a unit without a hand-written sweep is one layer
     outputs: Tensor  # [T, H]: the unit's output at every position
     integrated_gradients_steps: int | None  # set when the inputs were scaled along the integration path
 
@@ -62,12 +77,66 @@ class ConnectivityRows:
     completeness_errors: Tensor | None
 
 
+class RecordedLayer(Protocol):
+    """One layer of a recorded forward pass, as the reverse sweep uses it.
+
+    Adjoints are laid out [steps, rows, batch, width]: `batch` is the recording's
+    (the integrated-gradients steps, or 1), rows are sorted latest position first.
+    """
+
+    outputs: Tensor  # [batch, T, H]: the layer's output at every step
+    # [gates, inputs]: the layer's gate adjoints times this are its input adjoints. None: the
+    # adjoints it returns are already those of its inputs.
+    input_weight: Tensor | None
+    adjoint_width: int  # the width of the gate adjoints it returns
+    block_floats: int  # how many floats of gate adjoints one block of the sweep should hold at most
+
+    def adjoint_buffers(self, rows: int, batch: int) -> list[Tensor]:
+        """Zeroed adjoints of the layer's state for `rows` rows, carried from block to block."""
+        ...
+
+    def backward_block(self, start: int, end: int, active_rows: list[int], output_adjoints: Tensor, carry: list[Tensor]) -> Tensor:
+        """Sweep steps end - 1 down to `start`.
+
+        `output_adjoints` [steps, rows, batch, H] is what reaches the layer's outputs, for
+        the `rows` rows active at `start` (`active_rows[step]` of them at each step; the
+        others are zero there); `carry` holds the state adjoints after `end - 1` and is left
+        holding those before `start`. Returns the gate adjoints [steps, rows, batch, width],
+        zero for rows not yet active.
+        """
+        ...
+
+
 def _per_step(factors: Tensor) -> tuple[Tensor, ...]:
     """[B, T, ...] factors as T contiguous [B, ...] blocks, one per step."""
     return factors.transpose(0, 1).contiguous().unbind(0)
 
 
-class _GRULayer:
+class _SteppedLayer:
+    """A layer with a hand-written local Jacobian, swept one step at a time by `backward_step`."""
+
+    input_weight: Tensor
+    block_floats = BLOCK_FLOATS
+
+    @property
+    def adjoint_width(self) -> int:
+        return self.input_weight.shape[0]
+
+    def backward_step(self, step: int, active: int, output_adjoint: Tensor, carry: list[Tensor]) -> Tensor:
+        raise NotImplementedError
+
+    def backward_block(self, start: int, end: int, active_rows: list[int], output_adjoints: Tensor, carry: list[Tensor]) -> Tensor:
+        rows, batch = output_adjoints.shape[1:3]
+        gates = output_adjoints.new_empty(end - start, rows, batch, self.adjoint_width)
+        for step in range(end - 1, start - 1, -1):
+            active = active_rows[step]
+            if active < rows:  # rows that have not joined yet contribute nothing at this step
+                gates[step - start, active:] = 0
+            gates[step - start, :active] = self.backward_step(step, active, output_adjoints[step - start, :active], carry)
+        return gates
+
+
+class _GRULayer(_SteppedLayer):
     """One recorded GRU layer (PyTorch's gate order r, z, n)."""
 
     def __init__(self, weight_ih: Tensor, weight_hh: Tensor, bias_ih: Tensor, bias_hh: Tensor, inputs: Tensor, outputs: Tensor) -> None:
@@ -89,18 +158,17 @@ class _GRULayer:
     def adjoint_buffers(self, rows: int, batch: int) -> list[Tensor]:
         return [self.weight_hh.new_zeros(rows, batch, self.weight_hh.shape[1])]
 
-    def backward_step(self, step: int, active: int, from_above: Tensor | None, carry: list[Tensor]) -> Tensor:
-        hidden = carry[0][:active] if from_above is None else carry[0][:active] + from_above
+    def backward_step(self, step: int, active: int, output_adjoint: Tensor, carry: list[Tensor]) -> Tensor:
+        hidden = carry[0][:active] + output_adjoint
         flat = hidden.unsqueeze(-2)
         rows = active * hidden.shape[1]
         to_input = (flat * self.input_factors[step]).view(active, hidden.shape[1], -1)
         to_hidden = (flat * self.hidden_factors[step]).reshape(rows, -1) @ self.weight_hh
-        # `hidden` may be carry[0] itself: elementwise, each entry is read before it is overwritten.
         torch.addcmul(to_hidden.view_as(hidden), hidden, self.carry_factor[step], out=carry[0][:active])
         return to_input
 
 
-class _LSTMLayer:
+class _LSTMLayer(_SteppedLayer):
     """One recorded LSTM layer (PyTorch's gate order i, f, g, o)."""
 
     def __init__(self, weight_ih: Tensor, weight_hh: Tensor, bias_ih: Tensor, bias_hh: Tensor, inputs: Tensor, outputs: Tensor) -> None:
@@ -130,19 +198,18 @@ class _LSTMLayer:
         size = self.weight_hh.shape[1]
         return [self.weight_hh.new_zeros(rows, batch, size), self.weight_hh.new_zeros(rows, batch, size)]
 
-    def backward_step(self, step: int, active: int, from_above: Tensor | None, carry: list[Tensor]) -> Tensor:
-        hidden = carry[0][:active] if from_above is None else carry[0][:active] + from_above
+    def backward_step(self, step: int, active: int, output_adjoint: Tensor, carry: list[Tensor]) -> Tensor:
+        hidden = carry[0][:active] + output_adjoint
         cell = torch.addcmul(carry[1][:active], hidden, self.cell_factor[step])
         gates = torch.stack([cell, cell, cell, hidden], dim=-2) * self.gate_factors[step]
         rows = active * hidden.shape[1]
         gates = gates.view(rows, -1)
-        # `hidden` may be carry[0] itself: it was read into `cell` and `gates` above.
         torch.mm(gates, self.weight_hh, out=carry[0][:active].view(rows, -1))
         torch.mul(cell, self.forget[step], out=carry[1][:active])
         return gates.view(active, hidden.shape[1], -1)
 
 
-class _NestedLSTMLayer:
+class _NestedLSTMLayer(_SteppedLayer):
     """One recorded Nested LSTM layer; mirrors models.units.nested_lstm_step level by level."""
 
     def __init__(self, layer: NestedLSTMLayer, inputs: Tensor) -> None:
@@ -185,9 +252,9 @@ class _NestedLSTMLayer:
         size = self.input_weight.shape[0] // 4
         return [self.outputs.new_zeros(rows, batch, size) for _ in range(1 + len(self.level_weights))]
 
-    def backward_step(self, step: int, active: int, from_above: Tensor | None, carry: list[Tensor]) -> Tensor:
+    def backward_step(self, step: int, active: int, output_adjoint: Tensor, carry: list[Tensor]) -> Tensor:
         depth = len(self.level_weights)
-        adjoint = carry[0][:active] if from_above is None else carry[0][:active] + from_above
+        adjoint = carry[0][:active] + output_adjoint
         # The adjoint reaching each level's output: h for the outermost, the outer level's cell for the next.
         output_adjoints = []
         for d in range(depth):
@@ -203,36 +270,101 @@ class _NestedLSTMLayer:
             if d > 0:
                 inner_input, inner_hidden = (gates @ self.level_weights[d]).view(active, batch, -1).chunk(2, dim=-1)
             else:
-                # The outermost output adjoint may be carry[0] itself: it was read into `gates` above.
                 torch.mm(gates, self.level_weights[0], out=carry[0][:active].view(rows, -1))
         return gates.view(active, batch, -1)
 
 
-def _active_rows(sorted_positions: list[int]) -> list[int]:
-    """For each step up to the latest position: how many rows (sorted latest first) have reached it."""
-    counts = [0] * (sorted_positions[0] + 2)
-    for position in sorted_positions:
-        counts[position] += 1
-    for step in range(len(counts) - 2, -1, -1):
-        counts[step] += counts[step + 1]
-    return counts[:-1]
+def _state_tensors(state: State) -> tuple[Tensor, ...]:
+    return (state,) if isinstance(state, Tensor) else tuple(state)
+
+
+@contextmanager
+def _without_onednn() -> Iterator[None]:
+    """oneDNN's LSTM kernel has no batching rule for its backward, so vmap cannot use it.
+
+    The server turns oneDNN off for good at start-up (see app.pool), so this touches
+    nothing there; elsewhere it is off only for the duration.
+    """
+    if not torch.backends.mkldnn.enabled:
+        yield
+        return
+    torch.backends.mkldnn.enabled = False
+    try:
+        yield
+    finally:
+        torch.backends.mkldnn.enabled = True
+
+
+class _AutogradUnit:
+    """Any unit as one recorded layer: its state after every step, swept by vector-Jacobian products.
+
+    A block replays the unit from the state before it under torch.func.vjp and vmaps the
+    pullback over the rows, so one backward pass serves every row active in the block.
+    """
+
+    input_weight = None
+    block_floats = AUTOGRAD_BLOCK_FLOATS
+
+    def __init__(self, unit: nn.Module, inputs: Tensor) -> None:
+        self.unit, self.inputs = unit, inputs
+        self.adjoint_width = inputs.shape[-1]
+        outputs, state = [], None
+        self.states_before: list[State | None] = [None]  # entry s: the state before step s
+        for step in range(inputs.shape[1]):
+            output, state = unit(inputs[:, step : step + 1], state)
+            outputs.append(output)
+            self.states_before.append(state)
+        self.outputs = torch.cat(outputs, dim=1)
+
+    def adjoint_buffers(self, rows: int, batch: int) -> list[Tensor]:
+        return [part.new_zeros(rows, *part.shape) for part in _state_tensors(self.states_before[-1])]
+
+    def backward_block(self, start: int, end: int, active_rows: list[int], output_adjoints: Tensor, carry: list[Tensor]) -> Tensor:
+        rows = output_adjoints.shape[1]
+        state_adjoints = [part[:rows] for part in carry]
+        if isinstance(self.states_before[end], Tensor):
+            state_adjoints = state_adjoints[0]
+        else:
+            state_adjoints = tuple(state_adjoints)
+        primals = (self.inputs[:, start:end],) if start == 0 else (self.inputs[:, start:end], self.states_before[start])
+        # Autograd is needed here alone; the parameters' own gradients are not.
+        with torch.inference_mode(False), torch.no_grad(), _without_onednn():
+            _, pullback = vjp(lambda inputs, state=None: self.unit(inputs, state), *primals)
+            adjoints = vmap(pullback)((output_adjoints.permute(1, 2, 0, 3), state_adjoints))
+        if start > 0:
+            for part, adjoint in zip(carry, _state_tensors(adjoints[1])):
+                part[:rows] = adjoint
+        return adjoints[0].permute(2, 0, 1, 3)
 
 
 def _layer_parameters(rnn: nn.RNNBase, index: int) -> list[Tensor]:
     return [getattr(rnn, f"{name}_l{index}") for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
 
 
-def record_layers(net: AutocompleteNet, inputs: Tensor) -> list:
-    """Run the unit on embedding outputs `inputs` [B, T, H] and record every layer, bottom first."""
+def _has_hand_written_sweep(rnn: nn.Module) -> bool:
+    """Whether `rnn` is exactly a module type the sweeps above are written for (a subclass may compute anything)."""
+    if type(rnn) is NestedLSTM:
+        return True
+    if type(rnn) in (nn.GRU, nn.LSTM):
+        return rnn.bias and not rnn.bidirectional and not rnn.proj_size
+    return False
+
+
+def record_layers(net: AutocompleteNet, inputs: Tensor, force_autograd: bool = False) -> list[RecordedLayer]:
+    """Run the unit on embedding outputs `inputs` [B, T, H] and record every layer, bottom first.
+
+    A unit without a hand-written sweep (or any unit, with `force_autograd`) is recorded
+    as one layer that the sweep differentiates with autograd.
+    """
     rnn = net.rnn
+    if force_autograd or not _has_hand_written_sweep(rnn):
+        return [_AutogradUnit(rnn, inputs)]
     if isinstance(rnn, NestedLSTM):
         layers = []
         for layer in rnn.layers:
             layers.append(_NestedLSTMLayer(layer, inputs))
             inputs = layers[-1].outputs
         return layers
-    if rnn.bias is False or rnn.bidirectional or getattr(rnn, "proj_size", 0):
-        raise ValueError("connectivity supports uni-directional GRU/LSTM with biases and no projection")
     layer_class = _GRULayer if isinstance(rnn, nn.GRU) else _LSTMLayer
     # One native single-layer call per layer, as the multi-layer call would hide the lower layers' outputs.
     # The single-layer module only lends its forward to functional_call: on the meta device it costs no memory.
@@ -247,22 +379,130 @@ def record_layers(net: AutocompleteNet, inputs: Tensor) -> list:
     return layers
 
 
+class Attribution:
+    """One method: what each input gradient g[t] is dotted with, and how the dots make row entries.
+
+    The sweep never forms g itself: it hands over the bottom layer's gate adjoints `a`
+    [steps, rows, batch, gates], with g = a W for that layer's input weight W. So a method
+    names its `targets` [H, K] once, the sweep multiplies them by W once (`projected`,
+    [gates, K]), and `entries` dots the adjoints with those.
+    """
+
+    def targets(self, net: AutocompleteNet, embeddings: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def entries(self, adjoints: Tensor, projected: Tensor, start: int, end: int) -> Tensor:
+        """The rows' entries [steps, rows] for steps `start` to `end` - 1."""
+        raise NotImplementedError
+
+
+class Gradient(Attribution):
+    """The paper's measure: sum over the input symbols v of (g[t] . E_v)^2."""
+
+    def targets(self, net: AutocompleteNet, embeddings: Tensor) -> Tensor:
+        return net.embedding.weight.t()  # every step meets every symbol's embedding
+
+    def entries(self, adjoints: Tensor, projected: Tensor, start: int, end: int) -> Tensor:
+        return (adjoints[:, :, 0] @ projected).square().sum(dim=-1)
+
+
+class GradientXInput(Attribution):
+    """|g[t] . e[t]|."""
+
+    def targets(self, net: AutocompleteNet, embeddings: Tensor) -> Tensor:
+        return embeddings[0].t()  # step t meets its own input, column t
+
+    def entries(self, adjoints: Tensor, projected: Tensor, start: int, end: int) -> Tensor:
+        return torch.einsum("srg,gs->sr", adjoints[:, :, 0], projected[:, start:end]).abs()
+
+
+class IntegratedGradients(Attribution):
+    """e[t] . mean_k g_k[t], with the recording's batch holding the integration path's inputs alpha_k e."""
+
+    def targets(self, net: AutocompleteNet, embeddings: Tensor) -> Tensor:
+        return embeddings[0].t()
+
+    def entries(self, adjoints: Tensor, projected: Tensor, start: int, end: int) -> Tensor:
+        return torch.einsum("srbg,gs->sr", adjoints, projected[:, start:end]) / adjoints.shape[2]
+
+    @staticmethod
+    def path_inputs(embeddings: Tensor, steps: int) -> Tensor:
+        """The inputs alpha_k e [steps, T, H], alpha_k the midpoints of `steps` equal slices of [0, 1]."""
+        alphas = (torch.arange(steps, dtype=embeddings.dtype) + 0.5) / steps
+        return alphas[:, None, None] * embeddings
+
+    @staticmethod
+    def completeness_errors(net: AutocompleteNet, recording: Recording, values: Tensor, positions: list[int], word_ids: list[int]) -> Tensor:
+        """|sum of attributions - (logit at the input - logit at the zero baseline)| per row."""
+        baseline = net.rnn(torch.zeros_like(recording.embeddings[:, : max(positions) + 1]))[0][0]
+        weights = net.output.weight[word_ids]
+        differences = ((recording.outputs[positions] - baseline[positions]) * weights).sum(dim=-1)
+        return (values.sum(dim=1) - differences).abs()
+
+
+ATTRIBUTIONS: dict[str, Attribution] = {
+    "gradient": Gradient(),
+    "gradient_x_input": GradientXInput(),
+    "integrated_gradients": IntegratedGradients(),
+}
+
+
+def _check_method(method: str) -> None:
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+
+
 @torch.inference_mode()
-def record(net: AutocompleteNet, chars: Tensor, method: Method, steps: int = 32) -> Recording:
+def record(net: AutocompleteNet, chars: Tensor, method: Method, steps: int = 32, force_autograd: bool = False) -> Recording:
     """The forward pass over character ids `chars` [T] that `method`'s reverse sweeps need.
 
     `gradient` and `gradient_x_input` share one recording; `integrated_gradients`
-    records `steps` scaled copies of the input at once.
+    records `steps` scaled copies of the input at once. `force_autograd` records
+    for the autograd sweep even where a hand-written one exists (to compare them).
     """
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    _check_method(method)
     embeddings = net.embedding(chars[None])
     if method != "integrated_gradients":
-        layers = record_layers(net, embeddings)
+        layers = record_layers(net, embeddings, force_autograd)
         return Recording(embeddings=embeddings, layers=layers, outputs=layers[-1].outputs[0], integrated_gradients_steps=None)
-    alphas = (torch.arange(steps, dtype=embeddings.dtype) + 0.5) / steps
-    layers = record_layers(net, alphas[:, None, None] * embeddings)
+    layers = record_layers(net, IntegratedGradients.path_inputs(embeddings, steps), force_autograd)
     return Recording(embeddings=embeddings, layers=layers, outputs=net.rnn(embeddings)[0][0], integrated_gradients_steps=steps)
+
+
+def _active_rows(sorted_positions: list[int]) -> list[int]:
+    """For each step up to the latest position: how many rows (sorted latest first) have reached it."""
+    counts = [0] * (sorted_positions[0] + 2)
+    for position in sorted_positions:
+        counts[position] += 1
+    for step in range(len(counts) - 2, -1, -1):
+        counts[step] += counts[step + 1]
+    return counts
+
+
+def _sweep(layers: list[RecordedLayer], sorted_positions: list[int], cotangents: Tensor, batch: int, attribution: Attribution, projected: Tensor, width: int) -> Tensor:
+    """Entries [rows, width] of rows sorted latest position first, whose output adjoints are `cotangents` [rows, H]."""
+    active_rows = _active_rows(sorted_positions)  # one past the latest position too: no row is active there
+    positions = torch.tensor(sorted_positions)
+    buffers = [layer.adjoint_buffers(len(sorted_positions), batch) for layer in layers]
+    values = cotangents.new_zeros(len(sorted_positions), width)
+    block_end = sorted_positions[0] + 1
+    while block_end > 0:
+        latest_rows = active_rows[block_end - 1] * batch
+        steps = min([TIME_BLOCK] + [max(1, layer.block_floats // (latest_rows * layer.adjoint_width)) for layer in layers])
+        block_start = max(0, block_end - steps)
+        rows = active_rows[block_start]  # every row active anywhere in the block
+        # Rows joining in this block start at their own position, with their word's output weights.
+        adjoints = cotangents.new_zeros(block_end - block_start, rows, batch, cotangents.shape[1])
+        joining = slice(active_rows[block_end], rows)
+        adjoints[positions[joining] - block_start, torch.arange(joining.start, joining.stop)] = cotangents[joining, None, :]
+        for index in range(len(layers) - 1, -1, -1):
+            layer = layers[index]
+            gates = layer.backward_block(block_start, block_end, active_rows, adjoints, buffers[index])
+            if index > 0:
+                adjoints = gates @ layer.input_weight
+        values[:rows, block_start:block_end] = attribution.entries(gates, projected, block_start, block_end).t()
+        block_end = block_start
+    return values
 
 
 @torch.inference_mode()
@@ -274,70 +514,26 @@ def connectivity_rows(
     `width` defaults to the recorded length; a wider row is zero past the
     recording, as every entry after the row's position is.
     """
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    _check_method(method)
     if (method == "integrated_gradients") != (recording.integrated_gradients_steps is not None):
         made_for = "integrated gradients" if recording.integrated_gradients_steps else "plain gradients"
         raise ValueError(f"this recording was made for {made_for}, not for {method}")
     embeddings, layers = recording.embeddings, recording.layers
-    length = embeddings.shape[1] if width is None else width
-    last_position = max(positions)
-    if last_position >= embeddings.shape[1]:
-        raise ValueError(f"position {last_position} is past the {embeddings.shape[1]} recorded characters")
-    batch = recording.integrated_gradients_steps or 1
+    if max(positions) >= embeddings.shape[1]:
+        raise ValueError(f"position {max(positions)} is past the {embeddings.shape[1]} recorded characters")
+    attribution = ATTRIBUTIONS[method]
+    targets = attribution.targets(net, embeddings)
+    bottom_weight = layers[0].input_weight
+    projected = targets if bottom_weight is None else bottom_weight @ targets
 
     order = sorted(range(len(positions)), key=lambda row: -positions[row])
-    sorted_positions = [positions[row] for row in order]
     cotangents = net.output.weight[[word_ids[row] for row in order]]  # [R, H]
-    buffers = [layer.adjoint_buffers(len(order), batch) for layer in layers]
-    values = embeddings.new_zeros(len(order), length)
-    # The bottom layer's gate adjoints go straight to what the method needs, skipping g itself:
-    # [gates, 28] for the symbol embeddings, [gates, T] for the actual inputs.
-    bottom_weight = layers[0].input_weight
-    projection = bottom_weight @ (net.embedding.weight.t() if method == "gradient" else embeddings[0].t())
-    active_rows = _active_rows(sorted_positions)
-    joined = 0
-    widest = max(layer.input_weight.shape[0] for layer in layers)
-    block_end = last_position + 1
-    while block_end > 0:
-        steps = min(TIME_BLOCK, max(1, BLOCK_FLOATS // (active_rows[block_end - 1] * batch * widest)))
-        block_start = max(0, block_end - steps)
-        rows = active_rows[block_start]  # every row active anywhere in the block
-        from_above = None
-        for index in range(len(layers) - 1, -1, -1):
-            layer = layers[index]
-            gates = embeddings.new_empty(block_end - block_start, rows, batch, layer.input_weight.shape[0])
-            for step in range(block_end - 1, block_start - 1, -1):
-                active = active_rows[step]
-                if index == len(layers) - 1 and active > joined:
-                    buffers[-1][0][joined:active] = cotangents[joined:active, None, :]
-                    joined = active
-                if active < rows:  # rows that have not joined yet contribute nothing at this step
-                    gates[step - block_start, active:] = 0
-                above = None if from_above is None else from_above[step - block_start, :active]
-                gates[step - block_start, :active] = layer.backward_step(step, active, above, buffers[index])
-            if index > 0:
-                from_above = gates @ layer.input_weight
-        projected = projection if method == "gradient" else projection[:, block_start:block_end]
-        if method == "gradient":
-            values[:rows, block_start:block_end] = (gates[:, :, 0] @ projected).square().sum(dim=-1).t()
-        elif method == "gradient_x_input":
-            values[:rows, block_start:block_end] = torch.einsum("srg,gs->rs", gates[:, :, 0], projected).abs()
-        else:
-            values[:rows, block_start:block_end] = torch.einsum("srbg,gs->rs", gates, projected) / batch
-        block_end = block_start
-
+    batch = recording.integrated_gradients_steps or 1
+    width = embeddings.shape[1] if width is None else width
+    values = _sweep(layers, [positions[row] for row in order], cotangents, batch, attribution, projected, width)
     unsorted = torch.empty_like(values)
     unsorted[order] = values
     errors = None
     if method == "integrated_gradients":
-        errors = _completeness_errors(net, recording, unsorted, positions, word_ids)
+        errors = IntegratedGradients.completeness_errors(net, recording, unsorted, positions, word_ids)
     return ConnectivityRows(values=unsorted, completeness_errors=errors)
-
-
-def _completeness_errors(net: AutocompleteNet, recording: Recording, values: Tensor, positions: list[int], word_ids: list[int]) -> Tensor:
-    """|sum of attributions - (logit at the input - logit at the zero baseline)| per row."""
-    baseline = net.rnn(torch.zeros_like(recording.embeddings[:, : max(positions) + 1]))[0][0]
-    weights = net.output.weight[word_ids]
-    differences = ((recording.outputs[positions] - baseline[positions]) * weights).sum(dim=-1)
-    return (values.sum(dim=1) - differences).abs()

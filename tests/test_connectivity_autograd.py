@@ -1,0 +1,124 @@
+"""The autograd sweep, which serves every unit without a hand-written one.
+
+It must equal the hand-written sweeps where both exist, and plain autograd, one
+backward pass per row, for units that only it serves.
+"""
+
+from collections.abc import Iterator
+
+import pytest
+import torch
+from torch import Tensor, nn
+
+from models.checkpoint import load_checkpoint
+from models.connectivity import METHODS, connectivity_rows, record
+from models.net import AutocompleteNet, ModelConfig
+from models.text import encode
+from models.units import Unit, register_unit, unregister_unit
+from tests.test_connectivity import IG_STEPS, TEXT, assert_relative_close, reference_rows
+
+
+class LeakyGatedUnit(nn.Module):
+    """A toy unit written step by step in Python, with a tuple state (h, c).
+
+    c_t = decay * c_{t-1} + x_t is a leaky sum of the inputs; h_t mixes h_{t-1} with a
+    candidate that reads x_t, h_{t-1} and c_t, through a sigmoid gate.
+    """
+
+    def __init__(self, hidden_size: int) -> None:
+        super().__init__()
+        self.gate = nn.Linear(3 * hidden_size, hidden_size)
+        self.candidate = nn.Linear(3 * hidden_size, hidden_size)
+        self.decay = 0.8
+
+    def forward(self, x: Tensor, state: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        h, c = state if state is not None else (x.new_zeros(x.shape[0], x.shape[2]), x.new_zeros(x.shape[0], x.shape[2]))
+        outputs = []
+        for step in range(x.shape[1]):
+            c = self.decay * c + x[:, step]
+            both = torch.cat([x[:, step], h, c], dim=-1)
+            gate = torch.sigmoid(self.gate(both))
+            h = gate * torch.tanh(self.candidate(both)) + (1 - gate) * h
+            outputs.append(h)
+        return torch.stack(outputs, dim=1), (h, c)
+
+
+class RenamedGRU(nn.GRU):
+    """A subclass may compute anything, so only the exact nn.GRU gets the hand-written sweep."""
+
+
+TEST_UNITS = [
+    Unit("test-tanh-rnn", "tanh RNN", "nn.RNN, two layers", lambda hidden, layers, depth: nn.RNN(hidden, hidden, layers, batch_first=True)),
+    Unit("test-leaky-gated", "leaky gated", "a Python loop with a tuple state", lambda hidden, layers, depth: LeakyGatedUnit(hidden)),
+    Unit("test-gru-no-bias", "GRU without biases", "nn.GRU, bias=False", lambda hidden, layers, depth: nn.GRU(hidden, hidden, layers, bias=False, batch_first=True)),
+    Unit("test-gru-subclass", "GRU subclass", "a subclass of nn.GRU", lambda hidden, layers, depth: RenamedGRU(hidden, hidden, layers, batch_first=True)),
+]
+
+
+@pytest.fixture(scope="module", params=[unit.name for unit in TEST_UNITS])
+def plug_in_net(request: pytest.FixtureRequest) -> Iterator[AutocompleteNet]:
+    for unit in TEST_UNITS:
+        register_unit(unit)
+    try:
+        torch.manual_seed(3)
+        net = AutocompleteNet(ModelConfig(unit=request.param, hidden_size=12, num_layers=2, num_words=40)).eval()
+        with torch.no_grad():
+            net.embedding.weight.mul_(2)  # inputs large enough that the tanh and sigmoid are far from linear
+        yield net
+    finally:
+        for unit in TEST_UNITS:
+            unregister_unit(unit.name)
+
+
+@pytest.fixture(scope="module", params=["gru", "lstm", "nlstm"])
+def tiny_net(request: pytest.FixtureRequest, tiny_checkpoint_dir) -> AutocompleteNet:
+    return load_checkpoint(tiny_checkpoint_dir / f"{request.param}.safetensors")
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_autograd_sweep_equals_hand_written_sweeps(tiny_net: AutocompleteNet, method: str) -> None:
+    chars = torch.tensor(encode(TEXT))
+    positions = list(range(len(TEXT))) if method != "integrated_gradients" else [len(TEXT) - 1, 20, 9, 9]
+    word_ids = [position % 50 + 2 for position in positions]
+    hand_written = connectivity_rows(tiny_net, record(tiny_net, chars, method, IG_STEPS), positions, word_ids, method)
+    autograd = connectivity_rows(tiny_net, record(tiny_net, chars, method, IG_STEPS, force_autograd=True), positions, word_ids, method)
+    assert autograd.values.shape == (len(positions), len(TEXT))
+    assert_relative_close(autograd.values, hand_written.values)
+    if method == "integrated_gradients":
+        # Both errors are float noise here; they agree to within that of the rows' sums.
+        scale = hand_written.values.abs().sum(dim=1)
+        assert torch.all((autograd.completeness_errors - hand_written.completeness_errors).abs() <= 1e-4 * scale)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_plug_in_units_equal_autograd_row_by_row(plug_in_net: AutocompleteNet, method: str) -> None:
+    chars = torch.tensor(encode(TEXT))
+    positions = [len(TEXT) - 1, 0, 9, 9, 33] if method != "integrated_gradients" else [len(TEXT) - 1, 9]
+    word_ids = [2, 5, 7, 8, 30][: len(positions)]
+    rows = connectivity_rows(plug_in_net, record(plug_in_net, chars, method, IG_STEPS), positions, word_ids, method)
+    assert rows.values.shape == (len(positions), len(TEXT))
+    assert_relative_close(rows.values, reference_rows(plug_in_net, chars, positions, word_ids, method))
+    for row, position in enumerate(positions):
+        assert torch.all(rows.values[row, position + 1 :] == 0)
+
+
+def test_plug_in_full_matrix_and_recorded_outputs(plug_in_net: AutocompleteNet) -> None:
+    chars = torch.tensor(encode(TEXT))
+    recording = record(plug_in_net, chars, "gradient")
+    with torch.no_grad():
+        expected_outputs = plug_in_net.features(chars[None])[0][0]
+    assert recording.outputs.shape == (len(TEXT), 12)
+    assert torch.allclose(recording.outputs, expected_outputs, atol=1e-6)
+    positions = list(range(len(TEXT)))
+    word_ids = [position % 30 + 2 for position in positions]
+    matrix = connectivity_rows(plug_in_net, recording, positions, word_ids, "gradient").values
+    assert_relative_close(matrix, reference_rows(plug_in_net, chars, positions, word_ids, "gradient"))
+
+
+def test_plug_in_integrated_gradients_are_complete(plug_in_net: AutocompleteNet) -> None:
+    chars = torch.tensor(encode(TEXT))
+    recording = record(plug_in_net, chars, "integrated_gradients", 64)
+    rows = connectivity_rows(plug_in_net, recording, [len(TEXT) - 1, 12], [3, 4], "integrated_gradients")
+    assert rows.completeness_errors is not None
+    assert torch.all(rows.completeness_errors <= 1e-2 * rows.values.sum(dim=1).abs() + 1e-4)
+    assert torch.all(rows.values[1, 13:] == 0)
