@@ -39,6 +39,9 @@ RUN python -m pip install --quiet --upgrade pip
 # own layer, or they would still take space; `rm` without -f fails the build if PyTorch moves them.
 RUN python -m pip install --quiet -c constraints.txt -e . \
     && rm -r /usr/local/lib/python3.11/site-packages/torch/include /usr/local/lib/python3.11/site-packages/torch/test
+# The vanilla RNN, a unit from its own package through the public entry point, as `make install` adds it.
+COPY examples/vanilla-rnn ./examples/vanilla-rnn
+RUN python -m pip install --quiet -c constraints.txt -e examples/vanilla-rnn
 COPY templates ./templates
 COPY static ./static
 COPY --from=frontend /src/node_modules ./node_modules

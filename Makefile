@@ -12,10 +12,11 @@ CORPUS ?= ../shared/data/wiki100m.txt.xz
 
 .PHONY: install browser run test image-test bundled bench clean
 
-$(INSTALLED): pyproject.toml constraints.txt package.json package-lock.json
+$(INSTALLED): pyproject.toml examples/vanilla-rnn/pyproject.toml constraints.txt package.json package-lock.json
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -c constraints.txt -e .
+	$(PY) -m pip install --quiet -c constraints.txt -e examples/vanilla-rnn
 	npm ci --no-audit --no-fund
 	touch $@
 
@@ -32,7 +33,10 @@ browser:
 run: install
 	$(PY) -m app
 
+# Lint and types first (settings in pyproject.toml): they take seconds, the tests minutes.
 test: $(TEST_INSTALLED) browser
+	$(PY) -m ruff check .
+	$(PY) -m mypy
 	$(PY) -m pytest
 
 # Builds the Dockerfile as it is (with local stand-ins of its base images) and runs the image with podman,
@@ -43,7 +47,7 @@ image-test: $(TEST_INSTALLED)
 # Retrain the bundled models from scratch or resume them: hours on a 2-core CPU.
 bundled: install
 	$(PY) -m training prepare --corpus $(CORPUS)
-	for unit in gru lstm nlstm; do $(PY) -m training train --unit $$unit --preset bundled --resume || exit 1; done
+	for unit in gru lstm nlstm rnn; do $(PY) -m training train --unit $$unit --preset bundled --resume || exit 1; done
 	$(PY) -m training evaluate --preset bundled
 	$(PY) -m training export --preset bundled
 

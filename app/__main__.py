@@ -21,7 +21,9 @@ import time
 
 import uvicorn
 
+from app.registry import check_headers
 from app.settings import Settings, SettingsError, load_settings
+from models.checkpoint import CheckpointError
 
 logger = logging.getLogger("app")
 # What `uvicorn` exits with when the app cannot start (its lifespan failed).
@@ -103,6 +105,11 @@ def main() -> None:
     try:
         settings = load_settings()
     except SettingsError as error:
+        sys.exit(f"error: {error}")
+    try:
+        # A failing start-up inside uvicorn prints a traceback; what the headers show is said in one line here.
+        check_headers(settings.checkpoint_dir)
+    except CheckpointError as error:
         sys.exit(f"error: {error}")
     sys.exit(serve_one(settings) if settings.processes == 1 else serve_processes(settings))
 

@@ -6,7 +6,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from models.checkpoint import CheckpointError, load_checkpoint, load_vocabulary
+from models.checkpoint import CheckpointError, load_checkpoint, load_vocabulary, read_config
 from models.net import AutocompleteNet
 from models.units import get_unit, unit_names
 from models.vocab import Vocabulary
@@ -76,6 +76,28 @@ def files_digest(paths: list[Path]) -> str:
     return digest.hexdigest()
 
 
+def checkpoint_paths(directory: Path) -> list[Path]:
+    """Every `<id>.safetensors` in `directory`, in unit order; CheckpointError if there are none."""
+    if not directory.is_dir():
+        raise CheckpointError(f"{directory}: checkpoint directory does not exist")
+    paths = sorted(directory.glob("*.safetensors"), key=_model_order)
+    if not paths:
+        raise CheckpointError(f"{directory}: no *.safetensors checkpoints in this directory")
+    return paths
+
+
+def check_headers(directory: Path) -> None:
+    """Read every checkpoint's header and the vocabulary of `directory`, not the weights (milliseconds).
+
+    Raises the CheckpointError that loading would, for what a header shows: a unit that is not
+    installed, a foreign, truncated or damaged file, a missing vocab.json.
+    """
+    directory = Path(directory)
+    for path in checkpoint_paths(directory):
+        read_config(path)
+    load_vocabulary(directory)
+
+
 def load_registry(directory: Path) -> Registry:
     """Load every `<id>.safetensors` in `directory` with its vocab.json.
 
@@ -83,11 +105,7 @@ def load_registry(directory: Path) -> Registry:
     never starts with only some of its models.
     """
     directory = Path(directory)
-    if not directory.is_dir():
-        raise CheckpointError(f"{directory}: checkpoint directory does not exist")
-    paths = sorted(directory.glob("*.safetensors"), key=_model_order)
-    if not paths:
-        raise CheckpointError(f"{directory}: no *.safetensors checkpoints in this directory")
+    paths = checkpoint_paths(directory)
     # A missing vocab.json is reported by load_vocabulary, with the reason it is needed.
     sources = [*paths, *(path for path in (directory / VOCABULARY_FILE, directory / METRICS_FILE) if path.is_file())]
     for _ in range(LOAD_ATTEMPTS):

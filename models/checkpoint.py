@@ -48,20 +48,24 @@ def read_metadata(path: Path) -> dict:
     return metadata
 
 
+def read_config(path: Path) -> ModelConfig:
+    """The ModelConfig a checkpoint names, read from its header alone; its unit must be installed."""
+    metadata = read_metadata(path)
+    try:
+        return ModelConfig(**json.loads(metadata["config"]))
+    except UnknownUnitError as error:
+        raise CheckpointError(f"{path}: {error}") from None
+    except (KeyError, TypeError, ValueError) as error:
+        raise CheckpointError(f"{path}: metadata 'config' is invalid ({error})") from None
+
+
 def load_checkpoint(path: Path) -> AutocompleteNet:
     """Rebuild the network stored at `path`, in float32 and eval mode.
 
     Fails at once, naming the tensor and both shapes, if the file disagrees with its own config.
     """
     path = Path(path)
-    metadata = read_metadata(path)
-    try:
-        config = ModelConfig(**json.loads(metadata["config"]))
-    except UnknownUnitError as error:
-        raise CheckpointError(f"{path}: {error}") from None
-    except (KeyError, TypeError, ValueError) as error:
-        raise CheckpointError(f"{path}: metadata 'config' is invalid ({error})") from None
-    net = AutocompleteNet(config)
+    net = AutocompleteNet(read_config(path))
     expected = net.state_dict()
     try:
         with safe_open(str(path), framework="pt") as file:

@@ -242,7 +242,8 @@ def test_pages_and_static_files(tiny_client: TestClient) -> None:
 
 def test_bundled_models_answer(bundled_client: TestClient) -> None:
     models = bundled_client.get("/api/models").json()
-    assert [model["id"] for model in models] == UNITS
+    # The paper's three and the vanilla RNN, from its own package (examples/vanilla-rnn).
+    assert [model["id"] for model in models] == [*UNITS, "rnn"]
     body = bundled_client.post("/api/autocomplete", json={"text": "the united states of americ", "positions": "last"}).json()
     for rows in body["models"].values():
         assert "america" in [s["word"] for s in rows[0]["suggestions"]]

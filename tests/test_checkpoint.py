@@ -12,6 +12,8 @@ CONFIGS = {
     "gru": ModelConfig(unit="gru", hidden_size=6, num_layers=2, num_words=12),
     "lstm": ModelConfig(unit="lstm", hidden_size=6, num_layers=2, num_words=12),
     "nlstm": ModelConfig(unit="nlstm", hidden_size=6, num_layers=1, depth=2, num_words=12),
+    # The vanilla RNN, a unit of another package (examples/vanilla-rnn), round-trips like the built-in ones.
+    "rnn": ModelConfig(unit="rnn", hidden_size=6, num_layers=2, num_words=12),
 }
 
 
@@ -40,6 +42,18 @@ def test_tensor_names_are_the_documented_ones(tmp_path):
     assert {"rnn.weight_ih_l0", "rnn.weight_hh_l1", "rnn.bias_ih_l1", "rnn.bias_hh_l0"} <= gru
     nlstm = AutocompleteNet(CONFIGS["nlstm"]).state_dict()
     assert nlstm["rnn.layers.0.cells.0.weight"].shape == (24, 12)
+    vanilla = AutocompleteNet(CONFIGS["rnn"]).state_dict()
+    assert vanilla["rnn.weight_hh_l1"].shape == (6, 6) and vanilla["rnn.bias_ih_l0"].shape == (6,)
+
+
+def test_a_unit_that_is_not_installed_is_named_with_how_to_install_it(tmp_path):
+    net = AutocompleteNet(CONFIGS["gru"])
+    tensors = {name: tensor.contiguous() for name, tensor in net.state_dict().items()}
+    config = {**net.config.to_dict(), "unit": "transformer"}
+    save_file(tensors, str(tmp_path / "transformer.safetensors"), metadata={"format": FORMAT, "config": json.dumps(config)})
+    with pytest.raises(CheckpointError, match=r"transformer.safetensors: unit 'transformer' is not installed \(installed: gru, lstm, nlstm, rnn") as error:
+        load_checkpoint(tmp_path / "transformer.safetensors")
+    assert "'rnn_connectivity.units' entry-point group" in str(error.value) and "pip install" in str(error.value)
 
 
 def test_shape_mismatch_names_the_tensor_and_both_shapes(tmp_path):

@@ -115,6 +115,9 @@ def test_every_pip_install_of_the_image_is_a_make_install_line(runtime: Stage, i
     # The runtime install: the project and its dependencies only, pinned by constraints.txt, without the test extra.
     assert "python -m pip install --quiet -c constraints.txt -e ." in pip_installs
     assert not any("[test]" in command for command in pip_installs)
+    # ... and every other package make install adds (the vanilla RNN's unit), so the image serves every bundled model.
+    make_installs = [command for command in install_recipe if "pip install" in command and "--upgrade pip" not in command]
+    assert {command for command in make_installs if "[test]" not in command} <= set(pip_installs)
 
 
 def test_front_end_stage_runs_make_installs_npm_ci_on_the_lockfile(stages: list[Stage], install_recipe: list[str]) -> None:

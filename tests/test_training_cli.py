@@ -129,7 +129,7 @@ def test_torchrun_two_processes_keep_identical_weights(tiny_data, tmp_path):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["train", "--unit", "no-such-unit", "--preset", "bundled"], "invalid choice: 'no-such-unit'"),
+        (["train", "--unit", "transformer", "--preset", "bundled"], "invalid choice: 'transformer'"),
         (["train", "--unit", "gru", "--preset", "huge"], "invalid choice: 'huge'"),
         (["prepare", "--corpus", "no/such/file.xz"], "corpus file no/such/file.xz does not exist"),
         (["train", "--unit", "gru", "--preset", "bundled", "--data", "no/such/dir"], "no prepared dataset in no/such/dir"),

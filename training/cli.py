@@ -29,6 +29,14 @@ def default_dataset() -> Path:
     raise ValueError(f"several datasets under data/ ({', '.join(map(str, prepared))}); pick one with --data")
 
 
+def units_with_runs(runs: Path) -> list[str]:
+    """Every registered unit that has a run directory under `runs`, in registry order."""
+    units = [unit for unit in unit_names() if (runs / unit).is_dir()]
+    if not units:
+        raise FileNotFoundError(f"{runs} holds no run of a registered unit ({', '.join(unit_names())}); train one first")
+    return units
+
+
 def command_prepare(args: argparse.Namespace) -> None:
     import time
 
@@ -80,9 +88,10 @@ def command_evaluate(args: argparse.Namespace) -> None:
         out = args.out or args.checkpoint.with_suffix(".json")
         runs = [(args.checkpoint.stem, lambda: evaluate_checkpoint(args.checkpoint, data, out, args.max_sequences, args.device, args.memory_positions))]
     else:
+        runs_root = args.runs or RUNS_ROOT / args.preset
         runs = [
-            (unit, lambda run=(args.runs or RUNS_ROOT / args.preset) / unit: evaluate_run(run, data, args.max_sequences, args.device, args.memory_positions))
-            for unit in args.units
+            (unit, lambda run=runs_root / unit: evaluate_run(run, data, args.max_sequences, args.device, args.memory_positions))
+            for unit in args.units or units_with_runs(runs_root)
         ]
     for name, evaluate in runs:
         result = evaluate()
@@ -106,7 +115,8 @@ def command_export(args: argparse.Namespace) -> None:
     from training.export import export_runs
 
     data = args.data or default_dataset()
-    written = export_runs(args.runs or RUNS_ROOT / args.preset, data, args.out, args.units, args.preset)
+    runs = args.runs or RUNS_ROOT / args.preset
+    written = export_runs(runs, data, args.out, args.units or units_with_runs(runs), args.preset)
     for path in written:
         print(f"wrote {path}")
 
@@ -177,7 +187,8 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         sub = commands.add_parser(name, help=helptext)
         sub.add_argument("--preset", default="bundled", choices=list(PRESETS))
-        sub.add_argument("--units", nargs="+", default=list(PAPER_UNITS), choices=PAPER_UNITS)
+        sub.add_argument("--units", nargs="+", choices=unit_names(),
+                         help="units to take from --runs (default: every registered unit that has a run there)")
         sub.add_argument("--runs", type=Path, help="directory holding one run directory per unit (default runs/<preset>)")
         sub.add_argument("--data", type=Path, help="prepared dataset directory (default: the one under data/)")
         sub.set_defaults(run=run)
@@ -196,20 +207,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     campaign = commands.add_parser("campaign", help="train units side by side on one machine, evaluating snapshots as they come")
     campaign.add_argument("--preset", default="bundled", choices=list(PRESETS))
-    campaign.add_argument("--units", nargs="+", default=list(PAPER_UNITS), choices=PAPER_UNITS)
+    campaign.add_argument("--units", nargs="+", default=list(PAPER_UNITS), choices=unit_names(),
+                          help=f"units to train (default: the paper's {', '.join(PAPER_UNITS)})")
     campaign.add_argument("--data", type=Path)
     campaign.add_argument("--runs", type=Path)
     campaign.add_argument("--out", type=Path, required=True, help="folder for float16 weights and the archive of logs")
     campaign.add_argument("--device", default="cuda" if _cuda_available() else "cpu")
     campaign.add_argument("--max-minutes", type=float, required=True, help="training time of every unit")
     campaign.add_argument("--snapshot-chars", type=character_marks, default=(20_000_000, 60_000_000, 120_000_000))
-    campaign.add_argument("--graph-units", nargs="*", default=["nlstm"], choices=PAPER_UNITS, help="units replayed as CUDA graphs")
+    campaign.add_argument("--graph-units", nargs="*", default=["nlstm"], choices=unit_names(), help="units replayed as CUDA graphs")
     campaign.add_argument("--from-scratch", action="store_true",
                           help="without saved states in --runs, start from scratch instead of the shipped weights")
     campaign.add_argument("--memory-positions", type=int, default=20_000, help="test positions in each memory profile's sample")
     campaign.set_defaults(run=command_campaign)
 
-    describe = commands.add_parser("describe", help="parameter counts per part, beside the paper's")
+    describe = commands.add_parser("describe", help="parameter counts per part of every registered unit, beside the paper's")
     describe.add_argument("--preset", required=True, choices=list(PRESETS))
     describe.set_defaults(run=command_describe)
     return parser

@@ -1,7 +1,7 @@
-"""Parameter counts per part, set beside the paper's."""
+"""Parameter counts per part of every registered unit, set beside the paper's for its three."""
 
 from models.net import AutocompleteNet, Preset
-from models.units import PAPER_UNITS
+from models.units import unit_names
 
 PAPER_COUNTS = {
     "gru": {"embedding": 16_200, "recurrent": 4_323_600, "dense": 9_847_986},
@@ -20,14 +20,15 @@ WHY_RECURRENT_DIFFERS = {
 
 
 def describe(preset: Preset) -> str:
-    """A table of parameter counts per unit and part, with the paper's counts when the preset is the paper's."""
+    """A table of parameter counts per registered unit and part, with the paper's counts when the preset is the paper's."""
     lines = [f"preset {preset.name}: {preset.description}", ""]
-    lines.append(f"{'unit':<6} {'part':<10} {'ours':>11} {'paper':>11}  note")
-    for unit in PAPER_UNITS:
+    width = max(len("unit"), *(len(unit) for unit in unit_names()))
+    lines.append(f"{'unit':<{width}} {'part':<10} {'ours':>11} {'paper':>11}  note")
+    for unit in unit_names():
         config = preset.model_config(unit)
         counts = AutocompleteNet(config).parameter_counts()
         for part, count in counts.items():
-            paper = PAPER_COUNTS[unit][part] if preset.name == "paper" else None
+            paper = PAPER_COUNTS[unit][part] if preset.name == "paper" and unit in PAPER_COUNTS else None
             if paper is None:
                 note = ""
             elif paper == count:
@@ -36,8 +37,8 @@ def describe(preset: Preset) -> str:
                 per_layer = (count - paper) // config.num_layers
                 note = f"{count - paper:+,} ({per_layer:+,} per layer): {WHY_RECURRENT_DIFFERS[unit]}"
             paper_text = f"{paper:,}" if paper is not None else "-"
-            lines.append(f"{unit:<6} {part:<10} {count:>11,} {paper_text:>11}  {note}")
-        lines.append(f"{unit:<6} {'total':<10} {sum(counts.values()):>11,}")
+            lines.append(f"{unit:<{width}} {part:<10} {count:>11,} {paper_text:>11}  {note}".rstrip())
+        lines.append(f"{unit:<{width}} {'total':<10} {sum(counts.values()):>11,}")
     lines.append("")
     lines.append("embedding counts 27 x H: the padding row (id 0) is fixed at zero and not trained.")
     return "\n".join(lines)

@@ -44,7 +44,8 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 CONTAINERS_CONF = HERE / "containers.conf"
 CHECKPOINTS = ROOT / "models" / "checkpoints"
-MODELS = ("gru", "lstm", "nlstm")
+# The vanilla RNN too: the image installs its package (examples/vanilla-rnn) as make install does.
+MODELS = ("gru", "lstm", "nlstm", "rnn")
 CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 WHEELS = Path(os.environ.get("RNN_IMAGE_WHEELS", "/opt/wheels"))
 APT_PACKAGES = ("podman", "buildah", "runc", "mmdebstrap")
