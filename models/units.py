@@ -234,7 +234,7 @@ def get_unit(name: str) -> Unit:
         raise UnknownUnitError(
             f"unit {name!r} is not installed (installed: {', '.join(units)}). A unit comes from a package that "
             f"declares it in the {ENTRY_POINT_GROUP!r} entry-point group: install the package that provides "
-            f"{name!r} (for this project's vanilla RNN: pip install -e examples/vanilla-rnn)"
+            f"{name!r} with pip (this project's own example units: pip install -e examples/<folder>, e.g. examples/vanilla-rnn)"
         )
     return units[name]
 

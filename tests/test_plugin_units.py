@@ -27,7 +27,7 @@ from models.net import BUNDLED, AutocompleteNet
 from models.text import encode, normalise
 from models.units import Unit, get_unit, installed_units, register_unit, unit_names, unregister_unit
 from training.cli import units_with_runs
-from training.dataset import Dataset, prepare_dataset
+from training.dataset import prepare_dataset
 from training.describe import describe
 from training.evaluate import evaluate_run
 from training.export import export_runs

@@ -2,6 +2,8 @@
 
 import argparse
 import sys
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from models.checkpoint import CheckpointError
@@ -84,16 +86,17 @@ def command_evaluate(args: argparse.Namespace) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     data = args.data or default_dataset()
+    evaluations: list[tuple[str, Callable[[], dict]]]
     if args.checkpoint:
         out = args.out or args.checkpoint.with_suffix(".json")
-        runs = [(args.checkpoint.stem, lambda: evaluate_checkpoint(args.checkpoint, data, out, args.max_sequences, args.device, args.memory_positions))]
+        evaluations = [(args.checkpoint.stem, partial(evaluate_checkpoint, args.checkpoint, data, out, args.max_sequences, args.device, args.memory_positions))]
     else:
         runs_root = args.runs or RUNS_ROOT / args.preset
-        runs = [
-            (unit, lambda run=runs_root / unit: evaluate_run(run, data, args.max_sequences, args.device, args.memory_positions))
+        evaluations = [
+            (unit, partial(evaluate_run, runs_root / unit, data, args.max_sequences, args.device, args.memory_positions))
             for unit in args.units or units_with_runs(runs_root)
         ]
-    for name, evaluate in runs:
+    for name, evaluate in evaluations:
         result = evaluate()
         memory = result["memory"]["test"]
         print(f"{name}: test cross-entropy {result['test']['cross_entropy']:.3f}, top-1 accuracy {result['test']['accuracy']:.1%}, "
