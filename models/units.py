@@ -180,8 +180,10 @@ class NestedLSTMLayer(nn.Module):
         input_gates = F.linear(x, outer.weight[:, : outer.input_size], outer.bias)
         weights = [outer.weight[:, outer.input_size :]] + [level.weight for level in inner]
         biases = [outer.bias] + [level.bias for level in inner]
-        # Under autocast the eager step's mix of bf16 matmuls and float32 state is kept as it is.
-        if recurrence == "hand-written" and torch.is_grad_enabled() and not torch.is_autocast_enabled(x.device.type):
+        # Only in training: the Function has no torch.func rules, which connectivity's vjp and vmap of an
+        # eval-mode unit need; and under autocast the eager step's bf16 matmuls and float32 state stay as they are.
+        training = self.training and torch.is_grad_enabled()
+        if recurrence == "hand-written" and training and not torch.is_autocast_enabled(x.device.type):
             return NestedLSTMRecurrence.apply(input_gates, h, cells, *weights, *biases[1:])
         step = compiled_nested_lstm_step() if recurrence == "compiled" else nested_lstm_step
         outputs = []
@@ -205,8 +207,8 @@ class NestedLSTM(nn.Module):
         self.layers = nn.ModuleList(NestedLSTMLayer(size, hidden_size, depth) for size in sizes)
         # How training runs the recurrence (one of RECURRENCES): "hand-written" is NestedLSTMRecurrence,
         # the fastest measured (bench/train_throughput.py); "compiled" is torch.compile of the step;
-        # "eager" is autograd over nested_lstm_step, the reference. Without gradients every choice but
-        # "compiled" runs the eager step.
+        # "eager" is autograd over nested_lstm_step, the reference. In eval mode or without gradients
+        # every choice but "compiled" runs the eager step.
         self.recurrence = "hand-written"
 
     def forward(self, x: Tensor, state: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, tuple[Tensor, Tensor]]:

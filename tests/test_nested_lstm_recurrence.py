@@ -54,15 +54,19 @@ def test_hand_written_recurrence_passes_gradcheck():
     assert torch.autograd.gradcheck(NestedLSTMRecurrence.apply, (input_gates, h, cells, *weights, *biases))
 
 
-def test_recurrence_choice_leaves_inference_and_float32_outputs_alone():
+def test_only_training_with_gradients_takes_the_hand_written_recurrence():
     torch.manual_seed(4)
     model = NestedLSTM(8, 16, depth=2)
     x = torch.randn(3, 20, 8)
+    trained, (h, cells) = model(x)
+    assert type(trained.grad_fn).__name__ == "NestedLSTMRecurrenceBackward"
+    assert trained.dtype == h.dtype == cells.dtype == torch.float32
     with torch.no_grad():
         served, _ = model(x)
-    trained, (h, cells) = model(x)
-    assert trained.dtype == h.dtype == cells.dtype == torch.float32 and trained.requires_grad
+    evaluated, _ = model.eval()(x)
+    assert served.grad_fn is None and type(evaluated.grad_fn).__name__ == "StackBackward0"
     torch.testing.assert_close(trained, served, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(evaluated, served, rtol=0, atol=0)
 
 
 def test_unknown_recurrence_is_refused():
