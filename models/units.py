@@ -77,6 +77,93 @@ def compiled_nested_lstm_step():
     return torch.compile(nested_lstm_step, dynamic=False)
 
 
+class NestedLSTMRecurrence(torch.autograd.Function):
+    """A whole Nested LSTM layer's recurrence with a hand-written backward: the same function as
+    `nested_lstm_step` in a loop, for training.
+
+    Eager autograd records some twenty small ops per step and replays them one by one; here
+    the forward runs the loop without a graph, keeping each level's gate pre-activations, and
+    the backward walks time in reverse with one small matmul per level and step, leaving the
+    weight and bias gradients to one large matmul per level at the end (issue #15).
+
+    Arguments: `input_gates` [batch, time, 4H], `h` [batch, H], `cells` [depth, batch, H], then
+    the `depth` level weights as `nested_lstm_step` takes them, then the biases of levels 1 and
+    deeper (the outermost bias is already in `input_gates`). Returns outputs, final h and cells.
+    """
+
+    @staticmethod
+    def forward(ctx, input_gates: Tensor, h: Tensor, cells: Tensor, *parameters: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        depth = (len(parameters) + 1) // 2
+        weights, biases = parameters[:depth], parameters[depth:]
+        batch, steps, _ = input_gates.shape
+        size = h.shape[1]
+        gates = input_gates.new_empty(depth, steps, batch, 4 * size)
+        # What each level's affine map read: h for the outermost, [inner input, inner hidden] below it.
+        hs = input_gates.new_empty(steps + 1, batch, size)
+        level_inputs = input_gates.new_empty(depth - 1, steps, batch, 2 * size)
+        all_cells = input_gates.new_empty(steps + 1, depth, batch, size)
+        hs[0], all_cells[0] = h, cells
+        for t in range(steps):
+            torch.addmm(input_gates[:, t], hs[t], weights[0].t(), out=gates[0, t])
+            for d in range(depth):
+                i, j, f, o = gates[d, t].chunk(4, dim=1)
+                inner_hidden = torch.sigmoid(f + 1.0) * all_cells[t, d]
+                inner_input = torch.sigmoid(i) * (j if d == 0 else torch.tanh(j))
+                if d + 1 < depth:
+                    torch.cat([inner_input, inner_hidden], dim=1, out=level_inputs[d, t])
+                    torch.addmm(biases[d], level_inputs[d, t], weights[d + 1].t(), out=gates[d + 1, t])
+            cell = inner_hidden + inner_input
+            for d in reversed(range(depth)):
+                all_cells[t + 1, d] = cell
+                cell = torch.sigmoid(gates[d, t, :, 3 * size :]) * torch.tanh(cell)
+            hs[t + 1] = cell
+        ctx.save_for_backward(gates, hs, level_inputs, all_cells, *weights)
+        return hs[1:].transpose(0, 1), hs[-1].clone(), all_cells[-1].clone()
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, output_grad: Tensor, h_grad: Tensor, cells_grad: Tensor) -> tuple[Tensor | None, ...]:
+        gates, hs, level_inputs, all_cells, *weights = ctx.saved_tensors
+        depth, steps, batch, _ = gates.shape
+        size = hs.shape[-1]
+        # Every local derivative at once, for all steps: the loop below only multiplies and adds.
+        gate_factors, cell_factors, retain_factors = [], [], []
+        for d in range(depth):
+            i, j, f, o = gates[d].chunk(4, dim=-1)
+            i, f, o = torch.sigmoid(i), torch.sigmoid(f + 1.0), torch.sigmoid(o)
+            squashed = j if d == 0 else torch.tanh(j)
+            squash_slope = torch.ones_like(j) if d == 0 else 1 - squashed**2
+            tanh_cell = torch.tanh(all_cells[1:, d])
+            # Applied to the adjoints of the inner input (i, j), the inner hidden (f) and the level's output (o).
+            gate_factors.append((squashed * i * (1 - i), i * squash_slope, all_cells[:-1, d] * f * (1 - f), tanh_cell * o * (1 - o)))
+            cell_factors.append(o * (1 - tanh_cell**2))
+            retain_factors.append(f)
+        gate_grads = torch.empty_like(gates)
+        h_carry, cells_carry = h_grad, cells_grad.clone()
+        for t in reversed(range(steps)):
+            adjoint = h_carry + output_grad[:, t]
+            for d in range(depth):
+                torch.mul(adjoint, gate_factors[d][3][t], out=gate_grads[d, t, :, 3 * size :])
+                # The cell of level d is the output of level d + 1; the innermost cell is inner input + inner hidden.
+                adjoint = torch.addcmul(cells_carry[d], adjoint, cell_factors[d][t])
+            inner_input = inner_hidden = adjoint
+            for d in reversed(range(depth)):
+                grads = gate_grads[d, t]
+                torch.mul(inner_input, gate_factors[d][0][t], out=grads[:, :size])
+                torch.mul(inner_input, gate_factors[d][1][t], out=grads[:, size : 2 * size])
+                torch.mul(inner_hidden, gate_factors[d][2][t], out=grads[:, 2 * size : 3 * size])
+                torch.mul(inner_hidden, retain_factors[d][t], out=cells_carry[d])
+                if d > 0:
+                    inner_input, inner_hidden = (grads @ weights[d]).chunk(2, dim=1)
+                else:
+                    h_carry = grads @ weights[0]
+        flat_grads = gate_grads.flatten(1, 2)  # [depth, time * batch, 4H]
+        weight_grads = [flat_grads[0].t() @ hs[:-1].flatten(0, 1)]
+        weight_grads += [flat_grads[d].t() @ level_inputs[d - 1].flatten(0, 1) for d in range(1, depth)]
+        bias_grads = [flat_grads[d].sum(0) for d in range(1, depth)]
+        return gate_grads[0].transpose(0, 1), h_carry, cells_carry, *weight_grads, *bias_grads
+
+
 class NestedLSTMLayer(nn.Module):
     def __init__(self, input_size: int, hidden_size: int, depth: int) -> None:
         super().__init__()
@@ -88,17 +175,25 @@ class NestedLSTMLayer(nn.Module):
         """The depth levels, outermost first (a ModuleList only knows it holds Modules)."""
         return cast(list[NestedLSTMCell], list(self.cells))
 
-    def forward(self, x: Tensor, h: Tensor, cells: Tensor, compiled: bool) -> tuple[Tensor, Tensor, Tensor]:
+    def forward(self, x: Tensor, h: Tensor, cells: Tensor, recurrence: str) -> tuple[Tensor, Tensor, Tensor]:
         outer, *inner = self.levels
         input_gates = F.linear(x, outer.weight[:, : outer.input_size], outer.bias)
         weights = [outer.weight[:, outer.input_size :]] + [level.weight for level in inner]
         biases = [outer.bias] + [level.bias for level in inner]
-        step = compiled_nested_lstm_step() if compiled else nested_lstm_step
+        # Only in training: the Function has no torch.func rules, which connectivity's vjp and vmap of an
+        # eval-mode unit need; and under autocast the eager step's bf16 matmuls and float32 state stay as they are.
+        training = self.training and torch.is_grad_enabled()
+        if recurrence == "hand-written" and training and not torch.is_autocast_enabled(x.device.type):
+            return NestedLSTMRecurrence.apply(input_gates, h, cells, *weights, *biases[1:])
+        step = compiled_nested_lstm_step() if recurrence == "compiled" else nested_lstm_step
         outputs = []
         for t in range(x.shape[1]):
             h, cells = step(input_gates[:, t], h, cells, weights, biases)
             outputs.append(h)
         return torch.stack(outputs, dim=1), h, cells
+
+
+RECURRENCES = ("hand-written", "compiled", "eager")
 
 
 class NestedLSTM(nn.Module):
@@ -110,17 +205,22 @@ class NestedLSTM(nn.Module):
         self.depth = depth
         sizes = [input_size] + [hidden_size] * (num_layers - 1)
         self.layers = nn.ModuleList(NestedLSTMLayer(size, hidden_size, depth) for size in sizes)
-        # torch.compile of the step is the fastest CPU path measured (see bench/); eager stays the reference.
-        self.compiled = False
+        # How training runs the recurrence (one of RECURRENCES): "hand-written" is NestedLSTMRecurrence,
+        # the fastest measured (bench/train_throughput.py); "compiled" is torch.compile of the step;
+        # "eager" is autograd over nested_lstm_step, the reference. In eval mode or without gradients
+        # every choice but "compiled" runs the eager step.
+        self.recurrence = "hand-written"
 
     def forward(self, x: Tensor, state: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        if self.recurrence not in RECURRENCES:
+            raise ValueError(f"unknown Nested LSTM recurrence {self.recurrence!r} (one of {', '.join(RECURRENCES)})")
         batch = x.shape[0]
         if state is None:
             zeros = x.new_zeros(len(self.layers), batch, self.hidden_size)
             state = (zeros, x.new_zeros(len(self.layers), self.depth, batch, self.hidden_size))
         hs, cells = [], []
         for index, layer in enumerate(self.layers):
-            x, h, c = layer(x, state[0][index], state[1][index], self.compiled)
+            x, h, c = layer(x, state[0][index], state[1][index], self.recurrence)
             hs.append(h)
             cells.append(c)
         return x, (torch.stack(hs), torch.stack(cells))

@@ -73,7 +73,7 @@ def test_compiled_step_equals_eager():
     model = NestedLSTM(8, 16, depth=2)
     x = torch.randn(4, 6, 8)
     eager, _ = model(x)
-    model.compiled = True
+    model.recurrence = "compiled"
     compiled, _ = model(x)
     torch.testing.assert_close(compiled, eager, atol=1e-6, rtol=1e-5)
 

@@ -316,7 +316,7 @@ def train(options: TrainOptions) -> Path:
     torch.manual_seed(options.seed)
     net = AutocompleteNet(config).to(device)
     if options.compile and isinstance(net.rnn, NestedLSTM):
-        net.rnn.compiled = True
+        net.rnn.recurrence = "compiled"
     optimizer = torch.optim.Adam(net.parameters())
 
     run = RunFolder(options.out)
