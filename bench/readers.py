@@ -193,14 +193,14 @@ async def read(host: str, port: int, site: Site, stats: Stats, rng: random.Rando
         await asyncio.gather(*(fetch_static(connection) for connection in connections))
         await timed(stats, "models", connections[0], "GET", "/api/models")
         question = {"text": EXAMPLE_TEXT, "top_k": 3, "positions": "all", "models": site.models}
-        await asyncio.gather(
-            timed(stats, "article answer", connections[0], "GET", get_path("/api/autocomplete", question, site.version)),
+        await on_connections(stats, connections, [
+            ("article answer", "GET", get_path("/api/autocomplete", question, site.version), None),
             *(
-                timed(stats, "article answer", connection, "GET", get_path("/api/connectivity", {"text": EXAMPLE_TEXT, "model": model, "positions": "all", "method": "gradient"}, site.version))
-                for connection, model in zip(connections[1:], site.models)
+                ("article answer", "GET", get_path("/api/connectivity", {"text": EXAMPLE_TEXT, "model": model, "positions": "all", "method": "gradient"}, site.version), None)
+                for model in site.models
             ),
-            timed(stats, "keystroke", connections[4], "POST", "/api/autocomplete", {"text": DEMO_PREFIX, "top_k": 3, "positions": "last", "models": site.models}),
-        )
+            ("keystroke", "POST", "/api/autocomplete", {"text": DEMO_PREFIX, "top_k": 3, "positions": "last", "models": site.models}),
+        ])
         choice = rng.random()
         if choice < TYPIST_SHARE:
             await type_into_demo(connections, site, stats, rng)
@@ -240,15 +240,29 @@ async def type_into_demo(connections: list[Connection], site: Site, stats: Stats
 async def ask_own_text(connections: list[Connection], site: Site, stats: Stats, rng: random.Random, number: int) -> None:
     text = custom_text(rng, number)
     started = time.perf_counter()
-    results = await asyncio.gather(
-        timed(stats, "custom suggestions", connections[0], "GET", get_path("/api/autocomplete", {"text": text, "top_k": 3, "positions": "all", "models": site.models}, site.version)),
+    results = await on_connections(stats, connections, [
+        ("custom suggestions", "GET", get_path("/api/autocomplete", {"text": text, "top_k": 3, "positions": "all", "models": site.models}, site.version), None),
         *(
-            timed(stats, "custom matrix", connection, "GET", get_path("/api/connectivity", {"text": text, "model": model, "positions": "all", "method": "gradient"}, site.version))
-            for connection, model in zip(connections[1:], site.models)
+            ("custom matrix", "GET", get_path("/api/connectivity", {"text": text, "model": model, "positions": "all", "method": "gradient"}, site.version), None)
+            for model in site.models
         ),
-    )
+    ])
     # The figure is drawn when the last matrix arrives.
     stats.record("custom text", started, None if all(results) else "a request failed")
+
+
+async def on_connections(stats: Stats, connections: list[Connection], requests: list[tuple[str, str, str, dict | None]]) -> list[bool]:
+    """Send `requests` (kind, method, path, body) at once, as a browser does: spread over its connections, queued
+    on each when there are more requests than connections (one per served model makes that depend on the server)."""
+    results = [False] * len(requests)
+
+    async def send_in_turn(index: int) -> None:
+        for number in range(index, len(requests), len(connections)):
+            kind, method, path, body = requests[number]
+            results[number] = await timed(stats, kind, connections[index], method, path, body)
+
+    await asyncio.gather(*(send_in_turn(index) for index in range(min(len(connections), len(requests)))))
+    return results
 
 
 async def arrive(host: str, port: int, site: Site, rate: float, duration: float, seed: int, first_number: int = 0) -> tuple[Stats, float, int]:
