@@ -20,7 +20,7 @@ from fastapi.testclient import TestClient
 
 from app.main import create_app
 from app.settings import BUNDLED_CHECKPOINTS, Settings
-from models.checkpoint import save_checkpoint
+from models.checkpoint import load_checkpoint, save_checkpoint
 from models.memory import buckets_description
 from models.net import AutocompleteNet, ModelConfig
 from models.units import get_unit
@@ -147,3 +147,9 @@ def bundled_client() -> Iterator[TestClient]:
         pytest.skip(f"bundled checkpoints not present in {BUNDLED_CHECKPOINTS}")
     with TestClient(create_app(Settings(checkpoint_dir=BUNDLED_CHECKPOINTS))) as client:
         yield client
+
+
+@pytest.fixture(scope="module", params=["gru", "lstm", "nlstm"])
+def tiny_net(request: pytest.FixtureRequest, tiny_checkpoint_dir: Path) -> AutocompleteNet:
+    """Each of the tiny checkpoints in turn: the units that have hand-written connectivity sweeps."""
+    return load_checkpoint(tiny_checkpoint_dir / f"{request.param}.safetensors")

@@ -41,11 +41,6 @@ def assert_relative_close(actual: torch.Tensor, expected: torch.Tensor, toleranc
     assert torch.allclose(actual, expected, rtol=tolerance, atol=tolerance * scale), (actual - expected).abs().max() / scale
 
 
-@pytest.fixture(scope="module", params=["gru", "lstm", "nlstm"])
-def tiny_net(request: pytest.FixtureRequest, tiny_checkpoint_dir) -> AutocompleteNet:
-    return load_checkpoint(tiny_checkpoint_dir / f"{request.param}.safetensors")
-
-
 @pytest.mark.parametrize("method", METHODS)
 def test_rows_equal_autograd_reference(tiny_net: AutocompleteNet, method: str) -> None:
     chars = torch.tensor(encode(TEXT))

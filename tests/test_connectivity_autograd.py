@@ -10,7 +10,6 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from models.checkpoint import load_checkpoint
 from models.connectivity import METHODS, connectivity_rows, record
 from models.net import AutocompleteNet, ModelConfig
 from models.text import encode
@@ -68,11 +67,6 @@ def plug_in_net(request: pytest.FixtureRequest) -> Iterator[AutocompleteNet]:
     finally:
         for unit in TEST_UNITS:
             unregister_unit(unit.name)
-
-
-@pytest.fixture(scope="module", params=["gru", "lstm", "nlstm"])
-def tiny_net(request: pytest.FixtureRequest, tiny_checkpoint_dir) -> AutocompleteNet:
-    return load_checkpoint(tiny_checkpoint_dir / f"{request.param}.safetensors")
 
 
 @pytest.mark.parametrize("method", METHODS)
