@@ -258,30 +258,17 @@ class Unit:
     diagram: str | None = None  # an SVG drawing of one step; the article draws a generic one without it
 
 
+def _diagram(name: str) -> str:
+    return (DIAGRAMS / f"{name}.svg").read_text()
+
+
 BUILTIN_UNITS = (
-    Unit(
-        name="gru",
-        display_name="GRU",
-        description="Gated recurrent unit (Cho et al., 2014): an update gate blends the old state with a candidate.",
-        build=build_gru,
-        diagram=(DIAGRAMS / "gru.svg").read_text(),
-    ),
-    Unit(
-        name="lstm",
-        display_name="LSTM",
-        description="Long short-term memory (Hochreiter & Schmidhuber, 1997): a memory cell behind input, forget and output gates.",
-        build=build_lstm,
-        diagram=(DIAGRAMS / "lstm.svg").read_text(),
-    ),
-    Unit(
-        name="nlstm",
-        display_name="Nested LSTM",
-        description="Nested LSTM (Moniz & Krueger, 2017): the LSTM's memory cell is itself an LSTM.",
-        build=build_nested_lstm,
-        default_layers=1,
-        uses_depth=True,
-        diagram=(DIAGRAMS / "nlstm.svg").read_text(),
-    ),
+    Unit("gru", "GRU", "Gated recurrent unit (Cho et al., 2014): an update gate blends the old state with a candidate.",
+         build_gru, diagram=_diagram("gru")),
+    Unit("lstm", "LSTM", "Long short-term memory (Hochreiter & Schmidhuber, 1997): a memory cell behind input, forget and output gates.",
+         build_lstm, diagram=_diagram("lstm")),
+    Unit("nlstm", "Nested LSTM", "Nested LSTM (Moniz & Krueger, 2017): the LSTM's memory cell is itself an LSTM.",
+         build_nested_lstm, default_layers=1, uses_depth=True, diagram=_diagram("nlstm")),
 )
 PAPER_UNITS = tuple(unit.name for unit in BUILTIN_UNITS)  # the paper's three, in its order
 # Units registered at run time (a test's toy unit, a notebook's experiment), after the installed ones.

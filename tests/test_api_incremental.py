@@ -171,14 +171,9 @@ class StepCountingGRU(nn.Module):
         return torch.stack(outputs, dim=1), (steps, h)
 
 
-TOY_UNIT = Unit(
-    name="toy-counter",
-    display_name="Step-counting GRU",
-    description="A GRU cell that also counts its steps; registered by the tests.",
-    build=StepCountingGRU,
-    default_layers=1,
-    diagram='<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 10 10"><circle cx="5" cy="5" r="4"/></svg>',
-)
+TOY_DIAGRAM = '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 10 10"><circle cx="5" cy="5" r="4"/></svg>'
+TOY_UNIT = Unit("toy-counter", "Step-counting GRU", "A GRU cell that also counts its steps; registered by the tests.",
+                StepCountingGRU, default_layers=1, diagram=TOY_DIAGRAM)
 
 
 @pytest.fixture

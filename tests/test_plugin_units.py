@@ -66,13 +66,7 @@ def build_leaky_tanh(hidden_size: int, num_layers: int, depth: int) -> nn.Module
     return LeakyTanh(hidden_size)
 
 
-TOY = Unit(
-    name="leaky",
-    display_name="Leaky tanh",
-    description="A test's own unit: half the old state plus half a tanh step.",
-    build=build_leaky_tanh,
-    default_layers=1,
-)
+TOY = Unit("leaky", "Leaky tanh", "A test's own unit: half the old state plus half a tanh step.", build_leaky_tanh, default_layers=1)
 
 
 def corpus_text(words: int = 30_000) -> str:

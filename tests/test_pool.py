@@ -8,24 +8,36 @@ import pytest
 from app.pool import InferencePool, ServerBusy
 
 
+class WorkerHolder:
+    """A job that takes the pool's only worker and keeps it until `release` is set."""
+
+    def __init__(self) -> None:
+        self.started, self.release = threading.Event(), threading.Event()
+
+    def __call__(self) -> None:
+        self.started.set()
+        self.release.wait(timeout=10)
+
+    async def take(self, pool: InferencePool) -> asyncio.Task:
+        """Run on `pool` and return once the worker is held."""
+        running = asyncio.create_task(pool.run(self))
+        await asyncio.to_thread(self.started.wait, 10)
+        return running
+
+
 def test_urgent_jobs_overtake_waiting_routine_ones() -> None:
     async def scenario() -> list[str]:
         pool = InferencePool(workers=1, threads=1, max_queued=10)
-        started, release, order = threading.Event(), threading.Event(), []
-
-        def blocker() -> None:
-            started.set()
-            release.wait(timeout=10)
+        holder, order = WorkerHolder(), []
 
         def job(name: str) -> str:
             order.append(name)
             return name
 
-        running = asyncio.create_task(pool.run(blocker))
-        await asyncio.to_thread(started.wait, 10)
+        running = await holder.take(pool)
         waiting = [asyncio.create_task(pool.run(job, name, urgent=name.startswith("key"))) for name in ("hover 1", "key 1", "hover 2", "key 2")]
-        await asyncio.sleep(0.05)  # every job is queued behind the blocker
-        release.set()
+        await asyncio.sleep(0.05)  # every job is queued behind the held worker
+        holder.release.set()
         results = await asyncio.gather(running, *waiting)
         pool.shutdown()
         assert results[1:] == ["hover 1", "key 1", "hover 2", "key 2"]
@@ -54,22 +66,17 @@ def test_errors_reach_the_caller_and_admission_is_bounded() -> None:
 def test_keystrokes_never_wait_for_a_running_sweep_and_suggestions_go_before_waiting_sweeps() -> None:
     async def scenario() -> list[str]:
         pool = InferencePool(workers=1, threads=1, max_queued=10)
-        started, release, order = threading.Event(), threading.Event(), []
-
-        def sweep() -> None:
-            started.set()
-            release.wait(timeout=10)
+        sweep, order = WorkerHolder(), []
 
         def job(name: str) -> str:
             order.append(name)
             return name
 
-        running = asyncio.create_task(pool.run(sweep))
-        await asyncio.to_thread(started.wait, 10)
+        running = await sweep.take(pool)
         waiting = [asyncio.create_task(pool.run(job, "sweep 2")), asyncio.create_task(pool.run(job, "text", soon=True))]
         # The urgent lane answers while the sweep still holds the only worker.
         assert await asyncio.wait_for(pool.run(job, "key", urgent=True), 5) == "key"
-        release.set()
+        sweep.release.set()
         await asyncio.gather(running, *waiting)
         pool.shutdown()
         return order
@@ -80,14 +87,8 @@ def test_keystrokes_never_wait_for_a_running_sweep_and_suggestions_go_before_wai
 def test_an_abandoned_request_counts_until_its_job_leaves_the_queue_and_is_never_run() -> None:
     async def scenario() -> list[str]:
         pool = InferencePool(workers=1, threads=1, max_queued=2)
-        started, release, ran = threading.Event(), threading.Event(), []
-
-        def sweep() -> None:
-            started.set()
-            release.wait(timeout=10)
-
-        running = asyncio.create_task(pool.run(sweep))
-        await asyncio.to_thread(started.wait, 10)
+        sweep, ran = WorkerHolder(), []
+        running = await sweep.take(pool)
         abandoned = asyncio.create_task(pool.run(ran.append, "abandoned"))
         await asyncio.sleep(0)  # admitted and queued behind the sweep
         abandoned.cancel()
@@ -96,7 +97,7 @@ def test_an_abandoned_request_counts_until_its_job_leaves_the_queue_and_is_never
         # Its job still waits in the queue, so it still holds its place against RNN_MAX_QUEUED_REQUESTS.
         with pytest.raises(ServerBusy, match="2 inference requests are already queued"):
             await pool.run(ran.append, "refused")
-        release.set()
+        sweep.release.set()
         await running
         await pool.run(ran.append, "later")
         pool.shutdown()
