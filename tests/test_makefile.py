@@ -14,8 +14,13 @@ pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="make is no
 
 
 def planned_commands(target: str) -> list[str]:
-    """The commands `make <target>` would run on a fresh clone."""
-    result = subprocess.run(["make", "--dry-run", "--always-make", target], cwd=ROOT, capture_output=True, text=True, check=True)
+    """The commands `make <target>` would run on a fresh clone.
+
+    Run under `make test` itself, the inner make would inherit the outer one's flags and print
+    "Entering/Leaving directory" lines: `--no-print-directory` keeps its output to commands.
+    """
+    result = subprocess.run(["make", "--no-print-directory", "--dry-run", "--always-make", target],
+                            cwd=ROOT, capture_output=True, text=True, check=True)
     return result.stdout.splitlines()
 
 
