@@ -46,6 +46,10 @@ COPY templates ./templates
 COPY static ./static
 COPY --from=frontend /src/node_modules ./node_modules
 
+# torch.func (connectivity for plug-in units) imports torch._dynamo, which opens a cache folder at import and
+# would otherwise make one under a temporary directory: the container may have no writable path at all.
+ENV TORCHINDUCTOR_CACHE_DIR=/srv/rnn-connectivity/.torch-cache
+RUN mkdir -p /srv/rnn-connectivity/.torch-cache
 USER reader
 # Listen on every interface inside the container; all other settings keep their defaults
 # (see the README's "Self-hosting" section). RNN_CHECKPOINT_DIR overrides the bundled checkpoints.
