@@ -2,6 +2,7 @@
 
 import asyncio
 import threading
+from collections.abc import Callable
 
 import pytest
 
@@ -25,15 +26,21 @@ class WorkerHolder:
         return running
 
 
+def order_recorder(order: list[str]) -> Callable[[str], str]:
+    """A job that notes its name in `order` as it runs, and returns it."""
+
+    def job(name: str) -> str:
+        order.append(name)
+        return name
+
+    return job
+
+
 def test_urgent_jobs_overtake_waiting_routine_ones() -> None:
     async def scenario() -> list[str]:
         pool = InferencePool(workers=1, threads=1, max_queued=10)
         holder, order = WorkerHolder(), []
-
-        def job(name: str) -> str:
-            order.append(name)
-            return name
-
+        job = order_recorder(order)
         running = await holder.take(pool)
         waiting = [asyncio.create_task(pool.run(job, name, urgent=name.startswith("key"))) for name in ("hover 1", "key 1", "hover 2", "key 2")]
         await asyncio.sleep(0.05)  # every job is queued behind the held worker
@@ -67,11 +74,7 @@ def test_keystrokes_never_wait_for_a_running_sweep_and_suggestions_go_before_wai
     async def scenario() -> list[str]:
         pool = InferencePool(workers=1, threads=1, max_queued=10)
         sweep, order = WorkerHolder(), []
-
-        def job(name: str) -> str:
-            order.append(name)
-            return name
-
+        job = order_recorder(order)
         running = await sweep.take(pool)
         waiting = [asyncio.create_task(pool.run(job, "sweep 2")), asyncio.create_task(pool.run(job, "text", soon=True))]
         # The urgent lane answers while the sweep still holds the only worker.
