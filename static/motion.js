@@ -17,7 +17,9 @@ export function scrollToFigure(element, block = "start") {
 export function revealFigure(element, focusSelector) {
   scrollToFigure(element);
   whenRendered(element).then(() => {
-    scrollToFigure(element);
+    // Only a few pixels' correction, so no animation: text loading below the figure could cut a
+    // smooth scroll short of its mark.
+    element.scrollIntoView({ block: "start" });
     element.querySelector(focusSelector)?.focus({ preventScroll: true });
   });
 }
