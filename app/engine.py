@@ -4,6 +4,7 @@ Everything here is synchronous and runs on the inference pool's threads; the
 web layer never calls it on the event loop.
 """
 
+from collections.abc import Iterator
 from typing import Literal
 
 import torch
@@ -46,6 +47,14 @@ def prepare_text(text: str, max_chars: int) -> str:
     if len(normalised) > max_chars:
         raise InputError("text", f"normalises to {len(normalised)} characters (digits are spelled out); the limit is {max_chars}")
     return normalised
+
+
+def _real_word_logits(model: LoadedModel, hidden: Tensor) -> Iterator[Tensor]:
+    """The logits of the real words for rows of `hidden`, a chunk of rows at a time."""
+    weight = model.net.output.weight[FIRST_REAL_WORD:]
+    bias = model.net.output.bias[FIRST_REAL_WORD:]
+    for start in range(0, hidden.shape[0], LOGIT_CHUNK_ROWS):
+        yield torch.addmm(bias, hidden[start : start + LOGIT_CHUNK_ROWS], weight.t())
 
 
 class InferenceEngine:
@@ -113,15 +122,17 @@ class InferenceEngine:
     @staticmethod
     def _top_words(model: LoadedModel, hidden: Tensor, top_k: int) -> tuple[list[list[float]], list[list[int]]]:
         """Top-k real words per row of `hidden`; `<eos>` and `<unknown>` are never suggested nor counted."""
-        weight = model.net.output.weight[FIRST_REAL_WORD:]
-        bias = model.net.output.bias[FIRST_REAL_WORD:]
         probabilities, word_ids = [], []
-        for start in range(0, hidden.shape[0], LOGIT_CHUNK_ROWS):
-            logits = torch.addmm(bias, hidden[start : start + LOGIT_CHUNK_ROWS], weight.t())
-            top = torch.log_softmax(logits, dim=-1).topk(top_k, dim=-1)
-            probabilities.extend(top.values.exp().tolist())
+        for logits in _real_word_logits(model, hidden):
+            top = logits.topk(top_k, dim=-1)
+            probabilities.extend((top.values - logits.logsumexp(dim=-1, keepdim=True)).exp().tolist())
             word_ids.extend((top.indices + FIRST_REAL_WORD).tolist())
         return probabilities, word_ids
+
+    @staticmethod
+    def _best_words(model: LoadedModel, hidden: Tensor) -> list[int]:
+        """The top real word per row of `hidden`, as `_top_words` ranks them, without their probabilities."""
+        return [index + FIRST_REAL_WORD for logits in _real_word_logits(model, hidden) for index in logits.argmax(dim=-1).tolist()]
 
     @torch.inference_mode()
     def connectivity(
@@ -158,7 +169,7 @@ class InferenceEngine:
         word_ids = None if word is None else [self._word_id(word)] * len(positions)
         recording = self._recording(model, text[: max(positions) + 1], method)
         if word_ids is None:
-            word_ids = [ids[0] for ids in self._top_words(model, recording.outputs[positions], 1)[1]]
+            word_ids = self._best_words(model, recording.outputs[positions])
         rows = connectivity_rows(model.net, recording, positions, word_ids, method)
         values = rows.values.tolist()
         words = self.registry.vocabulary.words

@@ -23,7 +23,8 @@ through its input weights, for the whole block at once, to the layer below or,
 at the bottom, to the method. Batching rows is what makes the full matrix fast;
 batching steps is what makes a single row fast.
 
-GRU, LSTM and Nested LSTM have hand-written sweeps: their recordings keep, for
+GRU, LSTM, Nested LSTM and PyTorch's Elman RNN (tanh or ReLU) have hand-written
+sweeps: their recordings keep, for
 every step, the elementwise factors of the unit's local Jacobian, and a step
 costs one product with the recurrent weights over all active rows. No autograd
 graph, vmap or double backward is involved, so no RNN kernel needs disabling for
@@ -36,7 +37,7 @@ backward pass, but each step pays autograd's overhead (and oneDNN's LSTM kernel,
 which vmap cannot batch, is off meanwhile).
 """
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Literal, Protocol, cast, get_args
@@ -172,6 +173,25 @@ class _GRULayer(_SteppedLayer):
         to_hidden = (flat * self.hidden_factors[step]).reshape(rows, -1) @ self.weight_hh
         torch.addcmul(to_hidden.view_as(hidden), hidden, self.carry_factor[step], out=carry[0][:active])
         return to_input
+
+
+class _RNNLayer(_SteppedLayer):
+    """One recorded Elman RNN layer, h_t = f(W x_t + b + U h_{t-1} + b') with f tanh or ReLU."""
+
+    def __init__(self, weight_ih: Tensor, weight_hh: Tensor, inputs: Tensor, outputs: Tensor, nonlinearity: str) -> None:
+        self.input_weight, self.weight_hh, self.outputs = weight_ih, weight_hh, outputs
+        # f' from the output alone: 1 - h^2 for tanh, 1 where h > 0 for ReLU.
+        slopes = 1 - outputs**2 if nonlinearity == "tanh" else (outputs > 0).to(outputs.dtype)
+        self.slopes = _per_step(slopes)
+
+    def adjoint_buffers(self, rows: int, batch: int) -> list[Tensor]:
+        return [self.weight_hh.new_zeros(rows, batch, self.weight_hh.shape[1])]
+
+    def backward_step(self, step: int, active: int, output_adjoint: Tensor, carry: list[Tensor]) -> Tensor:
+        pre_activation = (carry[0][:active] + output_adjoint) * self.slopes[step]
+        rows = active * pre_activation.shape[1]
+        torch.mm(pre_activation.view(rows, -1), self.weight_hh, out=carry[0][:active].view(rows, -1))
+        return pre_activation
 
 
 class _LSTMLayer(_SteppedLayer):
@@ -350,7 +370,7 @@ def _has_hand_written_sweep(rnn: nn.Module) -> bool:
     """Whether `rnn` is exactly a module type the sweeps above are written for (a subclass may compute anything)."""
     if type(rnn) is NestedLSTM:
         return True
-    if type(rnn) in (nn.GRU, nn.LSTM):
+    if type(rnn) in (nn.GRU, nn.LSTM, nn.RNN):
         return bool(rnn.bias) and not rnn.bidirectional and not rnn.proj_size
     return False
 
@@ -370,17 +390,22 @@ def record_layers(net: AutocompleteNet, inputs: Tensor, force_autograd: bool = F
             layers.append(_NestedLSTMLayer(layer, inputs))
             inputs = layers[-1].outputs
         return layers
-    rnn = cast(nn.GRU | nn.LSTM, rnn)
-    layer_class: type[_GRULayer | _LSTMLayer] = _GRULayer if isinstance(rnn, nn.GRU) else _LSTMLayer
+    rnn = cast(nn.RNNBase, rnn)
     # One native single-layer call per layer, as the multi-layer call would hide the lower layers' outputs.
     # The single-layer module only lends its forward to functional_call: on the meta device it costs no memory.
-    single = type(rnn)(rnn.input_size, rnn.hidden_size, 1, batch_first=True, device="meta")
+    options = {"nonlinearity": rnn.nonlinearity} if isinstance(rnn, nn.RNN) else {}
+    module_type: Callable[..., nn.RNNBase] = type(rnn)  # nn.GRU, nn.LSTM or nn.RNN: (input, hidden, layers) first
+    single = module_type(rnn.input_size, rnn.hidden_size, 1, batch_first=True, device="meta", **options)
+    names = ["weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"]
     for index in range(rnn.num_layers):
         parameters = _layer_parameters(rnn, index)
-        names = ["weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"]
         outputs = functional_call(single, dict(zip(names, parameters)), (inputs,))[0]
         weight_ih, weight_hh, bias_ih, bias_hh = parameters
-        layers.append(layer_class(weight_ih, weight_hh, bias_ih, bias_hh, inputs, outputs))
+        if isinstance(rnn, nn.RNN):
+            layers.append(_RNNLayer(weight_ih, weight_hh, inputs, outputs, rnn.nonlinearity))
+        else:
+            layer_class = _GRULayer if isinstance(rnn, nn.GRU) else _LSTMLayer
+            layers.append(layer_class(weight_ih, weight_hh, bias_ih, bias_hh, inputs, outputs))
         inputs = outputs
     return layers
 

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import httpx
+import torch
 from conftest import free_port, tiny_memory, write_tiny_checkpoints
 from fastapi.testclient import TestClient
 from starlette.applications import Starlette
@@ -108,9 +109,11 @@ def test_rows_stop_at_their_position_and_carry_the_asked_precision(tiny_client: 
     registry = load_registry(tiny_checkpoint_dir)
     engine = InferenceEngine(registry, 0, 32, 100_000)
     text = tiny_client.post("/api/connectivity", json=QUESTION).json()["text"]
+    # As many PyTorch threads as the server's inference threads use (an earlier app may have set another count):
+    # a matrix product split over other threads sums in another order.
+    torch.set_num_threads(tiny_client.app.state.settings.threads)
     exact = engine.connectivity("lstm", text, list(range(len(text))), None, "gradient")
     # 9 significant digits give back every float32 value as computed.
-    import torch
 
     for served, computed in zip(full, exact):
         assert torch.equal(torch.tensor(served["connectivity"], dtype=torch.float32), torch.tensor(computed.connectivity, dtype=torch.float32))

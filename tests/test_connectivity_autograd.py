@@ -46,27 +46,39 @@ class RenamedGRU(nn.GRU):
     """A subclass may compute anything, so only the exact nn.GRU gets the hand-written sweep."""
 
 
+# The first two have hand-written sweeps (nn.RNN's), checked here against autograd row by row; the others only the autograd sweep serves.
 TEST_UNITS = [
     Unit("test-tanh-rnn", "tanh RNN", "nn.RNN, two layers", lambda hidden, layers, depth: nn.RNN(hidden, hidden, layers, batch_first=True)),
+    Unit("test-relu-rnn", "ReLU RNN", "nn.RNN, ReLU", lambda hidden, layers, depth: nn.RNN(hidden, hidden, layers, nonlinearity="relu", batch_first=True)),
+    Unit("test-rnn-no-bias", "RNN without biases", "nn.RNN, bias=False", lambda hidden, layers, depth: nn.RNN(hidden, hidden, layers, bias=False, batch_first=True)),
     Unit("test-leaky-gated", "leaky gated", "a Python loop with a tuple state", lambda hidden, layers, depth: LeakyGatedUnit(hidden)),
     Unit("test-gru-no-bias", "GRU without biases", "nn.GRU, bias=False", lambda hidden, layers, depth: nn.GRU(hidden, hidden, layers, bias=False, batch_first=True)),
     Unit("test-gru-subclass", "GRU subclass", "a subclass of nn.GRU", lambda hidden, layers, depth: RenamedGRU(hidden, hidden, layers, batch_first=True)),
 ]
 
 
-@pytest.fixture(scope="module", params=[unit.name for unit in TEST_UNITS])
-def plug_in_net(request: pytest.FixtureRequest) -> Iterator[AutocompleteNet]:
+@pytest.fixture(scope="module")
+def test_units_registered() -> Iterator[None]:
     for unit in TEST_UNITS:
         register_unit(unit)
     try:
-        torch.manual_seed(3)
-        net = AutocompleteNet(ModelConfig(unit=request.param, hidden_size=12, num_layers=2, num_words=40)).eval()
-        with torch.no_grad():
-            net.embedding.weight.mul_(2)  # inputs large enough that the tanh and sigmoid are far from linear
-        yield net
+        yield
     finally:
         for unit in TEST_UNITS:
             unregister_unit(unit.name)
+
+
+def seeded_net(unit: str) -> AutocompleteNet:
+    torch.manual_seed(3)
+    net = AutocompleteNet(ModelConfig(unit=unit, hidden_size=12, num_layers=2, num_words=40)).eval()
+    with torch.no_grad():
+        net.embedding.weight.mul_(2)  # inputs large enough that the tanh and sigmoid are far from linear
+    return net
+
+
+@pytest.fixture(scope="module", params=[unit.name for unit in TEST_UNITS])
+def plug_in_net(request: pytest.FixtureRequest, test_units_registered: None) -> AutocompleteNet:
+    return seeded_net(request.param)
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -82,6 +94,22 @@ def test_autograd_sweep_equals_hand_written_sweeps(tiny_net: AutocompleteNet, me
         # Both errors are float noise here; they agree to within that of the rows' sums.
         scale = hand_written.values.abs().sum(dim=1)
         assert torch.all((autograd.completeness_errors - hand_written.completeness_errors).abs() <= 1e-4 * scale)
+
+
+@pytest.mark.parametrize("unit", ["test-tanh-rnn", "test-relu-rnn"])
+@pytest.mark.parametrize("method", METHODS)
+def test_autograd_sweep_equals_the_elman_rnn_sweep(test_units_registered: None, unit: str, method: str) -> None:
+    plug_in_net = seeded_net(unit)
+    chars = torch.tensor(encode(TEXT))
+    positions = list(range(len(TEXT))) if method != "integrated_gradients" else [len(TEXT) - 1, 20, 9]
+    word_ids = [position % 30 + 2 for position in positions]
+    hand_written = record(plug_in_net, chars, method, IG_STEPS)
+    assert all(type(layer).__name__ == "_RNNLayer" for layer in hand_written.layers) and len(hand_written.layers) == 2
+    autograd = record(plug_in_net, chars, method, IG_STEPS, force_autograd=True)
+    assert_relative_close(
+        connectivity_rows(plug_in_net, autograd, positions, word_ids, method).values,
+        connectivity_rows(plug_in_net, hand_written, positions, word_ids, method).values,
+    )
 
 
 @pytest.mark.parametrize("method", METHODS)
