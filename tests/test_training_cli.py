@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from models.checkpoint import load_checkpoint, load_vocabulary, read_metadata
+from training.export import read_curve
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--preset", "bundled", "--hidden-size", "16", "--eval-sequences", "32", "--epochs", "20"]
@@ -168,12 +169,17 @@ def test_snapshots_and_warm_start_from_shipped_weights(tiny_data, tmp_path):
     missing = cli("train", "--unit", "gru", *TINY, "--data", str(tiny_data), "--out", str(tmp_path / "refused"),
                   "--max-steps", "40", "--resume", "--warm-start", str(shipped), check=False)
     assert missing.returncode == 2 and "cannot continue" in missing.stderr
-    (shipped / "metrics.json").write_text(json.dumps({"models": {"gru": trained}}))
+    shipped_curve = read_curve(first / "log.csv")
+    (shipped / "metrics.json").write_text(json.dumps({"models": {"gru": {**trained, "training_curve": shipped_curve}}}))
     result = cli("train", "--unit", "gru", *TINY, "--data", str(tiny_data), "--out", str(tmp_path / "warm"),
-                 "--max-steps", "40", "--resume", "--warm-start", str(shipped))
+                 "--max-steps", "40", "--resume", "--warm-start", str(shipped), "--eval-every", "5")
     assert "warm-starting from" in result.stdout and "fresh optimizer moments" in result.stdout
     progress = torch.load(tmp_path / "warm" / "state.pt", weights_only=True)["progress"]
     assert progress["step"] == 40 and progress["characters"] > trained["characters_seen"]
+    # The log goes on from the shipped model's curve: its rows first, then the continuation's.
+    curve = read_curve(tmp_path / "warm" / "log.csv")
+    assert shipped_curve and curve[: len(shipped_curve)] == shipped_curve
+    assert [row["step"] for row in curve[len(shipped_curve) :]] == [35, 40]
 
 
 def test_campaign_trains_evaluates_and_packs(tiny_data, tmp_path):

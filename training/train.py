@@ -232,12 +232,16 @@ def graphed_loss(features, net: AutocompleteNet, chars: Tensor, targets: Tensor,
 
 
 def warm_start_metadata(directory: Path, unit: str) -> dict | None:
-    """Characters and steps behind the shipped checkpoint of `unit`, from its metrics.json, if any."""
+    """Characters, steps and the training curve behind the shipped checkpoint of `unit`, from its metrics.json, if any."""
     try:
         metrics = json.loads((directory / "metrics.json").read_text())["models"][unit]
     except (OSError, KeyError, ValueError):
         return None
-    return {"characters": metrics["characters_seen"], "step": metrics["steps"], "seconds": metrics["training_seconds"]}
+    # The curve carries on, so the run's log.csv (and the next export) shows the whole training, not only its continuation.
+    return {
+        "characters": metrics["characters_seen"], "step": metrics["steps"], "seconds": metrics["training_seconds"],
+        "curve": list(metrics.get("training_curve", [])),
+    }
 
 
 def warm_start(net: AutocompleteNet, shipped: Path) -> Progress:
