@@ -407,6 +407,10 @@ def test_walkthrough_notes_give_each_units_share_before_the_word_beside_the_pape
             ) in note
     # The figure: at the second "grammar" the paper's GRU row lies almost all before the word.
     assert "(the paper's GRU, for “grammar”: 96 %)" in page.locator("[data-walkthrough-note='2']").inner_text()
+    # The notes read the paper's shares from its memory profile; its rows load only when the reader asks for them.
+    fetched = page.evaluate("performance.getEntriesByType('resource').map((entry) => new URL(entry.name).pathname)")
+    assert "/static/data/paper/memory.json" in fetched
+    assert not [path for path in fetched if path.startswith("/static/data/paper/") and path != "/static/data/paper/memory.json"]
     assert page.console_errors == []
 
 

@@ -70,6 +70,12 @@ def test_paper_reference_matches_the_published_figures(unit: str) -> None:
     drifted = "static/data/paper/memory.json drifted; rerun python -m training reference"
     assert served["by_distance"] == pytest.approx(profile["by_distance"]), drifted
     assert (served["before_word"], served["reach_10"]) == pytest.approx((profile["before_word"], profile["reach_10"])), drifted
+    # Each row's share before its word, as the walkthrough notes quote it (static/reach.js shareBeforeWord).
+    text = "".join(position["char"] for position in positions)
+    for index in (0, 40, 159, 197):
+        start = max(0, text.rfind(" ", 0, index + 1))
+        row = positions[index]["connectivity"]
+        assert served["before_word_by_position"][index] == pytest.approx(sum(row[:start]) / sum(row), abs=1e-4), drifted
 
 
 def test_memory_sample_is_seeded_and_just_large_enough() -> None:

@@ -8,7 +8,7 @@ import { normaliseRows, renderLegend, SHADINGS } from "../connectivity-colour.js
 import { saveFile, toCSV } from "../download.js";
 import { readViewState, VIEW_EVENT, writeViewState } from "../permalink.js";
 import { shareBeforeWord } from "../reach.js";
-import { ConnectivityExplorer, describeCharacter, formatProbability } from "../text-panels.js";
+import { ConnectivityExplorer, describeCharacter, formatProbability, wordAt } from "../text-panels.js";
 
 const d3 = window.d3;
 const METHODS = [
@@ -197,8 +197,8 @@ async function writeWalkthroughNotes(units, paper) {
   const text = paper.connectivity.example_text;
   const suggestions = await api.autocomplete({ text, models: units.map((unit) => unit.id), positions: "all" });
   const matrices = await Promise.all(units.map((unit) => api.connectivity({ text, model: unit.id, positions: "all" })));
-  const published = Object.fromEntries(await Promise.all(units.filter((unit) => unit.paperName !== null)
-    .map(async (unit) => [unit.id, await api.loadPaperConnectivity(unit.id)])));
+  // The paper's shares come with its memory profile (2 KB), not from its rows (60 KB a unit), which only its switch loads.
+  const paperShares = (await api.loadPaperMemory()).units;
   document.querySelectorAll("[data-walkthrough-note]").forEach((note) => {
     const position = paper.connectivity.walkthrough_indices[note.dataset.walkthroughNote];
     const rows = Object.fromEntries(units.map((unit, index) => [unit.id, matrices[index].rows[position].connectivity]));
@@ -209,9 +209,9 @@ async function writeWalkthroughNotes(units, paper) {
       const distance = position - reach;
       const where = distance === 0 ? "stays on the current character" :
         `reaches back ${distance} character${distance === 1 ? "" : "s"}, to ${describeCharacter(text, reach)}`;
-      const theirs = published[unit.id]?.positions[position];
+      const theirs = unit.paperName === null ? undefined : paperShares[unit.id]?.before_word_by_position[position];
       const before = `${formatProbability(shareBeforeWord(rows[unit.id], text, position))} of its row lies before the current word`
-        + (theirs ? ` (the paper's ${unit.paperName}, for “${theirs.target}”: ${formatProbability(shareBeforeWord(theirs.connectivity, text, position))})` : "");
+        + (theirs === undefined ? "" : ` (the paper's ${unit.paperName}, for “${wordAt(text, position)}”: ${formatProbability(theirs)})`);
       return `${unit.name} guesses “${best.word}” (${formatProbability(best.probability)}), its strong connectivity ${where}, and ${before}`;
     });
     note.textContent = `Our models here: ${parts.join("; ")}.`;
