@@ -45,6 +45,20 @@ def test_collectives_get_tensors_on_the_process_device(monkeypatch):
     assert votes.shape == (2,) and votes.dtype == torch.int32
 
 
+def test_each_torchrun_process_takes_its_own_gpu(monkeypatch):
+    calls = []
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    monkeypatch.setattr(torch.cuda, "set_device", lambda device: calls.append(("set_device", device)))
+    monkeypatch.setattr(dist, "init_process_group", lambda backend: calls.append(("init", backend)))
+    monkeypatch.setattr(dist, "get_rank", lambda: 1)
+    monkeypatch.setattr(dist, "get_world_size", lambda: 2)
+    processes = Processes.start("cuda")
+    # The GPU is chosen before nccl starts, which sets its communicator up on the current device.
+    assert calls == [("set_device", torch.device("cuda:1")), ("init", "nccl")]
+    assert processes == Processes(rank=1, world=2, device=torch.device("cuda:1"))
+
+
 @pytest.mark.filterwarnings("ignore:for .*copying from a non-meta parameter:UserWarning")
 def test_a_state_saved_on_the_cpu_resumes_on_another_device(tmp_path):
     net, optimizer = tiny_net_and_optimizer()

@@ -156,6 +156,9 @@ class Processes:
         local = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}" if device == "cuda" else device)
         if world == 1:
             return cls(0, 1, local)
+        if local.type == "cuda":
+            # As nanoGPT does: nccl's communicator and every unplaced CUDA call go to this process's GPU, not all to GPU 0.
+            torch.cuda.set_device(local)
         dist.init_process_group("nccl" if local.type == "cuda" else "gloo")
         return cls(dist.get_rank(), dist.get_world_size(), local)
 
