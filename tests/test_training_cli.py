@@ -16,7 +16,9 @@ import pytest
 import torch
 
 from models.checkpoint import load_checkpoint, load_vocabulary, read_metadata
+from models.net import get_preset
 from training.export import read_curve
+from training.train import Processes, TrainOptions, train
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--preset", "bundled", "--hidden-size", "16", "--eval-sequences", "32", "--epochs", "20"]
@@ -150,6 +152,15 @@ def test_describe_paper_matches_the_papers_counts():
     assert re.search(r"nlstm\s+recurrent\s+5,764,800\s+5,764,800\s+matches", result.stdout)
     assert result.stdout.count("embedding       16,200      16,200  matches") == 3
     assert "+3,600 (+1,800 per layer)" in result.stdout and "two bias vectors" in result.stdout
+
+
+@pytest.mark.parametrize(("option", "refusal"), [({"sampled_words": 64}, "--sampled-words trains one process only"), ({"graph": True}, "--graph replays")])
+def test_options_that_bypass_ddp_are_refused_under_torchrun(tiny_data, tmp_path, monkeypatch, option, refusal):
+    monkeypatch.setattr(Processes, "start", classmethod(lambda cls, device: cls(rank=0, world=2, device=torch.device("cpu"))))
+    options = TrainOptions(unit="gru", preset=get_preset("bundled"), data=tiny_data, out=tmp_path / "run", hidden_size=16, **option)
+    with pytest.raises(ValueError, match=refusal):
+        train(options)
+    assert not (tmp_path / "run").exists()
 
 
 def test_snapshots_and_warm_start_from_shipped_weights(tiny_data, tmp_path):

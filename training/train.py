@@ -306,6 +306,8 @@ def train(options: TrainOptions) -> Path:
         raise ValueError(f"--sampled-words must be 0 (exact) or a positive number of draws, not {options.sampled_words}")
     if processes.distributed and options.sampled_words:
         raise ValueError("--sampled-words trains one process only; drop it under torchrun")
+    if processes.distributed and options.graph:
+        raise ValueError("--graph replays the recurrent part outside DDP, whose gradients would then differ between processes; drop it under torchrun")
     if batch_size % processes.world:
         raise ValueError(f"batch size {batch_size} does not split over {processes.world} processes")
     batches = BatchOrder(len(train_chars), batch_size, options.seed)
