@@ -89,6 +89,11 @@ export function loadPaperMemory() {
   return cached("paper memory", () => request("/static/data/paper/memory.json"));
 }
 
+/** The paper's validation loss against mini-batches, per paper model, and the characters a mini-batch stands for. */
+export function loadPaperTraining() {
+  return cached("paper training", () => request("/static/data/paper/training.json"));
+}
+
 /** The paper's published top-3 and connectivity at every position of the example sentence, for one unit. */
 export function loadPaperConnectivity(unitId) {
   return cached(`paper connectivity ${unitId}`, () => request(`/static/data/paper/${unitId}.json`));

@@ -66,6 +66,10 @@ def tiny_metrics(configs: dict[str, ModelConfig], nets: dict[str, AutocompleteNe
             "accuracy_by_letters_known": {"top1": [0.1, 0.2, 0.9], "top2": [0.2, 0.3, 0.9], "top3": [0.3, 0.4, 0.9], "count": [900, 400, 50]},
             "memory": tiny_memory(UNITS.index(unit)),
             "training_curve": [{"step": 10, "seconds": 1.5, "characters": 1000, "train_loss": 3.6, "valid_loss": None}],
+            "history": [
+                {"characters": 500, "accuracy": 0.2 - UNITS.index(unit) / 100, "example_reach_10": 0.01},
+                {"characters": 1000, "accuracy": 0.25 - UNITS.index(unit) / 100, "example_reach_10": 0.02 + UNITS.index(unit) / 100},
+            ],
         }
     return {"models": models}
 

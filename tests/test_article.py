@@ -170,7 +170,17 @@ def test_page_loads_offline_without_console_errors_and_every_figure_renders(open
     assert page.locator("#fig-accuracy path.series").count() == 9
     # Two points drawn, one segment: the third has fewer than 100 test words behind it.
     assert page.locator("#fig-accuracy path[data-series=gru-top1]").get_attribute("d").count("L") == 1
-    assert page.locator("#fig-training path.series").count() == 6
+    # Against characters seen: each unit's training and validation loss, and its paper counterpart's validation loss.
+    assert page.locator("#fig-training .loss-chart path.series").count() == 9
+    assert page.locator("#fig-training .loss-chart path.series.paper").count() == 3
+    # The snapshots: each unit's two, and the paper's model after two epochs as one point at about 180 M characters.
+    assert page.locator("#fig-training .history-chart path.series.history").count() == 3
+    assert page.locator("#fig-training .history-chart path.series.paper-final").count() == 3
+    assert page.locator("#fig-training .history-chart circle").count() == 3 * 2 + 3
+    # The x-axis runs to the paper's two epochs: 14,278 mini-batches of about 12,600 characters.
+    assert "180M" in page.locator("#fig-training .history-chart .x-axis").text_content()
+    page.locator("#fig-training input[name=history-measure][value=example_reach_10]").check()
+    assert "reach-10 (example sentence)" in page.locator("#fig-training .history-chart .axis-title").all_text_contents()
     assert page.locator("#fig-tables tbody tr").count() == 12
     assert page.locator("[data-figure=setup] tbody tr").count() == 6
     gru = next(model for model in httpx.get(live_server + "/api/models", timeout=60).json() if model["id"] == "gru")
@@ -184,7 +194,10 @@ def test_page_loads_offline_without_console_errors_and_every_figure_renders(open
     page.locator("#fig-accuracy input[name=paper-overlay]").check()
     assert page.locator("#fig-accuracy path.series.paper").count() == 9
     page.locator("#fig-training input[value=step]").check()
-    assert page.locator("#fig-training path.series").count() == 6
+    assert page.locator("#fig-training .loss-chart path.series").count() == 9
+    # The paper logged no wall-clock time that lines up with ours: no paper curve on that axis.
+    page.locator("#fig-training input[value=seconds]").check()
+    assert page.locator("#fig-training .loss-chart path.series").count() == 6
 
     page.evaluate("window.scrollTo(0, 0)")
     SCREENSHOT.parent.mkdir(exist_ok=True)
@@ -410,7 +423,7 @@ def test_walkthrough_notes_give_each_units_share_before_the_word_beside_the_pape
     # The notes read the paper's shares from its memory profile; its rows load only when the reader asks for them.
     fetched = page.evaluate("performance.getEntriesByType('resource').map((entry) => new URL(entry.name).pathname)")
     assert "/static/data/paper/memory.json" in fetched
-    assert not [path for path in fetched if path.startswith("/static/data/paper/") and path != "/static/data/paper/memory.json"]
+    assert not [path for path in fetched if path in {f"/static/data/paper/{unit}.json" for unit in UNIT_IDS}]
     assert page.console_errors == []
 
 
@@ -976,8 +989,10 @@ def test_every_figure_shows_every_served_unit_in_the_servers_order_and_names(bro
         page.locator("#fig-accuracy input[name=paper-overlay]").check()
         # The paper trained three of the four.
         assert page.locator("#fig-accuracy path.series.paper").count() == 9
-        training = page.eval_on_selector_all("#fig-training path.series", "paths => paths.map((p) => getComputedStyle(p).stroke)")
+        training = page.eval_on_selector_all("#fig-training .loss-chart path.series:not(.paper)", "paths => paths.map((p) => getComputedStyle(p).stroke)")
         assert training == [colour for colour in swatches for _ in range(2)]
+        # The paper trained three of the four: no paper curve for the toy.
+        assert page.locator("#fig-training .loss-chart path.series.paper").count() == 3
 
         # Tables and the models box: the toy's own rows, no paper row for it.
         toy_rows = page.locator("#fig-tables tbody tr", has_text="Toy RNN")

@@ -87,3 +87,15 @@ def test_memory_sample_is_seeded_and_just_large_enough() -> None:
     real_words = (targets[first] > 1).sum()
     assert real_words >= 100 and real_words - (targets[first[-1]] > 1).sum() < 100
     assert memory_sample(chars, targets, 10**6, seed=3).size == 50
+
+
+def test_paper_training_curve_ends_at_the_papers_final_validation_loss() -> None:
+    served = json.loads((PAPER / "training.json").read_text())
+    paper = json.loads((PAPER.parent / "paper.json").read_text())["training"]
+    assert served["characters_per_step"] == round(0.9 * 100_000_000 * paper["epochs"] / paper["minibatches"])
+    assert sorted(served["validation"]) == sorted(paper["final_loss"])
+    for model, curve in served["validation"].items():
+        steps = [step for step, _ in curve]
+        assert steps[0] == 1 and steps == sorted(steps) and len(steps) <= 151
+        # The last logged point is the paper's reported final validation loss.
+        assert curve[-1][1] == paper["final_loss"][model]["valid"]

@@ -5,10 +5,13 @@ true word and the top-3 predictions at every position. `write_paper_reference`
 copies them into `static/data/paper/` in a compact form (each row only up to its
 own position, 4 significant digits, which is far below what a colour shows) and
 writes `memory.json`, the paper's profile computed by `models.memory`, the
-function that also profiles our models, with each row's share before its word.
+function that also profiles our models, with each row's share before its word, and
+`training.json`, the paper's validation curve, thinned, against mini-batches.
 """
 
+import csv
 import json
+import math
 import shutil
 from pathlib import Path
 
@@ -20,6 +23,13 @@ from models.units import PAPER_UNITS
 
 SIGNIFICANT_DIGITS = 4
 PAPER_MODELS = "600 units, text8, two epochs (Madsen 2019)"
+# The paper's x-axis is mini-batches; ours is characters. text8 is 10^8 characters, 90 % of them
+# train, twice over, in the paper's 14,278 mini-batches: about 12,600 characters a mini-batch.
+TEXT8_TRAINING_CHARACTERS = 0.9 * 100_000_000
+PAPER_EPOCHS = 2
+PAPER_MINIBATCHES = 14_278
+# Points kept per unit of the paper's validation curve (it logged 1,428): plenty for a line 700 px wide.
+TRAINING_CURVE_POINTS = 150
 
 
 def compact(value: float) -> float:
@@ -78,5 +88,25 @@ def write_paper_reference(paper_data: Path, out: Path) -> list[Path]:
         written.append(path)
     memory = {"models": PAPER_MODELS, "text": "example sentence", "buckets": buckets_description(), "units": profiles}
     (out / "memory.json").write_text(json.dumps(memory, indent=1))
+    (out / "training.json").write_text(json.dumps(paper_training(paper_data / "autocomplete-training.csv"), separators=(",", ":")))
     shutil.copyfile(paper_data / "LICENSE.md", out / "LICENSE.md")
-    return written + [out / "memory.json", out / "LICENSE.md"]
+    return written + [out / "memory.json", out / "training.json", out / "LICENSE.md"]
+
+
+def paper_training(path: Path) -> dict:
+    """The paper's validation loss against mini-batches per model (keyed by the paper's names), thinned, with the
+    characters a mini-batch stands for, so the article can draw it beside our curves against characters seen."""
+    curves: dict[str, list[list[float]]] = {}
+    with open(path, newline="") as file:
+        for row in csv.DictReader(file):
+            if row["dataset"] == "valid":
+                curves.setdefault(row["model"], []).append([int(row["step"]), compact(float(row["loss"]))])
+    thinned = {}
+    for model, points in curves.items():
+        every = max(1, math.ceil(len(points) / TRAINING_CURVE_POINTS))
+        thinned[model] = points[::every] + ([points[-1]] if (len(points) - 1) % every else [])
+    return {
+        "models": PAPER_MODELS,
+        "characters_per_step": round(TEXT8_TRAINING_CHARACTERS * PAPER_EPOCHS / PAPER_MINIBATCHES),
+        "validation": thinned,
+    }
