@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from models.memory import buckets_description, row_shares, text_profile, word_starts
+from models.memory import buckets_description, row_shares, summarise, word_starts
 from models.text import encode
 from models.units import PAPER_UNITS
 
@@ -43,27 +43,17 @@ def read_paper_positions(paper_data: Path, unit: str) -> list[dict]:
     return json.loads(path.read_text())
 
 
-def paper_rows(positions: list[dict]) -> tuple[np.ndarray, np.ndarray]:
-    """One unit's published rows (full or compact) as a [T, T] matrix, and the text's character ids."""
+def paper_profile(positions: list[dict]) -> dict:
+    """The memory profile of one unit's published rows (full or compact), with each row's share before its word:
+    the walkthrough's notes quote those without loading the rows."""
     chars = np.array(encode("".join(position["char"] for position in positions)))
     rows = np.zeros((len(positions), len(positions)))
     for index, position in enumerate(positions):
         values = position["connectivity"][: index + 1]
         rows[index, : len(values)] = values
-    return rows, chars
-
-
-def paper_profile(positions: list[dict]) -> dict:
-    """The memory profile of one unit's published rows (full or compact)."""
-    return text_profile(*paper_rows(positions)).to_dict()
-
-
-def before_word_by_position(positions: list[dict]) -> list[float]:
-    """Each published row's share before its current word: the walkthrough's notes quote it without loading the rows."""
-    rows, chars = paper_rows(positions)
-    shares = row_shares(rows, np.arange(len(chars)), word_starts(chars))["before_word"]
-    assert len(shares) == len(positions), "every published row has some connectivity"
-    return [compact(value) for value in shares]
+    shares = row_shares(rows, np.arange(len(chars)), word_starts(chars))
+    assert len(shares["before_word"]) == len(positions), "every published row has some connectivity"
+    return {**summarise(shares).to_dict(), "before_word_by_position": [compact(value) for value in shares["before_word"]]}
 
 
 def write_paper_reference(paper_data: Path, out: Path) -> list[Path]:
@@ -84,7 +74,7 @@ def write_paper_reference(paper_data: Path, out: Path) -> list[Path]:
         ]
         path = out / f"{unit}.json"
         path.write_text(json.dumps({"models": PAPER_MODELS, "positions": rows}, separators=(",", ":")))
-        profiles[unit] = {**paper_profile(rows), "before_word_by_position": before_word_by_position(rows)}
+        profiles[unit] = paper_profile(rows)
         written.append(path)
     memory = {"models": PAPER_MODELS, "text": "example sentence", "buckets": buckets_description(), "units": profiles}
     (out / "memory.json").write_text(json.dumps(memory, indent=1))
