@@ -29,9 +29,10 @@ from models.connectivity import Method
 
 logger = logging.getLogger(__name__)
 
-# Bump whenever the JSON of an answer changes for the same models and request (this code's
-# output format), so immutable URLs and ETags issued before can never name the new bytes.
-ANSWER_FORMAT = 2
+# Bump whenever the JSON of an answer can change for the same models and request (this code's
+# output format, or the order of its float sums: 3 folds gate factors into weights), so
+# immutable URLs and ETags issued before can never name the new bytes.
+ANSWER_FORMAT = 3
 # Below this, gzip's header and the work cost more than the bytes saved.
 GZIP_MIN_BYTES = 1024
 GZIP_LEVEL = 6

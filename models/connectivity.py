@@ -26,7 +26,11 @@ batching steps is what makes a single row fast.
 GRU, LSTM, Nested LSTM and PyTorch's Elman RNN (tanh or ReLU) have hand-written
 sweeps: their recordings keep, for
 every step, the elementwise factors of the unit's local Jacobian, and a step
-costs one product with the recurrent weights over all active rows. No autograd
+costs one product with the recurrent weights over all active rows. A gated
+unit's gate adjoints are a few vectors (the output's and the cells' adjoints)
+times those factors, so with many rows each step first folds its factors into
+the weights, once, and the rows multiply by that: a GRU step then costs a third
+of the products, an LSTM step half (`_composite`). No autograd
 graph, vmap or double backward is involved, so no RNN kernel needs disabling for
 them (see app.pool for the one that is disabled, and why). Any other unit (one
 that follows the contract of models.units, with outputs that depend on earlier
@@ -57,6 +61,9 @@ TIME_BLOCK = 32
 # A hand-written sweep shortens its blocks so that one layer's gate adjoints for a block stay within
 # L2-sized buffers; an autograd block may be larger, as each block costs a vjp call over every step.
 BLOCK_FLOATS = 1 << 18
+# From this many active rows on, a product with a weight folds the step's gate factors into the weight
+# first (_composite): forming that matrix costs about what this many rows save.
+COMPOSITE_ROWS = 16
 AUTOGRAD_BLOCK_FLOATS = 1 << 22
 
 
@@ -83,6 +90,11 @@ class RecordedLayer(Protocol):
 
     Adjoints are laid out [steps, rows, batch, width]: `batch` is the recording's
     (the integrated-gradients steps, or 1), rows are sorted latest position first.
+    A block of the sweep hands back, per row and step, either the layer's gate
+    adjoints or, for a block of many rows (`folds`), its *sources*: the few vectors
+    (the output's adjoint, a cell's) from which the gate adjoints follow elementwise.
+    Products with input weights go through `gate_products` and `gate_dots`, which
+    know which of the two they were given.
     """
 
     outputs: Tensor  # [batch, T, H]: the layer's output at every step
@@ -90,12 +102,12 @@ class RecordedLayer(Protocol):
 
     @property
     def input_weight(self) -> Tensor | None:
-        """[gates, inputs]: the gate adjoints times this are the input adjoints; None: they are the input adjoints."""
+        """[gates, inputs]: gate adjoints times this are the input adjoints; None: they are the input adjoints."""
         ...
 
     @property
     def adjoint_width(self) -> int:
-        """The width of the gate adjoints it returns."""
+        """The width of the gate adjoints."""
         ...
 
     def adjoint_buffers(self, rows: int, batch: int) -> list[Tensor]:
@@ -108,9 +120,17 @@ class RecordedLayer(Protocol):
         `output_adjoints` [steps, rows, batch, H] is what reaches the layer's outputs, for
         the `rows` rows active at `start` (`active_rows[step]` of them at each step; the
         others are zero there); `carry` holds the state adjoints after `end - 1` and is left
-        holding those before `start`. Returns the gate adjoints [steps, rows, batch, width],
-        zero for rows not yet active.
+        holding those before `start`. Returns the gate adjoints, or the sources when the
+        layer folds that many rows, [steps, rows, batch, width]: zero for rows not yet active.
         """
+        ...
+
+    def gate_products(self, adjoints: Tensor, start: int, matrix: Tensor) -> Tensor:
+        """The gate adjoints of a block (from step `start` on) times `matrix` [gates, K]: [steps, rows, batch, K]."""
+        ...
+
+    def gate_dots(self, adjoints: Tensor, start: int, columns: Tensor) -> Tensor:
+        """Each step's gate adjoints dotted with its own column of `columns` [gates, steps]: [steps, rows, batch]."""
         ...
 
 
@@ -119,32 +139,120 @@ def _per_step(factors: Tensor) -> tuple[Tensor, ...]:
     return factors.transpose(0, 1).contiguous().unbind(0)
 
 
+def folds(rows: int, batch: int) -> bool:
+    """Whether products over these rows fold the gate factors into the weight first (see COMPOSITE_ROWS).
+
+    Not with a batch (integrated gradients): one folded matrix per batch element outgrows the caches.
+    """
+    return batch == 1 and rows >= COMPOSITE_ROWS
+
+
+def _composite(factors: Tensor, weight: Tensor, gate_sources: tuple[int, ...]) -> Tensor:
+    """[B, S * H, K]: the matrix J with sources @ J = gate adjoints @ `weight` [G * H, K], per batch element.
+
+    Gate g's adjoint is source `gate_sources[g]` times `factors[:, g]` ([B, G, H]), so J
+    stacks, for each source, the rows of `weight` of its gates scaled by their factors:
+    a product then costs S * H rows of weight, not G * H.
+    """
+    batch, gates, size = factors.shape
+    blocks = weight.view(gates, size, -1)
+    folded = weight.new_empty(batch, max(gate_sources) + 1, size, blocks.shape[-1])
+    written: set[int] = set()
+    for gate, source in enumerate(gate_sources):
+        if source in written:
+            folded[:, source].addcmul_(factors[:, gate, :, None], blocks[gate])
+        else:
+            torch.mul(factors[:, gate, :, None], blocks[gate], out=folded[:, source])
+            written.add(source)
+    return folded.view(batch, -1, blocks.shape[-1])
+
+
+def _times(sources: Tensor, matrices: Tensor, out: Tensor) -> Tensor:
+    """[rows, 1, W] sources times the one matrix of `matrices` [1, W, K], into `out` [rows, 1, K] (folding needs batch 1)."""
+    rows = sources.shape[0]
+    torch.mm(sources.view(rows, -1), matrices[0], out=out.view(rows, -1))
+    return out
+
+
+class _PlainInputs:
+    """A layer whose blocks are always gate adjoints."""
+
+    def gate_products(self, adjoints: Tensor, start: int, matrix: Tensor) -> Tensor:
+        return adjoints @ matrix
+
+    def gate_dots(self, adjoints: Tensor, start: int, columns: Tensor) -> Tensor:
+        return torch.einsum("srbg,gs->srb", adjoints, columns)
+
+
 class _SteppedLayer:
-    """A layer with a hand-written local Jacobian, swept one step at a time by `backward_step`."""
+    """A layer with a hand-written local Jacobian, swept one step at a time by `backward_step`.
+
+    Its gate adjoints at step s are `sources[..., input_sources[g]] * input_factors[s][:, g]`
+    for gate g. With many rows a product with a weight first folds those factors into
+    the weight (`_composite`, once per step), which is cheaper than forming every row's
+    gate adjoints, as there are fewer sources than gates.
+    """
 
     input_weight: Tensor
+    input_factors: tuple[Tensor, ...]  # per step [B, gates, H]
+    input_sources: tuple[int, ...]  # the source each gate takes
     block_floats = BLOCK_FLOATS
 
     @property
     def adjoint_width(self) -> int:
         return self.input_weight.shape[0]
 
-    def backward_step(self, step: int, active: int, output_adjoint: Tensor, carry: list[Tensor]) -> Tensor:
+    @property
+    def source_width(self) -> int:
+        return (max(self.input_sources) + 1) * self.adjoint_width // len(self.input_sources)
+
+    def backward_step(self, step: int, active: int, output_adjoint: Tensor, carry: list[Tensor], fold: bool) -> Tensor:
+        """One step for the `active` rows: the state adjoints in `carry` move one step back; returns
+        the rows' sources if `fold`, else their gate adjoints."""
         raise NotImplementedError
 
     def backward_block(self, start: int, end: int, active_rows: list[int], output_adjoints: Tensor, carry: list[Tensor]) -> Tensor:
         rows, batch = output_adjoints.shape[1:3]
-        gates = output_adjoints.new_empty(end - start, rows, batch, self.adjoint_width)
+        fold = folds(rows, batch)
+        adjoints = output_adjoints.new_empty(end - start, rows, batch, self.source_width if fold else self.adjoint_width)
         for step in range(end - 1, start - 1, -1):
             active = active_rows[step]
             if active < rows:  # rows that have not joined yet contribute nothing at this step
-                gates[step - start, active:] = 0
-            gates[step - start, :active] = self.backward_step(step, active, output_adjoints[step - start, :active], carry)
-        return gates
+                adjoints[step - start, active:] = 0
+            adjoints[step - start, :active] = self.backward_step(step, active, output_adjoints[step - start, :active], carry, fold)
+        return adjoints
+
+    def gate_products(self, adjoints: Tensor, start: int, matrix: Tensor) -> Tensor:
+        steps, rows, batch = adjoints.shape[:3]
+        if not folds(rows, batch):
+            return adjoints @ matrix
+        products = adjoints.new_empty(steps, rows, batch, matrix.shape[-1])
+        for index in range(steps):
+            _times(adjoints[index], _composite(self.input_factors[start + index], matrix, self.input_sources), out=products[index])
+        return products
+
+    def gate_dots(self, adjoints: Tensor, start: int, columns: Tensor) -> Tensor:
+        steps, rows, batch = adjoints.shape[:3]
+        if not folds(rows, batch):
+            return torch.einsum("srbg,gs->srb", adjoints, columns)
+        factors = torch.stack(self.input_factors[start : start + steps])  # [steps, B, G, H]
+        weighted = factors * columns.t().view(steps, 1, *factors.shape[2:])
+        folded = weighted.new_zeros(steps, batch, max(self.input_sources) + 1, factors.shape[-1])
+        folded.index_add_(2, torch.tensor(self.input_sources), weighted)
+        return torch.einsum("srbw,sbw->srb", adjoints, folded.view(steps, batch, -1))
+
+
+def _gates(sources: Tensor, factors: Tensor, gate_sources: tuple[int, ...]) -> Tensor:
+    """Gate adjoints [rows, B, G * H] of sources [rows, B, S * H] and factors [B, G, H]."""
+    rows, batch = sources.shape[:2]
+    split = sources.view(rows, batch, -1, factors.shape[-1])
+    return (split[:, :, list(gate_sources)] * factors).view(rows, batch, -1)
 
 
 class _GRULayer(_SteppedLayer):
-    """One recorded GRU layer (PyTorch's gate order r, z, n)."""
+    """One recorded GRU layer (PyTorch's gate order r, z, n); its one source is the output's adjoint."""
+
+    input_sources = (0, 0, 0)
 
     def __init__(self, weight_ih: Tensor, weight_hh: Tensor, bias_ih: Tensor, bias_hh: Tensor, inputs: Tensor, outputs: Tensor) -> None:
         self.input_weight, self.weight_hh, self.outputs = weight_ih, weight_hh, outputs
@@ -165,18 +273,27 @@ class _GRULayer(_SteppedLayer):
     def adjoint_buffers(self, rows: int, batch: int) -> list[Tensor]:
         return [self.weight_hh.new_zeros(rows, batch, self.weight_hh.shape[1])]
 
-    def backward_step(self, step: int, active: int, output_adjoint: Tensor, carry: list[Tensor]) -> Tensor:
+    def backward_step(self, step: int, active: int, output_adjoint: Tensor, carry: list[Tensor], fold: bool) -> Tensor:
         hidden = carry[0][:active] + output_adjoint
         flat = hidden.unsqueeze(-2)
-        rows = active * hidden.shape[1]
-        to_input = (flat * self.input_factors[step]).view(active, hidden.shape[1], -1)
-        to_hidden = (flat * self.hidden_factors[step]).reshape(rows, -1) @ self.weight_hh
-        torch.addcmul(to_hidden.view_as(hidden), hidden, self.carry_factor[step], out=carry[0][:active])
-        return to_input
+        if folds(active, hidden.shape[1]):
+            recurrence = _composite(self.hidden_factors[step], self.weight_hh, self.input_sources)
+            recurrence.diagonal(dim1=1, dim2=2).add_(self.carry_factor[step])
+            _times(hidden, recurrence, out=carry[0][:active])
+        else:
+            rows = active * hidden.shape[1]
+            to_hidden = (flat * self.hidden_factors[step]).reshape(rows, -1) @ self.weight_hh
+            torch.addcmul(to_hidden.view_as(hidden), hidden, self.carry_factor[step], out=carry[0][:active])
+        return hidden if fold else (flat * self.input_factors[step]).view(active, hidden.shape[1], -1)
 
 
-class _RNNLayer(_SteppedLayer):
-    """One recorded Elman RNN layer, h_t = f(W x_t + b + U h_{t-1} + b') with f tanh or ReLU."""
+class _RNNLayer(_PlainInputs, _SteppedLayer):
+    """One recorded Elman RNN layer, h_t = f(W x_t + b + U h_{t-1} + b') with f tanh or ReLU.
+
+    Its one gate is its pre-activation: nothing to fold, so its blocks are always gate adjoints.
+    """
+
+    input_sources = (0,)
 
     def __init__(self, weight_ih: Tensor, weight_hh: Tensor, inputs: Tensor, outputs: Tensor, nonlinearity: str) -> None:
         self.input_weight, self.weight_hh, self.outputs = weight_ih, weight_hh, outputs
@@ -187,15 +304,36 @@ class _RNNLayer(_SteppedLayer):
     def adjoint_buffers(self, rows: int, batch: int) -> list[Tensor]:
         return [self.weight_hh.new_zeros(rows, batch, self.weight_hh.shape[1])]
 
-    def backward_step(self, step: int, active: int, output_adjoint: Tensor, carry: list[Tensor]) -> Tensor:
+    def backward_step(self, step: int, active: int, output_adjoint: Tensor, carry: list[Tensor], fold: bool) -> Tensor:
         pre_activation = (carry[0][:active] + output_adjoint) * self.slopes[step]
         rows = active * pre_activation.shape[1]
         torch.mm(pre_activation.view(rows, -1), self.weight_hh, out=carry[0][:active].view(rows, -1))
         return pre_activation
 
 
+# Which source each gate's adjoint takes: an LSTM's i, f, g take the cell's adjoint and o the output's;
+# an outer Nested LSTM level's i, j take the inner level's input adjoint, f its hidden one, o the output's.
+LSTM_SOURCES = (0, 0, 0, 1)
+NESTED_SOURCES = (0, 0, 1, 2)
+
+
+def _gate_step(sources: list[Tensor], factors: Tensor, weight: Tensor, gate_sources: tuple[int, ...], out: Tensor, fold: bool) -> Tensor:
+    """The gate adjoints of `sources` times `weight` into `out`, folded for many rows; returns the
+    sources joined if `fold`, else the gate adjoints."""
+    active, batch = sources[0].shape[:2]
+    if folds(active, batch):
+        joined = torch.cat(sources, dim=-1)
+        _times(joined, _composite(factors, weight, gate_sources), out=out)
+        return joined if fold else _gates(joined, factors, gate_sources)
+    gates = (torch.stack([sources[source] for source in gate_sources], dim=-2) * factors).view(active, batch, -1)
+    torch.mm(gates.view(active * batch, -1), weight, out=out.view(active * batch, -1))
+    return torch.cat(sources, dim=-1) if fold else gates
+
+
 class _LSTMLayer(_SteppedLayer):
-    """One recorded LSTM layer (PyTorch's gate order i, f, g, o)."""
+    """One recorded LSTM layer (PyTorch's gate order i, f, g, o); its sources are the cell's and the output's adjoints."""
+
+    input_sources = LSTM_SOURCES
 
     def __init__(self, weight_ih: Tensor, weight_hh: Tensor, bias_ih: Tensor, bias_hh: Tensor, inputs: Tensor, outputs: Tensor) -> None:
         self.input_weight, self.weight_hh, self.outputs = weight_ih, weight_hh, outputs
@@ -216,7 +354,7 @@ class _LSTMLayer(_SteppedLayer):
             input_gate * (1 - candidate**2),
             tanh_cells * output_gate * (1 - output_gate),
         ]
-        self.gate_factors = _per_step(torch.stack(factors, dim=2))
+        self.input_factors = _per_step(torch.stack(factors, dim=2))
         self.cell_factor = _per_step(output_gate * (1 - tanh_cells**2))
         self.forget = _per_step(forget_gate)
 
@@ -224,19 +362,19 @@ class _LSTMLayer(_SteppedLayer):
         size = self.weight_hh.shape[1]
         return [self.weight_hh.new_zeros(rows, batch, size), self.weight_hh.new_zeros(rows, batch, size)]
 
-    def backward_step(self, step: int, active: int, output_adjoint: Tensor, carry: list[Tensor]) -> Tensor:
+    def backward_step(self, step: int, active: int, output_adjoint: Tensor, carry: list[Tensor], fold: bool) -> Tensor:
         hidden = carry[0][:active] + output_adjoint
         cell = torch.addcmul(carry[1][:active], hidden, self.cell_factor[step])
-        gates = torch.stack([cell, cell, cell, hidden], dim=-2) * self.gate_factors[step]
-        rows = active * hidden.shape[1]
-        gates = gates.view(rows, -1)
-        torch.mm(gates, self.weight_hh, out=carry[0][:active].view(rows, -1))
         torch.mul(cell, self.forget[step], out=carry[1][:active])
-        return gates.view(active, hidden.shape[1], -1)
+        return _gate_step([cell, hidden], self.input_factors[step], self.weight_hh, self.input_sources, carry[0][:active], fold)
 
 
 class _NestedLSTMLayer(_SteppedLayer):
-    """One recorded Nested LSTM layer; mirrors models.units.nested_lstm_step level by level."""
+    """One recorded Nested LSTM layer; mirrors models.units.nested_lstm_step level by level.
+
+    Its sources are those of the outermost level: the inner level's input and hidden
+    adjoints and the output's (the innermost level's input and hidden adjoints are one).
+    """
 
     def __init__(self, layer: NestedLSTMLayer, inputs: Tensor) -> None:
         outer, *inner = layer.levels
@@ -257,7 +395,10 @@ class _NestedLSTMLayer(_SteppedLayer):
         hidden_states, cell_states = torch.stack(hs), torch.stack(all_cells)  # [T + 1, B, H], [T + 1, depth, B, H]
         previous_cells, new_cells = cell_states[:-1], cell_states[1:]
         self.outputs = hidden_states[1:].transpose(0, 1)
-        self.gate_factors, self.cell_factors, self.retain_factors = [], [], []
+        self.level_sources = [NESTED_SOURCES] * (depth - 1) + [LSTM_SOURCES]
+        self.input_sources = self.level_sources[0]
+        self.gate_factors: list[tuple[Tensor, ...]] = []
+        self.cell_factors, self.retain_factors = [], []
         gates = input_gates + hidden_states[:-1] @ self.level_weights[0].t()
         for d in range(depth):
             i, j, f, o = gates.chunk(4, dim=-1)
@@ -273,12 +414,13 @@ class _NestedLSTMLayer(_SteppedLayer):
             inner_hidden, inner_input = f * previous_cells[:, d], i * squashed
             if d + 1 < depth:
                 gates = torch.cat([inner_input, inner_hidden], dim=-1) @ self.level_weights[d + 1].t() + biases[d + 1]
+        self.input_factors = self.gate_factors[0]
 
     def adjoint_buffers(self, rows: int, batch: int) -> list[Tensor]:
         size = self.input_weight.shape[0] // 4
         return [self.outputs.new_zeros(rows, batch, size) for _ in range(1 + len(self.level_weights))]
 
-    def backward_step(self, step: int, active: int, output_adjoint: Tensor, carry: list[Tensor]) -> Tensor:
+    def backward_step(self, step: int, active: int, output_adjoint: Tensor, carry: list[Tensor], fold: bool) -> Tensor:
         depth = len(self.level_weights)
         adjoint = carry[0][:active] + output_adjoint
         # The adjoint reaching each level's output: h for the outermost, the outer level's cell for the next.
@@ -287,17 +429,15 @@ class _NestedLSTMLayer(_SteppedLayer):
             output_adjoints.append(adjoint)
             adjoint = torch.addcmul(carry[1 + d][:active], adjoint, self.cell_factors[d][step])
         inner_input = inner_hidden = adjoint
-        batch = adjoint.shape[1]
-        rows = active * batch
         for d in reversed(range(depth)):
-            sources = torch.stack([inner_input, inner_input, inner_hidden, output_adjoints[d]], dim=-2)
-            gates = (sources * self.gate_factors[d][step]).view(rows, -1)
+            sources = [inner_input, output_adjoints[d]] if d == depth - 1 else [inner_input, inner_hidden, output_adjoints[d]]
             torch.mul(inner_hidden, self.retain_factors[d][step], out=carry[1 + d][:active])
             if d > 0:
-                inner_input, inner_hidden = (gates @ self.level_weights[d]).view(active, batch, -1).chunk(2, dim=-1)
-            else:
-                torch.mm(gates, self.level_weights[0], out=carry[0][:active].view(rows, -1))
-        return gates.view(active, batch, -1)
+                products = adjoint.new_empty(active, adjoint.shape[1], self.level_weights[d].shape[1])
+                # The return value is unused: ask for whichever of the two the step forms anyway.
+                _gate_step(sources, self.gate_factors[d][step], self.level_weights[d], self.level_sources[d], products, fold=folds(active, adjoint.shape[1]))
+                inner_input, inner_hidden = products.chunk(2, dim=-1)
+        return _gate_step(sources, self.gate_factors[0][step], self.level_weights[0], self.level_sources[0], carry[0][:active], fold)
 
 
 def _state_tensors(state: State) -> tuple[Tensor, ...]:
@@ -321,7 +461,7 @@ def _without_onednn() -> Iterator[None]:
         torch.backends.mkldnn.enabled = True  # type: ignore[assignment]
 
 
-class _AutogradUnit:
+class _AutogradUnit(_PlainInputs):
     """Any unit as one recorded layer: its state after every step, swept by vector-Jacobian products.
 
     A block replays the unit from the state before it under torch.func.vjp and vmaps the
@@ -413,16 +553,16 @@ def record_layers(net: AutocompleteNet, inputs: Tensor, force_autograd: bool = F
 class Attribution:
     """One method: what each input gradient g[t] is dotted with, and how the dots make row entries.
 
-    The sweep never forms g itself: it hands over the bottom layer's gate adjoints `a`
-    [steps, rows, batch, gates], with g = a W for that layer's input weight W. So a method
-    names its `targets` [H, K] once, the sweep multiplies them by W once (`projected`,
-    [gates, K]), and `entries` dots the adjoints with those.
+    The sweep never forms g itself: it hands over the bottom layer and its sources, whose
+    gate adjoints `a` [steps, rows, batch, gates] give g = a W for that layer's input
+    weight W. So a method names its `targets` [H, K] once, the sweep multiplies them by W
+    once (`projected`, [gates, K]), and `entries` has the layer dot the adjoints with those.
     """
 
     def targets(self, net: AutocompleteNet, embeddings: Tensor) -> Tensor:
         raise NotImplementedError
 
-    def entries(self, adjoints: Tensor, projected: Tensor, start: int, end: int) -> Tensor:
+    def entries(self, layer: RecordedLayer, sources: Tensor, projected: Tensor, start: int, end: int) -> Tensor:
         """The rows' entries [steps, rows] for steps `start` to `end` - 1."""
         raise NotImplementedError
 
@@ -433,8 +573,8 @@ class Gradient(Attribution):
     def targets(self, net: AutocompleteNet, embeddings: Tensor) -> Tensor:
         return net.embedding.weight.t()  # every step meets every symbol's embedding
 
-    def entries(self, adjoints: Tensor, projected: Tensor, start: int, end: int) -> Tensor:
-        return (adjoints[:, :, 0] @ projected).square().sum(dim=-1)
+    def entries(self, layer: RecordedLayer, sources: Tensor, projected: Tensor, start: int, end: int) -> Tensor:
+        return layer.gate_products(sources, start, projected)[:, :, 0].square().sum(dim=-1)
 
 
 class GradientXInput(Attribution):
@@ -443,8 +583,8 @@ class GradientXInput(Attribution):
     def targets(self, net: AutocompleteNet, embeddings: Tensor) -> Tensor:
         return embeddings[0].t()  # step t meets its own input, column t
 
-    def entries(self, adjoints: Tensor, projected: Tensor, start: int, end: int) -> Tensor:
-        return torch.einsum("srg,gs->sr", adjoints[:, :, 0], projected[:, start:end]).abs()
+    def entries(self, layer: RecordedLayer, sources: Tensor, projected: Tensor, start: int, end: int) -> Tensor:
+        return layer.gate_dots(sources, start, projected[:, start:end])[:, :, 0].abs()
 
 
 class IntegratedGradients(Attribution):
@@ -453,8 +593,8 @@ class IntegratedGradients(Attribution):
     def targets(self, net: AutocompleteNet, embeddings: Tensor) -> Tensor:
         return embeddings[0].t()
 
-    def entries(self, adjoints: Tensor, projected: Tensor, start: int, end: int) -> Tensor:
-        return torch.einsum("srbg,gs->sr", adjoints, projected[:, start:end]) / adjoints.shape[2]
+    def entries(self, layer: RecordedLayer, sources: Tensor, projected: Tensor, start: int, end: int) -> Tensor:
+        return layer.gate_dots(sources, start, projected[:, start:end]).mean(dim=-1)
 
     @staticmethod
     def path_inputs(embeddings: Tensor, steps: int) -> Tensor:
@@ -528,11 +668,11 @@ def _sweep(layers: list[RecordedLayer], sorted_positions: list[int], cotangents:
         adjoints[positions[joining] - block_start, torch.arange(joining.start, joining.stop)] = cotangents[joining, None, :]
         for index in range(len(layers) - 1, -1, -1):
             layer = layers[index]
-            gates = layer.backward_block(block_start, block_end, active_rows, adjoints, buffers[index])
+            sources = layer.backward_block(block_start, block_end, active_rows, adjoints, buffers[index])
             if index > 0:
                 assert layer.input_weight is not None, "a unit recorded as one layer has no layer below"
-                adjoints = gates @ layer.input_weight
-        values[:rows, block_start:block_end] = attribution.entries(gates, projected, block_start, block_end).t()
+                adjoints = layer.gate_products(sources, block_start, layer.input_weight)
+        values[:rows, block_start:block_end] = attribution.entries(layers[0], sources, projected, block_start, block_end).t()
         block_end = block_start
     return values
 

@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from models import connectivity
 from models.checkpoint import load_checkpoint
 from models.connectivity import METHODS, connectivity_rows, record
 from models.net import AutocompleteNet, ModelConfig
@@ -105,3 +106,28 @@ def test_bundled_checkpoints_equal_reference(unit: str) -> None:
     for method in ("gradient", "gradient_x_input"):
         rows = connectivity_rows(net, record(net, chars, method), [29, 10], [2, 100], method)
         assert_relative_close(rows.values, reference_rows(net, chars, [29, 10], [2, 100], method))
+
+
+@pytest.mark.parametrize("composite_rows", [1, 10**9], ids=["folded", "gate-by-gate"])
+def test_folded_and_gate_by_gate_products_equal_reference(tiny_net: AutocompleteNet, composite_rows: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Many rows fold the gate factors into the weights (connectivity.COMPOSITE_ROWS); both ways give the reference."""
+    monkeypatch.setattr(connectivity, "COMPOSITE_ROWS", composite_rows)
+    chars = torch.tensor(encode(TEXT))
+    positions = list(range(len(TEXT)))
+    word_ids = [position % 50 + 2 for position in positions]
+    for method in ("gradient", "gradient_x_input"):
+        matrix = connectivity_rows(tiny_net, record(tiny_net, chars, method), positions, word_ids, method).values
+        assert_relative_close(matrix, reference_rows(tiny_net, chars, positions, word_ids, method))
+
+
+@pytest.mark.parametrize("gate_sources", [(0, 0, 0), (0, 0, 0, 1), (0, 0, 1, 2)])
+def test_composite_matrix_equals_the_gate_adjoints_product(gate_sources: tuple[int, ...]) -> None:
+    torch.manual_seed(0)
+    size, sources_count, width = 5, max(gate_sources) + 1, 7
+    sources = torch.randn(3, 1, sources_count * size)
+    factors = torch.randn(1, len(gate_sources), size)
+    weight = torch.randn(len(gate_sources) * size, width)
+    gates = torch.cat([sources[..., source * size : (source + 1) * size] * factors[:, gate] for gate, source in enumerate(gate_sources)], dim=-1)
+    composite = connectivity._composite(factors, weight, gate_sources)
+    assert composite.shape == (1, sources_count * size, width)
+    torch.testing.assert_close(sources @ composite[0], gates @ weight)
