@@ -12,6 +12,7 @@ supervisor pings every process twice a second, which cost an idle server more
 CPU than a page view does.)
 """
 
+import asyncio
 import logging
 import os
 import signal
@@ -30,12 +31,28 @@ logger = logging.getLogger("app")
 STARTUP_FAILURE = 3
 # A process that ends sooner than this after its start is not restarted: the next would fail alike.
 MIN_LIFETIME_S = 30.0
+TICK_S = 1.0
+
+
+class Server(uvicorn.Server):
+    """uvicorn's server with a tick once a second instead of ten times.
+
+    uvicorn wakes every 0.1 s to look for a stop request and refreshes the Date header
+    every tenth wake; those wakes were four fifths of an idle process's CPU (2.5 ms a
+    second). The header still changes each second; a stop request waits up to TICK_S.
+    """
+
+    async def main_loop(self) -> None:
+        counter = 0  # on_tick refreshes the Date header when the counter is a multiple of 10
+        while not await self.on_tick(counter):
+            await asyncio.sleep(TICK_S)
+            counter = (counter + 10) % 864000
 
 
 def serve_one(settings: Settings, sock: socket.socket | None = None) -> int:
     """Serve until told to stop; the exit status: 0, or STARTUP_FAILURE when the app never started."""
     config = uvicorn.Config("app.main:app", host=settings.host, port=settings.port, log_level=settings.log_level)
-    server = uvicorn.Server(config)
+    server = Server(config)
     server.run(sockets=None if sock is None else [sock])
     return 0 if server.started else STARTUP_FAILURE
 

@@ -131,3 +131,28 @@ def test_uvicorn_exits_on_a_damaged_checkpoint(tiny_checkpoint_dir: Path, tmp_pa
     result = subprocess.run([sys.executable, "-m", "app"], cwd=PROJECT_ROOT, env=environment, capture_output=True, text=True, timeout=120)
     assert result.returncode != 0
     assert str(named) in result.stderr
+
+
+def test_the_server_ticks_once_a_second_and_refreshes_the_date_header_each_tick(monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+
+    import uvicorn
+
+    import app.__main__ as entry
+
+    server = entry.Server(uvicorn.Config(create_app))
+    ticks: list[int] = []
+    sleeps: list[float] = []
+
+    async def on_tick(counter: int) -> bool:
+        ticks.append(counter)
+        return len(ticks) == 3  # then a stop request
+
+    async def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+
+    monkeypatch.setattr(server, "on_tick", on_tick)
+    monkeypatch.setattr(entry.asyncio, "sleep", sleep)
+    asyncio.run(server.main_loop())
+    assert ticks == [0, 10, 20]  # uvicorn refreshes the Date header when the counter is a multiple of 10
+    assert sleeps == [1.0, 1.0]
