@@ -6,6 +6,7 @@ then costs the server little more than writing bytes it already holds.
 
 import hashlib
 import mimetypes
+import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,6 +103,8 @@ class CachedStaticFiles(StaticFiles):
         super().__init__(**options)
         self.cache_control = cache_control
         self._files: dict[str, StaticFile] = {}
+        # Request path (normalised by Starlette) -> the file it resolved to: at most one per file of the folder.
+        self._resolved: dict[str, str] = {}
 
     async def check_config(self) -> None:
         if self.directory is not None and Path(self.directory).is_dir():
@@ -111,13 +114,21 @@ class CachedStaticFiles(StaticFiles):
         if scope["method"] not in ("GET", "HEAD"):
             return await super().get_response(path, scope)
         # lookup_path guards against paths outside the folder; a stat is cheaper than Starlette's thread hop.
-        # Whatever it refuses (a name too long, a null byte) Starlette answers as it always does.
+        # Whatever it refuses (a name too long, a null byte) Starlette answers as it always does. Its
+        # realpath (an lstat per path component) was half of a static request's cost, so a path that
+        # resolved to a file before is only stat-ed again: an edited or removed file is still noticed.
+        full_path = self._resolved.get(path)
         try:
-            full_path, status = self.lookup_path(path)
+            if full_path is None:
+                full_path, status = self.lookup_path(path)
+            else:
+                status = os.stat(full_path)
         except (OSError, ValueError):
             status = None
         if status is None or not stat.S_ISREG(status.st_mode):
+            self._resolved.pop(path, None)
             return await super().get_response(path, scope)
+        self._resolved[path] = full_path
         stamp = (status.st_size, status.st_mtime_ns, status.st_ino)
         cached = self._files.get(full_path)
         if cached is None or cached.stamp != stamp:

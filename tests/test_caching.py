@@ -290,6 +290,10 @@ def test_static_files_are_served_from_memory_compressed_and_follow_edits(tmp_pat
         assert client.get("/static/missing.js").status_code == 404
         assert client.get("/static/../conftest.py").status_code == 404
         assert client.post("/static/figure.js").status_code == 405
+        script.unlink()  # a path served before is only stat-ed again, and that notices a removal
+        assert client.get("/static/figure.js").status_code == 404
+        script.write_text("export const answer = 44;\n")
+        assert client.get("/static/figure.js").content == b"export const answer = 44;\n"
 
 
 def test_processes_setting_shares_the_cores() -> None:
