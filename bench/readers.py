@@ -1,17 +1,17 @@
 """Reader-shaped load: simulated readers arrive at a given rate and do what the article makes a browser do.
 
 Each reader loads `/` and every static file the page pulls in (found once by
-following the page's scripts and their imports), over up to six keep-alive
-connections as a browser opens, accepting gzip; then makes the page's API calls
-in the page's order, as static/api.js makes them: `/api/models` with
-`paper.json`, the example sentence's suggestions and its three connectivity
-matrices (GET, with the answer version), and the autocomplete demo's first
-keystroke (POST). Then one reader in three types 20 characters into the demo,
-one request per key, a key every 0.2-0.4 s on a fixed schedule (a key's latency
-counts from when it was due, so a slow server cannot slow the typist down and
-hide its own queue), and one in ten asks about a text of their own: 100-200
-characters never seen before, its suggestions and three full matrices at once,
-as Figure 4 does.
+following the page's scripts, their imports and the data files they always
+fetch), over up to six keep-alive connections as a browser opens, accepting
+gzip; then makes the page's API calls in the page's order, as static/api.js
+makes them: `/api/models`, the example sentence's suggestions and one
+connectivity matrix per served model (GET, with the answer version), and the
+autocomplete demo's first keystroke (POST). Then one reader in three types 20
+characters into the demo, one request per key, a key every 0.2-0.4 s on a fixed
+schedule (a key's latency counts from when it was due, so a slow server cannot
+slow the typist down and hide its own queue), and one in ten asks about a text
+of their own: 100-200 characters never seen before, its suggestions and one
+full matrix per served model at once, as Figure 4 does.
 
 Used by `bench/load.py --mode readers`.
 """
@@ -128,7 +128,7 @@ class Site:
 
 
 def discover(host: str, port: int) -> Site:
-    """The page's static files, by following / and every script's imports, as the browser will."""
+    """The page's static files, by following / and every script's imports and fixed fetches, as the browser will."""
     import httpx
 
     base = f"http://{host}:{port}"
@@ -145,8 +145,9 @@ def discover(host: str, port: int) -> Site:
                 source = client.get(path).text
                 for target in re.findall(r'(?:from\s+|import\()\s*"(\.{1,2}/[^"]+)"', source):
                     pending.append(urljoin(path, target))
-        # api.js fetches the paper's data with the models.
-        found.append("/static/data/paper.json")
+                # Data files a script always fetches (api.js: the paper's numbers, the demo's prefix); a fetch
+                # whose path is built at run time (the paper's rows of one unit) happens only on a reader's request.
+                pending.extend(re.findall(r'request\("(/static/[^"]+)"\)', source))
         models = client.get("/api/models")
         return Site(static_paths=found, version=models.headers.get("x-answers-version", ""), models=[model["id"] for model in models.json()])
 
