@@ -117,14 +117,11 @@ class CachedStaticFiles(StaticFiles):
         # Whatever it refuses (a name too long, a null byte) Starlette answers as it always does. Its
         # realpath (an lstat per path component) was half of a static request's cost, so a path that
         # resolved to a file before is only stat-ed again: an edited or removed file is still noticed.
-        full_path = self._resolved.get(path)
+        resolved = self._resolved.get(path)
         try:
-            if full_path is None:
-                full_path, status = self.lookup_path(path)
-            else:
-                status = os.stat(full_path)
+            full_path, status = self.lookup_path(path) if resolved is None else (resolved, os.stat(resolved))
         except (OSError, ValueError):
-            status = None
+            full_path, status = "", None
         if status is None or not stat.S_ISREG(status.st_mode):
             self._resolved.pop(path, None)
             return await super().get_response(path, scope)

@@ -242,13 +242,6 @@ class _SteppedLayer:
         return torch.einsum("srbw,sbw->srb", adjoints, folded.view(steps, batch, -1))
 
 
-def _gates(sources: Tensor, factors: Tensor, gate_sources: tuple[int, ...]) -> Tensor:
-    """Gate adjoints [rows, B, G * H] of sources [rows, B, S * H] and factors [B, G, H]."""
-    rows, batch = sources.shape[:2]
-    split = sources.view(rows, batch, -1, factors.shape[-1])
-    return (split[:, :, list(gate_sources)] * factors).view(rows, batch, -1)
-
-
 class _GRULayer(_SteppedLayer):
     """One recorded GRU layer (PyTorch's gate order r, z, n); its one source is the output's adjoint."""
 
@@ -322,9 +315,10 @@ def _gate_step(sources: list[Tensor], factors: Tensor, weight: Tensor, gate_sour
     sources joined if `fold`, else the gate adjoints."""
     active, batch = sources[0].shape[:2]
     if folds(active, batch):
+        # These rows fold, so the block's (as many or more) do too: `fold` is set.
         joined = torch.cat(sources, dim=-1)
         _times(joined, _composite(factors, weight, gate_sources), out=out)
-        return joined if fold else _gates(joined, factors, gate_sources)
+        return joined
     gates = (torch.stack([sources[source] for source in gate_sources], dim=-2) * factors).view(active, batch, -1)
     torch.mm(gates.view(active * batch, -1), weight, out=out.view(active * batch, -1))
     return torch.cat(sources, dim=-1) if fold else gates
