@@ -2,7 +2,7 @@
 
 For each unit, in one run: the old exact step (fused full-softmax loss, the Nested LSTM's
 recurrence through eager autograd) in float32 and in bf16 autocast, and the new step (the
-sampled loss, `--sampled-words K`, over the batch's own words plus K log-uniform draws; the
+sampled loss, `--sampled-words K`, over the batch's own words plus K power-law draws; the
 Nested LSTM's hand-written recurrence) in bf16 for each K asked for. A step is a full
 forward, loss, backward and Adam update on a batch of 64 sequences of the training split
 when a prepared dataset is given (the real mix of words decides how many candidates there

@@ -2,13 +2,23 @@
 
 import torch
 
-from models.loss import candidate_words, inclusion_probabilities, log_uniform_probabilities, sample_log_uniform, sampled_word_loss, word_loss
+from models.loss import (
+    PROPOSAL_EXPONENT,
+    candidate_words,
+    inclusion_probabilities,
+    proposal_probabilities,
+    sample_proposal,
+    sampled_word_loss,
+    word_loss,
+)
 
 
-def test_log_uniform_sampler_follows_its_probabilities() -> None:
-    probabilities = log_uniform_probabilities(12)
+def test_proposal_is_a_power_law_over_ranks_and_the_sampler_follows_it() -> None:
+    probabilities = proposal_probabilities(12)
     assert probabilities[:2].tolist() == [0, 0] and abs(float(probabilities.sum()) - 1) < 1e-12
-    draws = sample_log_uniform(12, 400_000, torch.Generator().manual_seed(0))
+    # Word ids 2, 3, ... are ranks 0, 1, ...: P(rank r) ~ (r + 1)^-exponent.
+    assert abs(float(probabilities[2] / probabilities[5]) - 4**PROPOSAL_EXPONENT) < 1e-12
+    draws = sample_proposal(12, 400_000, torch.Generator().manual_seed(0))
     frequencies = torch.bincount(draws, minlength=12).double() / len(draws)
     assert torch.allclose(frequencies, probabilities, atol=3e-3)
 
