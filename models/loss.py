@@ -16,10 +16,11 @@ from models.vocab import UNKNOWN
 
 # Rows of logits per chunk: small enough for the CPU's caches; a GPU wants few, large products.
 CHUNK_ROWS = {"cpu": 256, "cuda": 8192}
-# The sampled loss draws words with P(rank r) ~ (r + 1)^-PROPOSAL_EXPONENT. The paired 5 M-character run
-# (bench/sampled_quality.py, GRU, K = 1,024) ended +0.241 nats behind the exact softmax with 1 (log-uniform,
-# about the unigram distribution), +0.158 with 0.75: the batch's own words are candidates anyway, and flatter
-# draws reach the rarer words, whose output rows otherwise fall behind.
+# The sampled loss draws words with P(rank r) ~ (r + 1)^-PROPOSAL_EXPONENT. On the paired 5 M-character run
+# (bench/sampled_quality.py, GRU, K = 1,024) log-uniform draws (about exponent 1, the unigram distribution)
+# ended +0.241 nats behind the exact softmax, 0.75 +0.158; 0.25 was behind 0.75 all along (+0.110 against
+# +0.046 at 2.5 M). The batch's own words are candidates anyway; flatter draws reach the rarer words, whose
+# output rows otherwise fall behind, but too flat ones miss the frequent words outside the batch.
 PROPOSAL_EXPONENT = 0.75
 
 
