@@ -174,14 +174,24 @@ def _times(sources: Tensor, matrices: Tensor, out: Tensor) -> Tensor:
     return out
 
 
+def _plain_products(adjoints: Tensor, matrix: Tensor) -> Tensor:
+    """Gate adjoints [steps, rows, batch, gates] times `matrix` [gates, K]."""
+    return adjoints @ matrix
+
+
+def _plain_dots(adjoints: Tensor, columns: Tensor) -> Tensor:
+    """Each step's gate adjoints [steps, rows, batch, gates] dotted with its column of `columns` [gates, steps]."""
+    return torch.einsum("srbg,gs->srb", adjoints, columns)
+
+
 class _PlainInputs:
     """A layer whose blocks are always gate adjoints."""
 
     def gate_products(self, adjoints: Tensor, start: int, matrix: Tensor) -> Tensor:
-        return adjoints @ matrix
+        return _plain_products(adjoints, matrix)
 
     def gate_dots(self, adjoints: Tensor, start: int, columns: Tensor) -> Tensor:
-        return torch.einsum("srbg,gs->srb", adjoints, columns)
+        return _plain_dots(adjoints, columns)
 
 
 class _SteppedLayer:
@@ -225,7 +235,7 @@ class _SteppedLayer:
     def gate_products(self, adjoints: Tensor, start: int, matrix: Tensor) -> Tensor:
         steps, rows, batch = adjoints.shape[:3]
         if not folds(rows, batch):
-            return adjoints @ matrix
+            return _plain_products(adjoints, matrix)
         products = adjoints.new_empty(steps, rows, batch, matrix.shape[-1])
         for index in range(steps):
             _times(adjoints[index], _composite(self.input_factors[start + index], matrix, self.input_sources), out=products[index])
@@ -234,7 +244,7 @@ class _SteppedLayer:
     def gate_dots(self, adjoints: Tensor, start: int, columns: Tensor) -> Tensor:
         steps, rows, batch = adjoints.shape[:3]
         if not folds(rows, batch):
-            return torch.einsum("srbg,gs->srb", adjoints, columns)
+            return _plain_dots(adjoints, columns)
         factors = torch.stack(self.input_factors[start : start + steps])  # [steps, B, G, H]
         weighted = factors * columns.t().view(steps, 1, *factors.shape[2:])
         folded = weighted.new_zeros(steps, batch, max(self.input_sources) + 1, factors.shape[-1])
