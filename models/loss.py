@@ -9,19 +9,21 @@ pass halves the step time on this CPU (bench/train_throughput.py).
 import functools
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from models.vocab import UNKNOWN
 
 # Rows of logits per chunk: small enough for the CPU's caches; a GPU wants few, large products.
 CHUNK_ROWS = {"cpu": 256, "cuda": 8192}
-# The sampled loss draws words with P(rank r) ~ (r + 1)^-PROPOSAL_EXPONENT. On the paired 5 M-character run
-# (bench/sampled_quality.py, GRU, K = 1,024) log-uniform draws (about exponent 1, the unigram distribution)
-# ended +0.241 nats behind the exact softmax, 0.75 +0.158; 0.25 was behind 0.75 all along (+0.110 against
-# +0.046 at 2.5 M). The batch's own words are candidates anyway; flatter draws reach the rarer words, whose
-# output rows otherwise fall behind, but too flat ones miss the frequent words outside the batch.
-PROPOSAL_EXPONENT = 0.75
+# The sampled loss scores, besides the batch's own words, the FREQUENT_WORDS most frequent words and the words of
+# K draws over the other ranks, P(rank r) ~ (r + 1)^-PROPOSAL_EXPONENT. Paired 5 M-character runs against the
+# exact softmax (bench/sampled_quality.py, GRU): with draws over all ranks, log-uniform (about exponent 1, the
+# unigram distribution) ended +0.241 nats behind at K = 1,024, exponent 0.75 +0.158, and at K = 2,048 exponent
+# 0.75 +0.063, 0.5 +0.040. The frequent words carry much of every position's normaliser; left to the draws, each
+# one missed or scaled up by its correction makes the estimate noisy. Flatter draws reach the rarer words, whose
+# output rows otherwise fall behind.
+FREQUENT_WORDS = 1024
+PROPOSAL_EXPONENT = 0.5
 
 
 class _LinearCrossEntropy(torch.autograd.Function):
@@ -59,6 +61,15 @@ class _LinearCrossEntropy(torch.autograd.Function):
         return grad_hidden * grad_output, (grad_weight * grad_output).to(grad_hidden.dtype), grad_bias * grad_output, None, None, None
 
 
+def _fused_loss(selected: Tensor, weight: Tensor, bias: Tensor, targets: Tensor, bf16: bool) -> Tensor:
+    """Mean cross-entropy of `targets` (row indices of `weight`) over the rows of `selected`, by `_LinearCrossEntropy`."""
+    dtype = torch.bfloat16 if bf16 else torch.float32
+    # Decided here, not from ctx.needs_input_grad inside the Function, which reads True for the
+    # weights even under no_grad (validation) and would compute gradients nobody uses.
+    needs_grad = torch.is_grad_enabled() and (selected.requires_grad or weight.requires_grad)
+    return _LinearCrossEntropy.apply(selected, weight, bias, targets, dtype, needs_grad)
+
+
 def word_loss(hidden: Tensor, targets: Tensor, output: torch.nn.Linear, bf16: bool) -> tuple[Tensor, int]:
     """Mean cross-entropy of the word targets over positions whose target is a real word.
 
@@ -67,30 +78,32 @@ def word_loss(hidden: Tensor, targets: Tensor, output: torch.nn.Linear, bf16: bo
     layer is applied. Returns the mean and how many positions it covers.
     """
     mask = targets > UNKNOWN
-    selected = hidden[mask].float()
-    dtype = torch.bfloat16 if bf16 else torch.float32
-    # Decided here, not from ctx.needs_input_grad inside the Function, which reads True for the
-    # weights even under no_grad (validation) and would compute gradients nobody uses.
-    needs_grad = torch.is_grad_enabled() and (selected.requires_grad or output.weight.requires_grad)
-    loss = _LinearCrossEntropy.apply(selected, output.weight, output.bias, targets[mask], dtype, needs_grad)
+    loss = _fused_loss(hidden[mask].float(), output.weight, output.bias, targets[mask], bf16)
     return loss, int(mask.sum())
 
 
 @functools.cache
-def proposal_probabilities(num_words: int) -> Tensor:
-    """P(word) of the draws' proposal over real words: P(rank r) ~ (r + 1)^-PROPOSAL_EXPONENT.
+def proposal_probabilities(num_words: int, frequent_words: int = FREQUENT_WORDS) -> Tensor:
+    """P(word) of the draws: P(rank r) ~ (r + 1)^-PROPOSAL_EXPONENT over the real words after the `frequent_words` first.
 
     Word ids are in frequency order and word counts fall about as 1/rank (Zipf), so this is
-    about the unigram distribution to the power PROPOSAL_EXPONENT. Not to be modified (cached).
+    about the unigram distribution to the power PROPOSAL_EXPONENT, without its head. All zero
+    when every real word is frequent. Not to be modified (cached).
     """
     ranks = torch.arange(num_words - 2, dtype=torch.float64)
     real = (ranks + 1) ** -PROPOSAL_EXPONENT
-    return torch.cat([torch.zeros(2, dtype=torch.float64), real / real.sum()])
+    real[:frequent_words] = 0
+    total = real.sum()
+    return torch.cat([torch.zeros(2, dtype=torch.float64), real / total if total > 0 else real])
 
 
-def sample_proposal(num_words: int, draws: int, generator: torch.Generator | None = None) -> Tensor:
-    """`draws` word ids (with replacement) from `proposal_probabilities(num_words)`."""
-    return torch.multinomial(proposal_probabilities(num_words), draws, replacement=True, generator=generator)
+def sample_proposal(num_words: int, draws: int, generator: torch.Generator | None = None,
+                    frequent_words: int = FREQUENT_WORDS) -> Tensor:
+    """`draws` word ids (with replacement) from `proposal_probabilities(num_words, frequent_words)`."""
+    probabilities = proposal_probabilities(num_words, frequent_words)
+    if not probabilities.any():
+        return torch.zeros(0, dtype=torch.long)
+    return torch.multinomial(probabilities, draws, replacement=True, generator=generator)
 
 
 def inclusion_probabilities(probabilities: Tensor, draws: int) -> Tensor:
@@ -98,34 +111,39 @@ def inclusion_probabilities(probabilities: Tensor, draws: int) -> Tensor:
     return -torch.expm1(draws * torch.log1p(-probabilities))
 
 
-def candidate_words(target_words: Tensor, num_words: int, draws: int, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+def candidate_words(target_words: Tensor, num_words: int, draws: int, generator: torch.Generator | None = None,
+                    frequent_words: int = FREQUENT_WORDS) -> tuple[Tensor, Tensor]:
     """Candidate ids (`<eos>`, `<unknown>` and the sorted `target_words` first) and the correction added to their logits.
 
-    The sure candidates get no correction; each other distinct word of `draws` draws from the proposal gets
-    minus log(its inclusion probability), which makes the sum of exp(logit + correction) over the
-    candidates an unbiased estimate of the sum over all words (Horvitz-Thompson).
+    Sure candidates, with no correction: the special words, `target_words` and the `frequent_words` most frequent
+    words. Each other distinct word of `draws` draws from the proposal gets minus log(its inclusion probability),
+    which makes the sum of exp(logit + correction) over the candidates an unbiased estimate of the sum over all
+    words (Horvitz-Thompson).
     """
-    sure = torch.cat([torch.arange(UNKNOWN + 1), target_words])
-    drawn = torch.unique(sample_proposal(num_words, draws, generator))
-    others = drawn[~torch.isin(drawn, sure)]
-    probabilities = inclusion_probabilities(proposal_probabilities(num_words)[others], draws)
+    frequent = torch.arange(UNKNOWN + 1, min(UNKNOWN + 1 + frequent_words, num_words))
+    sure = torch.cat([torch.arange(UNKNOWN + 1), target_words, frequent[~torch.isin(frequent, target_words)]])
+    drawn = torch.unique(sample_proposal(num_words, draws, generator, frequent_words))
+    others = drawn[~torch.isin(drawn, target_words)]
+    probabilities = inclusion_probabilities(proposal_probabilities(num_words, frequent_words)[others], draws)
     correction = torch.cat([torch.zeros(len(sure)), -torch.log(probabilities).float()])
     return torch.cat([sure, others]), correction
 
 
-def sampled_word_loss(hidden: Tensor, targets: Tensor, output: torch.nn.Linear, draws: int,
+def sampled_word_loss(hidden: Tensor, targets: Tensor, output: torch.nn.Linear, draws: int, bf16: bool = False,
                       generator: torch.Generator | None = None) -> tuple[Tensor, int]:
     """A training-only estimate of `word_loss` over candidates shared by the batch (see `candidate_words`).
 
-    The output layer costs most of a CPU step; scoring ~2-3 thousand candidates instead of all 16,386
-    words cuts that cost by the same factor. With every word a candidate it is the exact loss.
-    Returns (mean loss, positions).
+    The output layer costs most of a CPU step; scoring ~3 thousand candidates instead of all 16,386
+    words cuts that cost by the same factor. The candidates' rows of the output layer go through the
+    same fused pass as the exact loss (1.4x faster than logits, then cross-entropy, over the candidates).
+    With every word a candidate it is the exact loss. Returns (mean loss, positions).
     """
     mask = targets > UNKNOWN
     words = targets[mask]
     target_words = torch.unique(words)
     candidates, correction = candidate_words(target_words, output.weight.shape[0], draws, generator)
-    logits = F.linear(hidden[mask], output.weight[candidates], output.bias[candidates]).float() + correction
     # Sure candidates lead the list in sorted order, after the two special words.
-    loss = F.cross_entropy(logits, torch.searchsorted(target_words, words) + UNKNOWN + 1)
+    candidate_targets = torch.searchsorted(target_words, words) + UNKNOWN + 1
+    loss = _fused_loss(hidden[mask].float(), output.weight[candidates], output.bias[candidates] + correction,
+                       candidate_targets, bf16)
     return loss, int(mask.sum())

@@ -70,7 +70,7 @@ class AutocompleteNet(nn.Module):
         """
         features, _ = self.features(chars)
         if sampled_words:
-            return sampled_word_loss(features, targets, self.output, sampled_words)
+            return sampled_word_loss(features, targets, self.output, sampled_words, bf16=torch.is_autocast_enabled(features.device.type))
         return word_loss(features, targets, self.output, bf16=torch.is_autocast_enabled(features.device.type))
 
     def forward(self, chars: Tensor, targets: Tensor, sampled_words: int | None = None) -> tuple[Tensor, int]:

@@ -13,14 +13,29 @@ from models.loss import (
 )
 
 
-def test_proposal_is_a_power_law_over_ranks_and_the_sampler_follows_it() -> None:
-    probabilities = proposal_probabilities(12)
-    assert probabilities[:2].tolist() == [0, 0] and abs(float(probabilities.sum()) - 1) < 1e-12
-    # Word ids 2, 3, ... are ranks 0, 1, ...: P(rank r) ~ (r + 1)^-exponent.
-    assert abs(float(probabilities[2] / probabilities[5]) - 4**PROPOSAL_EXPONENT) < 1e-12
-    draws = sample_proposal(12, 400_000, torch.Generator().manual_seed(0))
+def test_proposal_is_a_power_law_over_the_ranks_after_the_frequent_words_and_the_sampler_follows_it() -> None:
+    probabilities = proposal_probabilities(12, frequent_words=2)
+    assert probabilities[:4].tolist() == [0, 0, 0, 0] and abs(float(probabilities.sum()) - 1) < 1e-12
+    # Word ids 2, 3, ... are ranks 0, 1, ...: P(rank r) ~ (r + 1)^-exponent from rank 2 on.
+    assert abs(float(probabilities[5] / probabilities[9]) - 2**PROPOSAL_EXPONENT) < 1e-12
+    draws = sample_proposal(12, 400_000, torch.Generator().manual_seed(0), frequent_words=2)
     frequencies = torch.bincount(draws, minlength=12).double() / len(draws)
     assert torch.allclose(frequencies, probabilities, atol=3e-3)
+
+
+def test_frequent_and_target_words_are_candidates_without_correction() -> None:
+    candidates, correction = candidate_words(torch.tensor([7, 30]), 40, draws=50, generator=torch.Generator().manual_seed(0),
+                                             frequent_words=4)
+    sure = [0, 1, 7, 30, 2, 3, 4, 5]
+    assert candidates[: len(sure)].tolist() == sure and not correction[: len(sure)].any()
+    drawn = candidates[len(sure) :]
+    assert len(drawn) > 10 and len(set(candidates.tolist())) == len(candidates)
+    assert bool((drawn >= 6).all()) and bool((correction[len(sure) :] > 0).all())
+
+
+def test_with_every_real_word_frequent_no_draws_are_made() -> None:
+    candidates, correction = candidate_words(torch.tensor([3]), 6, draws=10, frequent_words=8)
+    assert candidates.tolist() == [0, 1, 3, 2, 4, 5] and not correction.any()
 
 
 def test_inclusion_probability_of_repeated_draws() -> None:
@@ -50,7 +65,7 @@ def test_corrected_normaliser_is_unbiased_on_a_tiny_vocabulary() -> None:
     generator = torch.Generator().manual_seed(1)
     estimates = []
     for _ in range(20_000):
-        candidates, correction = candidate_words(target_words, num_words, draws, generator)
+        candidates, correction = candidate_words(target_words, num_words, draws, generator, frequent_words=1)
         estimates.append(torch.exp(logits[candidates] + correction.double()).sum())
     mean = torch.stack(estimates).mean()
     assert abs(float(mean / logits.exp().sum()) - 1) < 0.015

@@ -168,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--no-bf16", action="store_true", help="train in float32 instead of bf16 autocast")
     train.add_argument("--compile", action="store_true", help="torch.compile the Nested LSTM step")
     train.add_argument("--sampled-words", type=int, default=TrainOptions.sampled_words, metavar="K",
-                       help="train the output layer on the batch's words plus K power-law draws over word ranks (0: the exact softmax)")
+                       help="train the output layer on the batch's words, the most frequent words and K power-law draws over the other ranks (0: the exact softmax)")
     train.add_argument("--graph", action="store_true", help="on CUDA, replay the recurrent part as CUDA graphs (full-width batches)")
     train.add_argument("--snapshot-chars", type=character_marks, default=TrainOptions.snapshot_chars,
                        help="comma-separated character counts at which to keep float16 weights, e.g. 20000000,60000000")

@@ -230,7 +230,7 @@ def graphed_loss(features, net: AutocompleteNet, chars: Tensor, targets: Tensor,
     """`net.loss` with the recurrent part replayed by `graphed_features`."""
     hidden = features(net.embedding(chars))
     if sampled_words:
-        return sampled_word_loss(hidden, targets, net.output, sampled_words)
+        return sampled_word_loss(hidden, targets, net.output, sampled_words, bf16=bf16)
     return word_loss(hidden, targets, net.output, bf16=bf16)
 
 
