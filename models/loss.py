@@ -19,9 +19,10 @@ CHUNK_ROWS = {"cpu": 256, "cuda": 8192}
 # K draws over the other ranks, P(rank r) ~ (r + 1)^-PROPOSAL_EXPONENT. Paired 5 M-character runs against the
 # exact softmax (bench/sampled_quality.py, GRU): with draws over all ranks, log-uniform (about exponent 1, the
 # unigram distribution) ended +0.241 nats behind at K = 1,024, exponent 0.75 +0.158, and at K = 2,048 exponent
-# 0.75 +0.063, 0.5 +0.040. The frequent words carry much of every position's normaliser; left to the draws, each
-# one missed or scaled up by its correction makes the estimate noisy. Flatter draws reach the rarer words, whose
-# output rows otherwise fall behind.
+# 0.75 +0.063, 0.5 +0.040; with the 1,024 frequent words sure as well, -0.003 (2,048 frequent words and 1,024
+# draws: +0.013). The frequent words carry much of every position's normaliser; left to the draws, each one missed
+# or scaled up by its correction makes the estimate noisy. Flatter draws reach the rarer words, whose output rows
+# otherwise fall behind.
 FREQUENT_WORDS = 1024
 PROPOSAL_EXPONENT = 0.5
 
