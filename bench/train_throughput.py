@@ -2,8 +2,9 @@
 
 For each unit, in one run: the old exact step (fused full-softmax loss, the Nested LSTM's
 recurrence through eager autograd) in float32 and in bf16 autocast, and the new step (the
-sampled loss, `--sampled-words K`, over the batch's own words plus K power-law draws; the
-Nested LSTM's hand-written recurrence) in bf16 for each K asked for. A step is a full
+sampled loss, `--sampled-words K`, over the batch's own words, the most frequent words and
+K power-law draws over the other ranks; the Nested LSTM's hand-written recurrence) in bf16
+for each K asked for. A step is a full
 forward, loss, backward and Adam update on a batch of 64 sequences of the training split
 when a prepared dataset is given (the real mix of words decides how many candidates there
 are), else on random ones.

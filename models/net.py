@@ -69,9 +69,10 @@ class AutocompleteNet(nn.Module):
         softmax (training only), and never materialises every logit at once.
         """
         features, _ = self.features(chars)
+        bf16 = torch.is_autocast_enabled(features.device.type)
         if sampled_words:
-            return sampled_word_loss(features, targets, self.output, sampled_words, bf16=torch.is_autocast_enabled(features.device.type))
-        return word_loss(features, targets, self.output, bf16=torch.is_autocast_enabled(features.device.type))
+            return sampled_word_loss(features, targets, self.output, sampled_words, bf16=bf16)
+        return word_loss(features, targets, self.output, bf16=bf16)
 
     def forward(self, chars: Tensor, targets: Tensor, sampled_words: int | None = None) -> tuple[Tensor, int]:
         return self.loss(chars, targets, sampled_words)
