@@ -183,8 +183,11 @@ def test_snapshots_and_warm_start_from_shipped_weights(tiny_data, tmp_path):
     shipped_curve = read_curve(first / "log.csv")
     (shipped / "metrics.json").write_text(json.dumps({"models": {"gru": {**trained, "training_curve": shipped_curve}}}))
     result = cli("train", "--unit", "gru", *TINY, "--data", str(tiny_data), "--out", str(tmp_path / "warm"),
-                 "--max-steps", "40", "--resume", "--warm-start", str(shipped), "--eval-every", "5")
+                 "--max-steps", "40", "--resume", "--warm-start", str(shipped), "--eval-every", "5",
+                 "--snapshot-chars", f"30000,{trained['characters_seen']},{10**9}")
     assert "warm-starting from" in result.stdout and "fresh optimizer moments" in result.stdout
+    # Marks the shipped weights had passed are not snapshotted again with the later weights.
+    assert not (tmp_path / "warm" / "snapshots").exists() or not list((tmp_path / "warm" / "snapshots").iterdir())
     progress = torch.load(tmp_path / "warm" / "state.pt", weights_only=True)["progress"]
     assert progress["step"] == 40 and progress["characters"] > trained["characters_seen"]
     # The log goes on from the shipped model's curve: its rows first, then the continuation's.

@@ -341,6 +341,8 @@ def train(options: TrainOptions) -> Path:
             return run.path
     elif options.resume and shipped and shipped.is_file():
         progress = warm_start(net, shipped)
+        # The shipped weights are already past these marks: their snapshots belong to the run that made them.
+        progress.snapshots = [mark for mark in options.snapshot_chars if mark <= progress.characters]
         if processes.leader:
             print(f"{run.state_path} does not exist: warm-starting from {shipped} ({progress.characters:,} characters seen) "
                   "with fresh optimizer moments; the data order continues from its step")
