@@ -34,6 +34,7 @@ its own CPU use: they are pessimistic.
 import argparse
 import asyncio
 import json
+import os
 import random
 import signal
 import socket
@@ -284,7 +285,9 @@ def report(
     return all(met for _, met in targets)
 
 
-def report_readers(rate: float, stats: ReaderStats, elapsed: float, arrivals: int, server_cpu: float, rss_start: float, rss_end: float) -> bool:
+def report_readers(
+    rate: float, stats: ReaderStats, elapsed: float, arrivals: int, server_cpu: float, generator_cpu: float, rss_start: float, rss_end: float
+) -> bool:
     """Print one rate's table; True when every target is met."""
     total = sum(len(values) for values in stats.latencies_ms.values()) + sum(len(values) for values in stats.errors.values())
     print(
@@ -305,6 +308,10 @@ def report_readers(rate: float, stats: ReaderStats, elapsed: float, arrivals: in
     for kind, reasons in stats.errors.items():
         print(f"  {kind} errors: " + ", ".join(f"{reason} x{reasons.count(reason)}" for reason in sorted(set(reasons))))
     print(f"server CPU: {server_cpu:.1f} s, {server_cpu / max(arrivals, 1):.3f} s per page view (every reader, typists and custom texts included)")
+    # Server and generator share the machine, so the cores cap the rate at cores / (CPU per page view), before any queueing.
+    machine_cpu_per_view = (server_cpu + generator_cpu) / max(arrivals, 1)
+    print(f"load generator CPU: {generator_cpu:.1f} s, {generator_cpu / max(arrivals, 1):.3f} s per page view; "
+          f"{os.cpu_count()} cores at 100 % would carry at most {os.cpu_count() / max(machine_cpu_per_view, 1e-9):.1f} page views/s of this mix")
     growth = rss_end / rss_start - 1
     print(f"server RSS: {rss_start:.1f} MiB at start, {rss_end:.1f} MiB at end, growth {growth * 100:+.1f} %")
     keystrokes = stats.latencies_ms.get("keystroke", [])
@@ -331,11 +338,11 @@ def run_reader_rates(port: int, server_pid: int, args: argparse.Namespace) -> in
     readers = 0
     outcomes = []
     for rate in args.rates:
-        rss_start, cpu_start = resident_mib(server_pid), cpu_seconds(server_pid)
+        rss_start, cpu_start, generator_start = resident_mib(server_pid), cpu_seconds(server_pid), time.process_time()
         stats, elapsed, arrivals = asyncio.run(arrive("127.0.0.1", port, site, rate, args.duration, seed=args.seed, first_number=readers))
         readers += arrivals
-        rss_end, server_cpu = resident_mib(server_pid), cpu_seconds(server_pid) - cpu_start
-        outcomes.append((rate, report_readers(rate, stats, elapsed, arrivals, server_cpu, rss_start, rss_end)))
+        rss_end, server_cpu, generator_cpu = resident_mib(server_pid), cpu_seconds(server_pid) - cpu_start, time.process_time() - generator_start
+        outcomes.append((rate, report_readers(rate, stats, elapsed, arrivals, server_cpu, generator_cpu, rss_start, rss_end)))
     sustained = [rate for rate, met in outcomes if met]
     broken = [rate for rate, met in outcomes if not met]
     print(f"\nhighest rate meeting every target: {max(sustained):g} page views/s" if sustained else "\nno rate met every target")

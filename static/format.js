@@ -26,7 +26,28 @@ export function metricsFor(metrics, unitId) {
   return metrics?.models?.[unitId] ?? null;
 }
 
-/** Where a model was trained, as metrics.json records it (older records name none: those were trained on a CPU). */
+/** A machine as metrics.json names it (older records name none: those were trained on a CPU). */
+function machine(device) {
+  return !device || device === "CPU" ? "a CPU" : `one ${device}`;
+}
+
+/** A model's stretches of training, each on one machine with one loss; records older than legs had one. */
+function legsOf(record) {
+  return record.legs?.length ? record.legs
+    : [{ device: record.trained_on, sampled_words: 0, characters: record.characters_seen, seconds: record.training_seconds }];
+}
+
+/** The one machine a model was trained on, or null when it moved between machines or losses. */
 export function trainedOn(record) {
-  return !record.trained_on || record.trained_on === "CPU" ? "a CPU" : `one ${record.trained_on}`;
+  const legs = legsOf(record);
+  return legs.length === 1 ? machine(legs[0].device) : null;
+}
+
+/** "7 min on one H100", or, for a model trained in legs, each leg's characters, time, machine and loss. */
+export function trainingTime(record, { nameMachine = true } = {}) {
+  const legs = legsOf(record);
+  const loss = (leg) => (leg.sampled_words ? " with a sampled softmax" : "");
+  if (legs.length === 1) return `${formatDuration(legs[0].seconds)}${nameMachine ? ` on ${machine(legs[0].device)}` : ""}${loss(legs[0])}`;
+  return legs.map((leg) => `${formatLarge(leg.characters)} in ${formatDuration(leg.seconds)} on ${machine(leg.device)}${loss(leg)}`)
+    .join(", then ");
 }

@@ -205,6 +205,39 @@ def test_page_loads_offline_without_console_errors_and_every_figure_renders(open
     assert page.console_errors == []
 
 
+LEGS_RECORD = {
+    "corpus": {"name": "wiki100m"}, "characters_seen": 180_000_000, "training_seconds": 24_434, "trained_on": "CPU", "steps": 14_280,
+    "preset": "bundled", "test": {"cross_entropy": 2.3, "accuracy": 0.55},
+    "legs": [
+        {"device": "NVIDIA H100 80GB HBM3", "sampled_words": 0, "characters": 96_400_000, "seconds": 434},
+        {"device": "CPU", "sampled_words": 2048, "characters": 83_600_000, "seconds": 24_000},
+    ],
+}
+
+
+def test_a_model_trained_in_legs_names_each_machine_and_loss(open_page):
+    """A model continued on another machine, or with another loss, says where each stretch of its training ran."""
+    page = open_page("/")
+    texts = page.evaluate(
+        """async (record) => {
+          const units = [{ id: "gru", name: "GRU", paperName: null, model: { hidden_size: 256, num_layers: 2, depth: 1, vocabulary_size: 16386 } }];
+          const data = { units, metrics: { models: { gru: record } }, paper: { models: { GRU: { units: 600 } }, training: { epochs: 2, minibatches: 14271 } } };
+          const rendered = {};
+          for (const figure of ["model-summary", "setup"]) {
+            const { render } = await import(`/static/figures/${figure}.js`);
+            const element = document.createElement("div");
+            render(element, data);
+            rendered[figure] = element.textContent;
+          }
+          return rendered;
+        }""",
+        LEGS_RECORD,
+    )
+    legs = "96.4 million in 7 min on one NVIDIA H100 80GB HBM3, then 83.6 million in 6 h 40 min on a CPU with a sampled softmax"
+    assert f"Characters read during training: GRU 180 million ({legs})." in texts["model-summary"]
+    assert legs in texts["setup"]
+
+
 def test_typing_updates_every_units_suggestions_to_match_the_api(open_page, live_server):
     page = open_page("/")
     page.locator("#fig-autocomplete").scroll_into_view_if_needed()

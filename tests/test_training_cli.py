@@ -181,7 +181,8 @@ def test_snapshots_and_warm_start_from_shipped_weights(tiny_data, tmp_path):
                   "--max-steps", "40", "--resume", "--warm-start", str(shipped), check=False)
     assert missing.returncode == 2 and "cannot continue" in missing.stderr
     shipped_curve = read_curve(first / "log.csv")
-    (shipped / "metrics.json").write_text(json.dumps({"models": {"gru": {**trained, "training_curve": shipped_curve}}}))
+    gpu_leg = {"device": "NVIDIA H100 80GB HBM3", "sampled_words": 0, "characters": trained["characters_seen"], "seconds": trained["training_seconds"]}
+    (shipped / "metrics.json").write_text(json.dumps({"models": {"gru": {**trained, "training_curve": shipped_curve, "legs": [gpu_leg]}}}))
     result = cli("train", "--unit", "gru", *TINY, "--data", str(tiny_data), "--out", str(tmp_path / "warm"),
                  "--max-steps", "40", "--resume", "--warm-start", str(shipped), "--eval-every", "5",
                  "--snapshot-chars", f"30000,{trained['characters_seen']},{10**9}")
@@ -190,6 +191,11 @@ def test_snapshots_and_warm_start_from_shipped_weights(tiny_data, tmp_path):
     assert not (tmp_path / "warm" / "snapshots").exists() or not list((tmp_path / "warm" / "snapshots").iterdir())
     progress = torch.load(tmp_path / "warm" / "state.pt", weights_only=True)["progress"]
     assert progress["step"] == 40 and progress["characters"] > trained["characters_seen"]
+    # The shipped leg stays as it was; the continuation is a leg of its own, on this machine.
+    cpu_leg = {"device": "CPU", "sampled_words": 0, "characters": progress["characters"] - trained["characters_seen"],
+               "seconds": round(progress["seconds"] - trained["training_seconds"], 1)}
+    assert progress["legs"] == [gpu_leg, cpu_leg] and cpu_leg["seconds"] > 0
+    assert json.loads(read_metadata(tmp_path / "warm" / "model.safetensors")["legs"]) == [gpu_leg, cpu_leg]
     # The log goes on from the shipped model's curve: its rows first, then the continuation's.
     curve = read_curve(tmp_path / "warm" / "log.csv")
     assert shipped_curve and curve[: len(shipped_curve)] == shipped_curve

@@ -78,6 +78,22 @@ def test_a_state_saved_on_the_cpu_resumes_on_another_device(tmp_path):
     assert moments["exp_avg"].device == OTHER_DEVICE and int(moments["step"]) == 1
 
 
+def test_legs_split_the_training_by_machine_and_loss():
+    progress = Progress()
+    progress.enter_leg("NVIDIA H100", 0)
+    progress.characters, progress.seconds = 1000, 10.0
+    # Resumed on the same machine with the same loss: the same leg goes on.
+    progress.enter_leg("NVIDIA H100", 0)
+    progress.characters, progress.seconds = 1500, 12.0
+    progress.enter_leg("CPU", 2048)
+    progress.characters, progress.seconds = 1800, 112.04
+    progress.tally()
+    assert progress.legs == [
+        {"device": "NVIDIA H100", "sampled_words": 0, "characters": 1500, "seconds": 12.0},
+        {"device": "CPU", "sampled_words": 2048, "characters": 300, "seconds": 100.0},
+    ]
+
+
 def test_the_state_keeps_the_layout_earlier_runs_wrote(tmp_path):
     net, optimizer = tiny_net_and_optimizer()
     row = {"step": 3, "seconds": 1.5, "characters": 500, "train_loss": 2.0, "valid_loss": 2.5}
@@ -85,11 +101,11 @@ def test_the_state_keeps_the_layout_earlier_runs_wrote(tmp_path):
     state = torch.load(tmp_path / "state.pt", weights_only=True)
     assert sorted(state) == ["config", "model", "optimizer", "preset", "progress", "rng"]
     assert state["config"] == TINY_CONFIG.to_dict() and state["preset"] == "bundled"
-    assert state["progress"] == {"step": 3, "characters": 500, "seconds": 1.5, "curve": [row], "done": False, "snapshots": [100]}
+    assert state["progress"] == {"step": 3, "characters": 500, "seconds": 1.5, "curve": [row], "done": False, "snapshots": [100], "legs": []}
     assert (tmp_path / "log.csv").read_text().splitlines() == ["step,seconds,characters,train_loss,valid_loss", "3,1.5,500,2.0,2.5"]
 
-    # A state written before snapshots existed has no "snapshots" in its progress, and resumes all the same.
-    del state["progress"]["snapshots"]
+    # A state written before snapshots and legs existed has neither in its progress, and resumes all the same.
+    del state["progress"]["snapshots"], state["progress"]["legs"]
     torch.save(state, tmp_path / "state.pt")
     fresh, fresh_optimizer = tiny_net_and_optimizer(seed=1)
     assert RunFolder(tmp_path).load_state(fresh, fresh_optimizer, "bundled") == Progress(3, 500, 1.5, [row], False, [])

@@ -84,7 +84,7 @@ def export_weights(options: CampaignOptions, unit: str, target: Path) -> bool:
         progress = saved["progress"]
         metadata = {
             "preset": options.preset, "steps": progress["step"], "characters_seen": progress["characters"],
-            "training_seconds": round(progress["seconds"], 1), "done": False,
+            "training_seconds": round(progress["seconds"], 1), "legs": progress.get("legs", []), "done": False,
         }
     else:
         return False

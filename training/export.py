@@ -99,6 +99,7 @@ def export_runs(runs: Path, data: Path, out: Path, units: list[str], preset: str
             "characters_seen": trained["characters_seen"],
             "training_seconds": trained["training_seconds"],
             "trained_on": trained.get("trained_on", "CPU"),
+            "legs": trained.get("legs", []),
             "steps": trained["steps"],
             "storage": {"dtype": str(STORAGE_DTYPE).removeprefix("torch."), "top1_changed": changed},
             **evaluation,

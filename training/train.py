@@ -72,6 +72,21 @@ class Progress:
     curve: list[dict] = field(default_factory=list)  # the rows of log.csv
     done: bool = False
     snapshots: list[int] = field(default_factory=list)  # the --snapshot-chars marks whose weights are kept
+    # Stretches of training on one machine with one loss, in order: {"device", "sampled_words", "characters", "seconds"}.
+    legs: list[dict] = field(default_factory=list)
+
+    def enter_leg(self, device: str, sampled_words: int) -> None:
+        """Training from here on counts towards a leg on `device` with this loss: the last one if both are unchanged."""
+        self.tally()
+        if not self.legs or (self.legs[-1]["device"], self.legs[-1]["sampled_words"]) != (device, sampled_words):
+            self.legs.append({"device": device, "sampled_words": sampled_words, "characters": 0, "seconds": 0.0})
+
+    def tally(self) -> None:
+        """The last leg gets all the training its earlier ones do not account for."""
+        if self.legs:
+            earlier = self.legs[:-1]
+            self.legs[-1]["characters"] = self.characters - sum(leg["characters"] for leg in earlier)
+            self.legs[-1]["seconds"] = round(self.seconds - sum(leg["seconds"] for leg in earlier), 1)
 
     def log(self, train_loss: float, valid_loss: float) -> None:
         self.curve.append({
@@ -121,6 +136,7 @@ class RunFolder:
     def save_state(self, net: AutocompleteNet, optimizer: torch.optim.Optimizer, preset: str, progress: Progress) -> None:
         """state.pt and log.csv, each written beside and then moved into place, so a kill mid-write keeps the last good one."""
         self.path.mkdir(parents=True, exist_ok=True)
+        progress.tally()
         state = {
             "model": net.state_dict(), "optimizer": optimizer.state_dict(), "rng": torch.get_rng_state(),
             "config": net.config.to_dict(), "preset": preset, "progress": asdict(progress),
@@ -241,9 +257,12 @@ def warm_start_metadata(directory: Path, unit: str) -> dict | None:
     except (OSError, KeyError, ValueError):
         return None
     # The curve carries on, so the run's log.csv (and the next export) shows the whole training, not only its continuation.
+    # Records older than legs were trained in one leg, with the full softmax.
+    legs = metrics.get("legs") or [{"device": metrics.get("trained_on", "CPU"), "sampled_words": 0,
+                                    "characters": metrics["characters_seen"], "seconds": metrics["training_seconds"]}]
     return {
         "characters": metrics["characters_seen"], "step": metrics["steps"], "seconds": metrics["training_seconds"],
-        "curve": list(metrics.get("training_curve", [])),
+        "curve": list(metrics.get("training_curve", [])), "legs": legs,
     }
 
 
@@ -273,12 +292,16 @@ def mean_word_loss(net: AutocompleteNet, chars, targets, sequences: int, batch_s
     return total / max(count, 1)
 
 
+def machine_name(device: torch.device) -> str:
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+
+
 def checkpoint_metadata(preset: str, corpus: dict, progress: Progress, device: torch.device) -> dict:
     """What a saved model was trained on, and for how long."""
+    progress.tally()
     return {
         "preset": preset, "corpus": corpus, "steps": progress.step, "characters_seen": progress.characters,
-        "training_seconds": round(progress.seconds, 1),
-        "trained_on": torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU",
+        "training_seconds": round(progress.seconds, 1), "trained_on": machine_name(device), "legs": progress.legs,
     }
 
 
@@ -346,6 +369,7 @@ def train(options: TrainOptions) -> Path:
         if processes.leader:
             print(f"{run.state_path} does not exist: warm-starting from {shipped} ({progress.characters:,} characters seen) "
                   "with fresh optimizer moments; the data order continues from its step")
+    progress.enter_leg(machine_name(device), options.sampled_words)
     model = torch.nn.parallel.DistributedDataParallel(net) if processes.distributed else net
     features = None
     if options.graph and device.type == "cuda":

@@ -1,7 +1,7 @@
 // "The models on this page": which models every figure comes from, read from the server and
 // metrics.json, so the box stays true when the models are retrained.
 
-import { formatCount, formatDuration, formatLarge, formatLoss, formatPercent, metricsFor, trainedOn } from "../format.js";
+import { formatCount, formatLarge, formatLoss, formatPercent, metricsFor, trainedOn, trainingTime } from "../format.js";
 
 const d3 = window.d3;
 const CORPUS_DESCRIPTIONS = {
@@ -27,12 +27,14 @@ export function render(element, { units, metrics, paper }) {
       + "amount of training and the test results of these models cannot be shown.");
   } else {
     const corpus = records[0].record.corpus.name;
-    // One machine is named once; models trained on different machines each name their own.
+    // One machine is named once; models trained on different machines, or in legs, each name their own.
     const machines = new Set(records.map(({ record }) => trainedOn(record)));
-    const seen = records.map(({ unit, record }) => `${unit.name} ${formatLarge(record.characters_seen)} in `
-      + `${formatDuration(record.training_seconds)}${machines.size > 1 ? ` on ${trainedOn(record)}` : ""}`);
+    const shared = machines.size === 1 && !machines.has(null) ? [...machines][0] : null;
+    const seen = records.map(({ unit, record }) => (trainedOn(record)
+      ? `${unit.name} ${formatLarge(record.characters_seen)} in ${trainingTime(record, { nameMachine: !shared })}`
+      : `${unit.name} ${formatLarge(record.characters_seen)} (${trainingTime(record)})`));
     box.append("p").text(`They were trained on “${corpus}”${CORPUS_DESCRIPTIONS[corpus] ? `, ${CORPUS_DESCRIPTIONS[corpus]}` : ""}. `
-      + `Characters read during training${machines.size === 1 ? ` on ${[...machines][0]}` : ""}: ${listOf(seen)}.`);
+      + `Characters read during training${shared ? ` on ${shared}` : ""}: ${listOf(seen)}.`);
     const results = records.map(({ unit, record }) =>
       `${unit.name} ${formatLoss(record.test.cross_entropy)} nats per character and ${formatPercent(record.test.accuracy)} accuracy`);
     const sequences = records[0].record.test.sequences;

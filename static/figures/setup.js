@@ -1,6 +1,6 @@
 // Appendix: the data and training of the models shown, from metrics.json, beside the paper's set-up.
 
-import { formatCount, formatDuration, formatLarge, metricsFor, trainedOn } from "../format.js";
+import { formatCount, formatDuration, formatLarge, metricsFor, trainingTime } from "../format.js";
 
 const d3 = window.d3;
 const PAPER_LABEL = "paper, text8";
@@ -20,7 +20,7 @@ export function render(element, { units: served, metrics, paper }) {
   }
   const rows = units.flatMap(({ unit, record }) => [
     { paper: false, cells: [unit.name, "ours", record.corpus.name, formatLarge(record.characters_seen), formatCount(record.steps),
-      `${formatDuration(record.training_seconds)} on ${trainedOn(record)}`] },
+      trainingTime(record)] },
     ...(unit.paperName === null ? [] : [{ paper: true, cells: [unit.paperName, PAPER_LABEL, "text8", `${paper.training.epochs} epochs`,
       formatCount(paper.training.minibatches), `${formatDuration(paper.training.wall_clock_seconds_on_authors_gpu[unit.paperName])} on a GPU`] }]),
   ]);
