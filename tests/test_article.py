@@ -208,6 +208,10 @@ def test_page_loads_offline_without_console_errors_and_every_figure_renders(open
 LEGS_RECORD = {
     "corpus": {"name": "wiki100m"}, "characters_seen": 180_000_000, "training_seconds": 24_434, "trained_on": "CPU", "steps": 14_280,
     "preset": "bundled", "test": {"cross_entropy": 2.3, "accuracy": 0.55},
+    "training_curve": [
+        {"step": 7600, "seconds": 432.7, "characters": 95_782_599, "train_loss": 2.43, "valid_loss": 2.47},
+        {"step": 14_280, "seconds": 24_434, "characters": 180_000_000, "train_loss": 2.2, "valid_loss": 2.3},
+    ],
     "legs": [
         {"device": "NVIDIA H100 80GB HBM3", "sampled_words": 0, "characters": 96_400_000, "seconds": 434},
         {"device": "CPU", "sampled_words": 2048, "characters": 83_600_000, "seconds": 24_000},
@@ -229,6 +233,13 @@ def test_a_model_trained_in_legs_names_each_machine_and_loss(open_page):
             render(element, data);
             rendered[figure] = element.textContent;
           }
+          const training = document.body.appendChild(document.createElement("div"));
+          training.appendChild(document.createElement("div")).className = "figure-body";
+          await (await import("/static/figures/training.js")).render(training, { ...data, units: units.map((unit) => ({ ...unit, colour: "#123456" })) });
+          const note = () => training.querySelector(".chart-note").textContent;
+          rendered.charactersAxis = note();
+          training.querySelector("input[value=seconds]").click();
+          rendered.secondsAxis = note();
           return rendered;
         }""",
         LEGS_RECORD,
@@ -236,6 +247,9 @@ def test_a_model_trained_in_legs_names_each_machine_and_loss(open_page):
     legs = "96.4 million in 7 min on one NVIDIA H100 80GB HBM3, then 83.6 million in 6 h 40 min on a CPU with a sampled softmax"
     assert f"Characters read during training: GRU 180 million ({legs})." in texts["model-summary"]
     assert legs in texts["setup"]
+    # Figure 7's wall-clock axis adds the machines' times up, and says so; its other axes need no such note.
+    assert texts["charactersAxis"] == ""
+    assert texts["secondsAxis"] == f"Training moved between machines, whose times add up here. GRU: {legs}."
 
 
 def test_typing_updates_every_units_suggestions_to_match_the_api(open_page, live_server):

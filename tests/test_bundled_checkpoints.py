@@ -58,6 +58,9 @@ def test_metrics_hold_every_field_the_article_reads():
         assert sum(memory["test"]["by_distance"]) == pytest.approx(1.0) and sum(memory["example"]["by_distance"]) == pytest.approx(1.0)
         assert memory["test"]["reach_10"] == pytest.approx(sum(memory["test"]["by_distance"][5:]))
         assert entry["training_seconds"] > 0 and entry["steps"] > 0
+        legs = entry["legs"]
+        assert sum(leg["characters"] for leg in legs) == entry["characters_seen"]
+        assert sum(leg["seconds"] for leg in legs) == pytest.approx(entry["training_seconds"], abs=0.1 * len(legs))
         assert 0 < entry["test"]["cross_entropy"] < 10 and 0 < entry["test"]["accuracy"] < 1
         by_known = entry["accuracy_by_letters_known"]
         assert {"top1", "top2", "top3", "count"} <= set(by_known) and len(by_known["top1"]) == 22
@@ -67,3 +70,12 @@ def test_metrics_hold_every_field_the_article_reads():
         assert entry["storage"]["top1_changed"] <= 0.001
     sizes = sum((CHECKPOINTS / f"{unit}.safetensors").stat().st_size for unit in UNITS)
     assert sizes < 60e6
+
+
+def test_the_article_says_which_units_trained_with_a_sampled_softmax(bundled_client):
+    metrics = json.loads((CHECKPOINTS / "metrics.json").read_text())["models"]
+    sampled = [unit for unit, entry in metrics.items() if any(leg["sampled_words"] for leg in entry["legs"])]
+    assert "rnn" in sampled
+    page = " ".join(bundled_client.get("/").text.split())
+    others = "where the gated units used the full one" if sampled == ["rnn"] else "as the gated units were for their training on a CPU"
+    assert f"was trained with a sampled softmax over the output words, the CPU's shortcut, {others}.</p>" in page

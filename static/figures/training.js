@@ -4,7 +4,7 @@
 // metrics.json's history, beside the paper's models after their two epochs.
 
 import * as api from "../api.js";
-import { formatDuration, formatLarge, formatLoss, formatPercent, metricsFor } from "../format.js";
+import { formatDuration, formatLarge, formatLoss, formatPercent, metricsFor, trainedOn, trainingTime } from "../format.js";
 import { drawLineChart, drawResponsive, legendItem } from "../line-chart.js";
 
 const d3 = window.d3;
@@ -46,9 +46,14 @@ function drawLosses(body, units, metrics, paperTraining) {
   legendItem(legend.node(), { colour: "#555", dash: VALID_DASH, label: "validation" });
   legendItem(legend.node(), { colour: "#555", dash: PAPER_DASH, label: "the paper's validation (600 units)" });
   const chart = body.append("div").attr("class", "chart loss-chart").node();
+  const machinesNote = body.append("p").attr("class", "chart-note");
+  // Time on one machine and on another adds up on the wall-clock axis, so it says which stretch ran where.
+  const movedUnits = units.filter((unit) => trainedOn(metricsFor(metrics, unit.id)) === null);
+  const machines = movedUnits.map((unit) => `${unit.name}: ${trainingTime(metricsFor(metrics, unit.id))}`);
 
   const draw = () => {
     const axis = checked(axisLabels, AXES);
+    machinesNote.text(axis.key === "seconds" && machines.length ? `Training moved between machines, whose times add up here. ${machines.join("; ")}.` : "");
     const series = units.flatMap((unit) => {
       const curve = metricsFor(metrics, unit.id).training_curve;
       const train = curve.map((row) => ({ x: row[axis.key], y: row.train_loss }));
