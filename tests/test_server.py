@@ -5,6 +5,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import httpx
@@ -148,7 +149,13 @@ def test_the_server_ticks_once_a_second_and_refreshes_the_date_header_each_tick(
         ticks.append(counter)
         return len(ticks) == 3  # then a stop request
 
+    test_thread = threading.get_ident()
+    real_sleep = asyncio.sleep
+
     async def sleep(seconds: float) -> None:
+        # asyncio.sleep is patched process-wide: the session's live server, in its own thread, keeps its real one.
+        if threading.get_ident() != test_thread:
+            return await real_sleep(seconds)
         sleeps.append(seconds)
 
     monkeypatch.setattr(server, "on_tick", on_tick)
