@@ -18,7 +18,7 @@ import torch
 from models.checkpoint import load_checkpoint, load_vocabulary, read_metadata
 from models.net import get_preset
 from training.export import read_curve
-from training.train import Processes, TrainOptions, train
+from training.train import LEARNING_RATE, WARM_START_RAMP_STEPS, Processes, TrainOptions, train
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--preset", "bundled", "--hidden-size", "16", "--eval-sequences", "32", "--epochs", "20"]
@@ -189,8 +189,13 @@ def test_snapshots_and_warm_start_from_shipped_weights(tiny_data, tmp_path):
     assert "warm-starting from" in result.stdout and "fresh optimizer moments" in result.stdout
     # Marks the shipped weights had passed are not snapshotted again with the later weights.
     assert not (tmp_path / "warm" / "snapshots").exists() or not list((tmp_path / "warm" / "snapshots").iterdir())
-    progress = torch.load(tmp_path / "warm" / "state.pt", weights_only=True)["progress"]
+    state = torch.load(tmp_path / "warm" / "state.pt", weights_only=True)
+    progress = state["progress"]
     assert progress["step"] == 40 and progress["characters"] > trained["characters_seen"]
+    # Fresh Adam moments: the rate ramps up from the step the shipped weights stopped at, and a resume keeps that ramp.
+    assert "learning rate ramped up" in result.stdout and progress["warm_started_at"] == trained["steps"]
+    last_rate = LEARNING_RATE * (40 - trained["steps"]) / WARM_START_RAMP_STEPS
+    assert state["optimizer"]["param_groups"][0]["lr"] == pytest.approx(last_rate)
     # The shipped leg stays as it was; the continuation is a leg of its own, on this machine.
     cpu_leg = {"device": "CPU", "sampled_words": 0, "characters": progress["characters"] - trained["characters_seen"],
                "seconds": round(progress["seconds"] - trained["training_seconds"], 1)}

@@ -12,7 +12,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from models.loss import word_loss
 from models.net import BUNDLED, AutocompleteNet, ModelConfig
 from training.dataset import prepare_dataset
-from training.train import Processes, Progress, RunFolder, TrainOptions, train
+from training.train import LEARNING_RATE, WARM_START_RAMP_STEPS, Processes, Progress, RunFolder, TrainOptions, train
 
 # The meta device stands for a GPU: on a machine without one, it is the only device besides the CPU,
 # and a tensor left on the CPU where the process's device was meant shows only on another device.
@@ -94,6 +94,19 @@ def test_legs_split_the_training_by_machine_and_loss():
     ]
 
 
+def test_a_warm_start_ramps_the_learning_rate_up_and_a_fresh_run_does_not():
+    assert Progress(step=0).learning_rate() == Progress(step=5000).learning_rate() == LEARNING_RATE
+    warm = Progress(step=1000, warm_started_at=1000)
+    rates = []
+    for _ in range(WARM_START_RAMP_STEPS + 2):
+        rates.append(warm.learning_rate())
+        warm.step += 1
+    assert rates[0] == pytest.approx(LEARNING_RATE / WARM_START_RAMP_STEPS)
+    assert rates[WARM_START_RAMP_STEPS // 2 - 1] == pytest.approx(LEARNING_RATE / 2)
+    assert all(earlier < later for earlier, later in zip(rates[:WARM_START_RAMP_STEPS], rates[1:WARM_START_RAMP_STEPS]))
+    assert rates[WARM_START_RAMP_STEPS - 1 :] == [LEARNING_RATE] * 3
+
+
 def test_the_state_keeps_the_layout_earlier_runs_wrote(tmp_path):
     net, optimizer = tiny_net_and_optimizer()
     row = {"step": 3, "seconds": 1.5, "characters": 500, "train_loss": 2.0, "valid_loss": 2.5}
@@ -101,11 +114,12 @@ def test_the_state_keeps_the_layout_earlier_runs_wrote(tmp_path):
     state = torch.load(tmp_path / "state.pt", weights_only=True)
     assert sorted(state) == ["config", "model", "optimizer", "preset", "progress", "rng"]
     assert state["config"] == TINY_CONFIG.to_dict() and state["preset"] == "bundled"
-    assert state["progress"] == {"step": 3, "characters": 500, "seconds": 1.5, "curve": [row], "done": False, "snapshots": [100], "legs": []}
+    assert state["progress"] == {"step": 3, "characters": 500, "seconds": 1.5, "curve": [row], "done": False, "snapshots": [100], "legs": [],
+                                 "warm_started_at": None}
     assert (tmp_path / "log.csv").read_text().splitlines() == ["step,seconds,characters,train_loss,valid_loss", "3,1.5,500,2.0,2.5"]
 
-    # A state written before snapshots and legs existed has neither in its progress, and resumes all the same.
-    del state["progress"]["snapshots"], state["progress"]["legs"]
+    # A state written before snapshots, legs and warm-start ramps existed has none in its progress, and resumes all the same.
+    del state["progress"]["snapshots"], state["progress"]["legs"], state["progress"]["warm_started_at"]
     torch.save(state, tmp_path / "state.pt")
     fresh, fresh_optimizer = tiny_net_and_optimizer(seed=1)
     assert RunFolder(tmp_path).load_state(fresh, fresh_optimizer, "bundled") == Progress(3, 500, 1.5, [row], False, [])

@@ -33,6 +33,10 @@ FINAL_FILE = "model.safetensors"
 SNAPSHOT_DIR = "snapshots"
 WARM_START_DIR = Path("models/checkpoints")
 LOG_FIELDS = ["step", "seconds", "characters", "train_loss", "valid_loss"]
+LEARNING_RATE = 1e-3  # Adam's default, the paper's
+# Fresh Adam moments take full-size steps in every weight's gradient sign; on trained weights that
+# undid 5-10 M characters of training. Ramping the rate up over these steps after a warm start avoids it.
+WARM_START_RAMP_STEPS = 300
 
 
 @dataclass(frozen=True)
@@ -74,6 +78,13 @@ class Progress:
     snapshots: list[int] = field(default_factory=list)  # the --snapshot-chars marks whose weights are kept
     # Stretches of training on one machine with one loss, in order: {"device", "sampled_words", "characters", "seconds"}.
     legs: list[dict] = field(default_factory=list)
+    warm_started_at: int | None = None  # the step a warm start (fresh Adam moments) began at
+
+    def learning_rate(self) -> float:
+        """Adam's rate for the next step: the default, ramped up linearly over the first steps after a warm start."""
+        if self.warm_started_at is None:
+            return LEARNING_RATE
+        return LEARNING_RATE * min(1.0, (self.step - self.warm_started_at + 1) / WARM_START_RAMP_STEPS)
 
     def enter_leg(self, device: str, sampled_words: int) -> None:
         """Training from here on counts towards a leg on `device` with this loss: the last one if both are unchanged."""
@@ -349,7 +360,7 @@ def train(options: TrainOptions) -> Path:
     net = AutocompleteNet(config).to(device)
     if options.compile and isinstance(net.rnn, NestedLSTM):
         net.rnn.recurrence = "compiled"
-    optimizer = torch.optim.Adam(net.parameters())
+    optimizer = torch.optim.Adam(net.parameters(), lr=LEARNING_RATE)
 
     run = RunFolder(options.out)
     shipped = options.warm_start / f"{options.unit}.safetensors" if options.warm_start else None
@@ -364,11 +375,13 @@ def train(options: TrainOptions) -> Path:
             return run.path
     elif options.resume and shipped and shipped.is_file():
         progress = warm_start(net, shipped)
+        progress.warm_started_at = progress.step
         # The shipped weights are already past these marks: their snapshots belong to the run that made them.
         progress.snapshots = [mark for mark in options.snapshot_chars if mark <= progress.characters]
         if processes.leader:
             print(f"{run.state_path} does not exist: warm-starting from {shipped} ({progress.characters:,} characters seen) "
-                  "with fresh optimizer moments; the data order continues from its step")
+                  f"with fresh optimizer moments and the learning rate ramped up over {WARM_START_RAMP_STEPS} steps; "
+                  "the data order continues from its step")
     progress.enter_leg(machine_name(device), options.sampled_words)
     model = torch.nn.parallel.DistributedDataParallel(net) if processes.distributed else net
     features = None
@@ -412,6 +425,8 @@ def train(options: TrainOptions) -> Path:
             else:
                 loss, positions = graphed_loss(features, net, x, y, options.sampled_words, bf16)
         batch_positions = int(np.count_nonzero(train_targets[rows] > UNKNOWN))
+        for group in optimizer.param_groups:
+            group["lr"] = progress.learning_rate()
         optimizer.zero_grad(set_to_none=True)
         share_of_batch_mean(loss, positions, batch_positions, processes.world).backward()
         optimizer.step()
