@@ -122,22 +122,26 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     dataset = Dataset.open(args.data)
     chars, _ = dataset.split("test")
-    nets = [(path, *load_net(path)) for path in args.models]
+    nets = []
+    for path in args.models:
+        net, seen = load_net(path)
+        nets.append((f"{path} ({seen})", net))
+    width = max(len(label) for label, _ in nets)
     print("gain: mean log p(word) with the first occurrence minus without it, in nats; top-3: share of cases, with / without")
-    print(f"{'model':<48} {'gap':>4} {'cases':>5} {'gain at space':>13} {'gain at letter 1':>16} {'top-3 at space':>15} {'top-3 at letter 1':>17}")
+    print(f"{'model':<{width}} {'gap':>4} {'cases':>5} {'gain at space':>13} {'gain at letter 1':>16} {'top-3 at space':>15} {'top-3 at letter 1':>17}")
     for gap in args.gap:
         cases = find_cases(chars, dataset.vocabulary, gap, args.cases, args.seed)
-        for path, net, seen in nets:
+        for label, net in nets:
             with_first, top_with = word_scores(net, [case.text for case in cases], cases)
             without, top_without = word_scores(net, [case.swapped for case in cases], cases)
             gain = (with_first - without).mean(axis=0)
             shares = [f"{top_with[:, k].mean():.1%} / {top_without[:, k].mean():.1%}" for k in (0, 1)]
-            print(f"{f'{path} ({seen})':<48} {gap:>4} {len(cases):>5} {gain[0]:>13.3f} {gain[1]:>16.3f} {shares[0]:>15} {shares[1]:>17}")
+            print(f"{label:<{width}} {gap:>4} {len(cases):>5} {gain[0]:>13.3f} {gain[1]:>16.3f} {shares[0]:>15} {shares[1]:>17}")
     example = example_case(dataset.vocabulary)
     print('\nthe example sentence, at the "g" of the second "grammar": p(grammar), with the first "grammar" / with "biology" there')
-    for path, net, seen in nets:
+    for label, net in nets:
         with_first, without = (np.exp(log_probabilities(net, [text], [example])[0, 1, example.word]) for text in (example.text, example.swapped))
-        print(f"{f'{path} ({seen})':<48} {with_first:.2%} / {without:.2%}")
+        print(f"{label:<{width}} {with_first:.2%} / {without:.2%}")
 
 
 if __name__ == "__main__":
