@@ -26,11 +26,12 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from models.checkpoint import load_checkpoint
-from models.net import AutocompleteNet, ModelConfig
+from models.net import AutocompleteNet
 from models.text import CHARS, encode
-from models.vocab import Vocabulary
+from models.vocab import UNKNOWN, Vocabulary
 from training.dataset import Dataset
 from training.evaluate import PAPER_FILE, example_text
+from training.train import weights_from_state
 
 MIN_LETTERS = 5
 BATCH = 32
@@ -62,7 +63,7 @@ def find_cases(chars: np.ndarray, vocabulary: Vocabulary, gap: int, count: int, 
                 swapped = text[:earlier] + other + text[earlier + len(word) :]
                 cases.append(Case(text, swapped, start - 1, vocabulary.id(word)))
                 break
-            if len(word) >= MIN_LETTERS and vocabulary.id(word) > 1:
+            if len(word) >= MIN_LETTERS and vocabulary.id(word) > UNKNOWN:
                 first_start.setdefault(word, start)
             start += len(word) + 1
         if len(cases) == count:
@@ -103,10 +104,8 @@ def example_case(vocabulary: Vocabulary) -> Case:
 def load_net(path: Path) -> tuple[AutocompleteNet, str]:
     """A shipped checkpoint, or a training run's current weights (state.pt), and what it has seen."""
     if path.suffix == ".pt":
-        saved = torch.load(path, map_location="cpu", weights_only=True)
-        net = AutocompleteNet(ModelConfig(**saved["config"]))
-        net.load_state_dict(saved["model"])
-        return net.eval(), f"{saved['progress']['characters'] / 1e6:.1f} M characters"
+        net, progress = weights_from_state(path)
+        return net.eval(), f"{progress.characters / 1e6:.1f} M characters"
     return load_checkpoint(path).eval(), "checkpoint"
 
 

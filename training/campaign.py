@@ -20,8 +20,7 @@ from pathlib import Path
 import torch
 
 from models.checkpoint import load_checkpoint, read_metadata, save_checkpoint
-from models.net import AutocompleteNet, ModelConfig
-from training.train import FINAL_FILE, LOG_FILE, SNAPSHOT_DIR, STATE_FILE
+from training.train import FINAL_FILE, LOG_FILE, SNAPSHOT_DIR, STATE_FILE, weights_from_state
 
 POLL_SECONDS = 5
 # The float16 weights' evaluation, beside the run (the campaign's out folder holds only weights and the archive).
@@ -78,13 +77,10 @@ def export_weights(options: CampaignOptions, unit: str, target: Path) -> bool:
         metadata = {key: json.loads(value) for key, value in read_metadata(run / FINAL_FILE).items() if key not in ("format", "config")}
         metadata["done"] = True
     elif (run / STATE_FILE).is_file():
-        saved = torch.load(run / STATE_FILE, map_location="cpu", weights_only=True)
-        net = AutocompleteNet(ModelConfig(**saved["config"]))
-        net.load_state_dict(saved["model"])
-        progress = saved["progress"]
+        net, progress = weights_from_state(run / STATE_FILE)
         metadata = {
-            "preset": options.preset, "steps": progress["step"], "characters_seen": progress["characters"],
-            "training_seconds": round(progress["seconds"], 1), "legs": progress.get("legs", []), "done": False,
+            "preset": options.preset, "steps": progress.step, "characters_seen": progress.characters,
+            "training_seconds": round(progress.seconds, 1), "legs": progress.legs, "done": False,
         }
     else:
         return False

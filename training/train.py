@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from models.checkpoint import load_checkpoint, save_checkpoint
 from models.loss import sampled_word_loss, word_loss
-from models.net import AutocompleteNet, Preset, autocast, cpu_bf16_supported
+from models.net import AutocompleteNet, ModelConfig, Preset, autocast, cpu_bf16_supported
 from models.units import NestedLSTM
 from models.vocab import UNKNOWN
 from training.dataset import SEQUENCE_LENGTH, BatchOrder, Dataset, batch_tensors
@@ -259,6 +259,14 @@ def graphed_loss(features, net: AutocompleteNet, chars: Tensor, targets: Tensor,
     if sampled_words:
         return sampled_word_loss(hidden, targets, net.output, sampled_words, bf16=bf16)
     return word_loss(hidden, targets, net.output, bf16=bf16)
+
+
+def weights_from_state(path: Path) -> tuple[AutocompleteNet, Progress]:
+    """A run's current weights from its state.pt, in a net on the CPU, and how far the run had come."""
+    saved = torch.load(path, map_location="cpu", weights_only=True)
+    net = AutocompleteNet(ModelConfig(**saved["config"]))
+    net.load_state_dict(saved["model"])
+    return net, Progress(**saved["progress"])
 
 
 def warm_start_metadata(directory: Path, unit: str) -> dict | None:
