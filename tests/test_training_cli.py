@@ -207,6 +207,50 @@ def test_snapshots_and_warm_start_from_shipped_weights(tiny_data, tmp_path):
     assert [row["step"] for row in curve[len(shipped_curve) :]] == [35, 40]
 
 
+def test_a_stopped_run_exports_and_the_next_machine_goes_on_from_it_with_its_history(tiny_data, tmp_path):
+    """Progress outlives a machine through the exported checkpoints: a warm start inherits their history, and a
+    stopped run's latest weights export with it, so what the next warm start continues keeps every earlier point."""
+    evaluate = ["--data", str(tiny_data), "--max-sequences", "64", "--memory-positions", "200"]
+    first = tmp_path / "runs" / "gru"
+    cli("train", "--unit", "gru", *TINY, "--data", str(tiny_data), "--out", str(first), "--max-steps", "120", "--snapshot-chars", "30000")
+    cli("evaluate", "--checkpoint", str(first / "snapshots" / "chars-30000.safetensors"), *evaluate)
+    cli("evaluate", "--runs", str(first.parent), *evaluate)
+    shipped = tmp_path / "shipped"
+    cli("export", "--runs", str(first.parent), "--data", str(tiny_data), "--out", str(shipped))
+    shipped_gru = json.loads((shipped / "metrics.json").read_text())["models"]["gru"]
+    assert [point["characters"] for point in shipped_gru["history"]] == [30000, shipped_gru["characters_seen"]]
+
+    # A new machine: no runs/, so --resume warm-starts from the export; the run is stopped by the clock, unfinished.
+    warm = tmp_path / "machine-2" / "gru"
+    cli("train", "--unit", "gru", *TINY, "--data", str(tiny_data), "--out", str(warm), "--resume",
+        "--warm-start", str(shipped), "--max-minutes", "0.01", "--snapshot-chars", "30000")
+    progress = torch.load(warm / "state.pt", weights_only=True)["progress"]
+    assert not progress["done"] and progress["step"] > shipped_gru["steps"] and not (warm / "model.safetensors").exists()
+    assert progress["history"] == shipped_gru["history"]
+    out = tmp_path / "exported"
+    unevaluated = cli("export", "--runs", str(warm.parent), "--data", str(tiny_data), "--out", str(out), check=False)
+    assert unevaluated.returncode == 2 and "evaluation.json does not exist; run `python -m training evaluate` first" in unevaluated.stderr
+    result = cli("evaluate", "--runs", str(warm.parent), *evaluate)
+    assert f"gru after {progress['characters']:,} characters: test cross-entropy" in result.stdout
+    cli("export", "--runs", str(warm.parent), "--data", str(tiny_data), "--out", str(out))
+    exported = json.loads((out / "metrics.json").read_text())["models"]["gru"]
+    assert (exported["characters_seen"], exported["steps"]) == (progress["characters"], progress["step"])
+    assert exported["history"][:2] == shipped_gru["history"] and exported["history"][2]["characters"] == progress["characters"]
+    assert exported["history"][2]["cross_entropy"] == exported["test"]["cross_entropy"] and "characters_seen" not in exported["test"]
+    saved = torch.load(warm / "state.pt", weights_only=True)["model"]
+    for name, tensor in load_checkpoint(out / "gru.safetensors").state_dict().items():
+        torch.testing.assert_close(tensor, saved[name], atol=1e-3, rtol=1e-3)
+
+    # Trained on after its evaluation, the run's evaluation no longer describes its weights.
+    cli("train", "--unit", "gru", *TINY, "--data", str(tiny_data), "--out", str(warm), "--resume", "--max-minutes", "0.01")
+    stale = cli("export", "--runs", str(warm.parent), "--data", str(tiny_data), "--out", str(out), check=False)
+    assert stale.returncode == 2 and f"is of the weights after {progress['characters']} characters" in stale.stderr
+
+    third = tmp_path / "machine-3" / "gru"
+    cli("train", "--unit", "gru", *TINY, "--data", str(tiny_data), "--out", str(third), "--resume", "--warm-start", str(out), "--max-steps", "1")
+    assert torch.load(third / "state.pt", weights_only=True)["progress"]["history"] == exported["history"]
+
+
 def test_campaign_trains_evaluates_and_packs(tiny_data, tmp_path):
     out = tmp_path / "out"
     result = cli("campaign", "--units", "gru", "--data", str(tiny_data), "--runs", str(tmp_path / "runs"), "--out", str(out),

@@ -115,11 +115,12 @@ def test_the_state_keeps_the_layout_earlier_runs_wrote(tmp_path):
     assert sorted(state) == ["config", "model", "optimizer", "preset", "progress", "rng"]
     assert state["config"] == TINY_CONFIG.to_dict() and state["preset"] == "bundled"
     assert state["progress"] == {"step": 3, "characters": 500, "seconds": 1.5, "curve": [row], "done": False, "snapshots": [100], "legs": [],
-                                 "warm_started_at": None}
+                                 "history": [], "warm_started_at": None}
     assert (tmp_path / "log.csv").read_text().splitlines() == ["step,seconds,characters,train_loss,valid_loss", "3,1.5,500,2.0,2.5"]
 
-    # A state written before snapshots, legs and warm-start ramps existed has none in its progress, and resumes all the same.
-    del state["progress"]["snapshots"], state["progress"]["legs"], state["progress"]["warm_started_at"]
+    # A state written before snapshots, legs, warm-start ramps and history existed has none in its progress, and resumes all the same.
+    for field in ("snapshots", "legs", "warm_started_at", "history"):
+        del state["progress"][field]
     torch.save(state, tmp_path / "state.pt")
     fresh, fresh_optimizer = tiny_net_and_optimizer(seed=1)
     assert RunFolder(tmp_path).load_state(fresh, fresh_optimizer, "bundled") == Progress(3, 500, 1.5, [row], False, [])

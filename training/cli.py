@@ -99,7 +99,8 @@ def command_evaluate(args: argparse.Namespace) -> None:
     for name, evaluate in evaluations:
         result = evaluate()
         memory = result["memory"]["test"]
-        print(f"{name}: test cross-entropy {result['test']['cross_entropy']:.3f}, top-1 accuracy {result['test']['accuracy']:.1%}, "
+        seen = f" after {result['characters_seen']:,} characters" if result["characters_seen"] is not None else ""
+        print(f"{name}{seen}: test cross-entropy {result['test']['cross_entropy']:.3f}, top-1 accuracy {result['test']['accuracy']:.1%}, "
               f"share before the current word {memory['before_word']:.1%}, reach-10 {memory['reach_10']:.1%}")
 
 

@@ -11,14 +11,14 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from models.checkpoint import load_checkpoint
+from models.checkpoint import load_checkpoint, read_metadata
 from models.connectivity import connectivity_rows, record
 from models.memory import buckets_description, concatenate, row_shares, summarise, word_starts
 from models.net import AutocompleteNet
 from models.text import SPACE, encode, normalise
 from models.vocab import UNKNOWN, Vocabulary
 from training.dataset import Dataset, batch_tensors
-from training.train import FINAL_FILE
+from training.train import STATE_FILE, weights_from_state
 
 MAX_LETTERS_KNOWN = 21
 TOP_K = 3
@@ -119,22 +119,29 @@ def memory_profile(net: AutocompleteNet, chars: np.ndarray, targets: np.ndarray,
     return {"method": "gradient", "buckets": buckets_description(), "test": test, "example": example}
 
 
-def evaluate_checkpoint(path: Path, data: Path, out: Path, max_sequences: int | None = None, device: str = "cpu",
-                        memory_positions: int = MEMORY_POSITIONS) -> dict:
-    """Test metrics and memory profile of one checkpoint, written as JSON to `out`."""
+def evaluate_model(net: AutocompleteNet, characters_seen: int | None, data: Path, out: Path, max_sequences: int | None = None,
+                   device: str = "cpu", memory_positions: int = MEMORY_POSITIONS) -> dict:
+    """Test metrics and memory profile of a model that saw `characters_seen` training characters, written as JSON to `out`."""
     dataset = Dataset.open(data)
     chars, targets = dataset.split("test")
-    net = load_checkpoint(path)
-    result = evaluate(net, chars, targets, max_sequences, device=device)
+    result = {"characters_seen": characters_seen, **evaluate(net, chars, targets, max_sequences, device=device)}
     result["memory"] = memory_profile(net, chars, targets, dataset.vocabulary, memory_positions)
     out.write_text(json.dumps(result, indent=2))
     return result
 
 
+def evaluate_checkpoint(path: Path, data: Path, out: Path, max_sequences: int | None = None, device: str = "cpu",
+                        memory_positions: int = MEMORY_POSITIONS) -> dict:
+    """Test metrics and memory profile of one checkpoint, written as JSON to `out`."""
+    seen = read_metadata(path).get("characters_seen")
+    return evaluate_model(load_checkpoint(path), json.loads(seen) if seen else None, data, out, max_sequences, device, memory_positions)
+
+
 def evaluate_run(run: Path, data: Path, max_sequences: int | None = None, device: str = "cpu",
                  memory_positions: int = MEMORY_POSITIONS) -> dict:
-    """Evaluate a finished run's model on the test split; writes `<run>/evaluation.json`."""
-    final = run / FINAL_FILE
-    if not final.is_file():
-        raise FileNotFoundError(f"{final} does not exist; finish training first (python -m training train ... --resume)")
-    return evaluate_checkpoint(final, data, run / EVALUATION_FILE, max_sequences, device, memory_positions)
+    """Evaluate a run's latest weights (finished, or as a stopped run saved them) on the test split; writes `<run>/evaluation.json`."""
+    state = run / STATE_FILE
+    if not state.is_file():
+        raise FileNotFoundError(f"{state} does not exist; train first (python -m training train ...)")
+    net, progress = weights_from_state(state)
+    return evaluate_model(net, progress.characters, data, run / EVALUATION_FILE, max_sequences, device, memory_positions)

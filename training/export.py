@@ -7,13 +7,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from models.checkpoint import load_checkpoint, read_metadata, save_checkpoint
+from models.checkpoint import load_checkpoint, save_checkpoint
 from models.net import AutocompleteNet
 from models.units import get_unit
 from models.vocab import UNKNOWN
 from training.dataset import Dataset, batch_tensors
 from training.evaluate import EVALUATION_FILE
-from training.train import FINAL_FILE, LOG_FILE, SNAPSHOT_DIR
+from training.train import LOG_FILE, SNAPSHOT_DIR, STATE_FILE, weights_from_state
 
 STORAGE_DTYPE = torch.float16
 AGREEMENT_SEQUENCES = 256
@@ -59,18 +59,19 @@ def history_point(characters: int, evaluation: dict) -> dict:
     }
 
 
-def read_history(run: Path, characters_seen: int, evaluation: dict) -> list[dict]:
-    """Snapshot evaluations (`snapshots/chars-N.json`, N the mark passed) and the final model's, by characters seen."""
-    points = [
-        history_point(int(path.stem.removeprefix("chars-")), json.loads(path.read_text()))
-        for path in (run / SNAPSHOT_DIR).glob("chars-*.json")
-    ]
-    points = [point for point in points if point["characters"] < characters_seen]
-    return sorted(points, key=lambda point: point["characters"]) + [history_point(characters_seen, evaluation)]
+def read_history(run: Path, inherited: list[dict], characters_seen: int, evaluation: dict) -> list[dict]:
+    """The model's history by characters seen: what a warm start inherited, the run's snapshot evaluations
+    (`snapshots/chars-N.json`, N the mark passed; they win over an inherited point at the same N) and the model's own."""
+    points = {point["characters"]: point for point in inherited}
+    for path in (run / SNAPSHOT_DIR).glob("chars-*.json"):
+        mark = int(path.stem.removeprefix("chars-"))
+        points[mark] = history_point(mark, json.loads(path.read_text()))
+    earlier = [points[characters] for characters in sorted(points) if characters < characters_seen]
+    return earlier + [history_point(characters_seen, evaluation)]
 
 
 def export_runs(runs: Path, data: Path, out: Path, units: list[str], preset: str) -> list[Path]:
-    """Export each unit's finished, evaluated run from `runs/<unit>/` into `out/`; returns the files written."""
+    """Export each unit's evaluated run from `runs/<unit>/` into `out/`, finished or stopped; returns the files written."""
     dataset = Dataset.open(data)
     test_chars, test_targets = dataset.split("test")
     metrics_path = out / "metrics.json"
@@ -78,32 +79,36 @@ def export_runs(runs: Path, data: Path, out: Path, units: list[str], preset: str
     written = []
     for unit in units:
         run = runs / unit
-        for needed, how in ((FINAL_FILE, "finish training"), (EVALUATION_FILE, "run `python -m training evaluate`")):
+        for needed, how in ((STATE_FILE, "train it"), (EVALUATION_FILE, "run `python -m training evaluate`")):
             if not (run / needed).is_file():
                 raise FileNotFoundError(f"{run / needed} does not exist; {how} first")
-        net = load_checkpoint(run / FINAL_FILE)
-        trained = {key: json.loads(value) for key, value in read_metadata(run / FINAL_FILE).items() if key != "format"}
+        # The latest saved weights: the finished model, or where a stopped run left off (a later --resume goes on from them).
+        net, progress = weights_from_state(run / STATE_FILE)
+        evaluation = json.loads((run / EVALUATION_FILE).read_text())
+        evaluated = evaluation.pop("characters_seen", None)
+        if evaluated != progress.characters:
+            raise ValueError(f"{run / EVALUATION_FILE} is of the weights after {evaluated} characters, but the run has seen "
+                             f"{progress.characters:,}; run `python -m training evaluate` again")
         target = out / f"{unit}.safetensors"
         save_checkpoint(net, target, dtype=STORAGE_DTYPE, metadata={"preset": preset})
         changed = storage_changed_predictions(net, load_checkpoint(target), test_chars, test_targets)
         if changed > 0.001:
             raise ValueError(f"{target}: float16 storage changes {changed:.2%} of top-1 predictions (limit 0.1 %)")
-        evaluation = json.loads((run / EVALUATION_FILE).read_text())
         metrics["models"][unit] = {
             "preset": preset,
             "unit": unit,
             "name": get_unit(unit).display_name,
-            "config": trained["config"],
+            "config": net.config.to_dict(),
             "parameters": net.parameter_counts(),
-            "corpus": trained["corpus"],
-            "characters_seen": trained["characters_seen"],
-            "training_seconds": trained["training_seconds"],
-            "trained_on": trained.get("trained_on", "CPU"),
-            "legs": trained.get("legs", []),
-            "steps": trained["steps"],
+            "corpus": dataset.info["corpus"],
+            "characters_seen": progress.characters,
+            "training_seconds": round(progress.seconds, 1),
+            "trained_on": progress.legs[-1]["device"] if progress.legs else "CPU",
+            "legs": progress.legs,
+            "steps": progress.step,
             "storage": {"dtype": str(STORAGE_DTYPE).removeprefix("torch."), "top1_changed": changed},
             **evaluation,
-            "history": read_history(run, trained["characters_seen"], evaluation),
+            "history": read_history(run, progress.history, progress.characters, evaluation),
             "training_curve": read_curve(run / LOG_FILE),
         }
         written.append(target)

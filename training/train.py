@@ -78,6 +78,8 @@ class Progress:
     snapshots: list[int] = field(default_factory=list)  # the --snapshot-chars marks whose weights are kept
     # Stretches of training on one machine with one loss, in order: {"device", "sampled_words", "characters", "seconds"}.
     legs: list[dict] = field(default_factory=list)
+    # The metrics.json history of the weights a warm start continued: points the export keeps before this run's own.
+    history: list[dict] = field(default_factory=list)
     warm_started_at: int | None = None  # the step a warm start (fresh Adam moments) began at
 
     def learning_rate(self) -> float:
@@ -270,7 +272,7 @@ def weights_from_state(path: Path) -> tuple[AutocompleteNet, Progress]:
 
 
 def warm_start_metadata(directory: Path, unit: str) -> dict | None:
-    """Characters, steps and the training curve behind the shipped checkpoint of `unit`, from its metrics.json, if any."""
+    """Characters, steps, curve, legs and history behind the shipped checkpoint of `unit`, from its metrics.json, if any."""
     try:
         metrics = json.loads((directory / "metrics.json").read_text())["models"][unit]
     except (OSError, KeyError, ValueError):
@@ -281,7 +283,7 @@ def warm_start_metadata(directory: Path, unit: str) -> dict | None:
                                     "characters": metrics["characters_seen"], "seconds": metrics["training_seconds"]}]
     return {
         "characters": metrics["characters_seen"], "step": metrics["steps"], "seconds": metrics["training_seconds"],
-        "curve": list(metrics.get("training_curve", [])), "legs": legs,
+        "curve": list(metrics.get("training_curve", [])), "legs": legs, "history": list(metrics.get("history", [])),
     }
 
 
