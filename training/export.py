@@ -13,7 +13,7 @@ from models.units import get_unit
 from models.vocab import UNKNOWN
 from training.dataset import Dataset, batch_tensors
 from training.evaluate import EVALUATION_FILE
-from training.train import LOG_FILE, SNAPSHOT_DIR, STATE_FILE, weights_from_state
+from training.train import LOG_FILE, SNAPSHOT_DIR, STATE_FILE, checkpoint_metadata, weights_from_state
 
 STORAGE_DTYPE = torch.float16
 AGREEMENT_SEQUENCES = 256
@@ -95,17 +95,11 @@ def export_runs(runs: Path, data: Path, out: Path, units: list[str], preset: str
         if changed > 0.001:
             raise ValueError(f"{target}: float16 storage changes {changed:.2%} of top-1 predictions (limit 0.1 %)")
         metrics["models"][unit] = {
-            "preset": preset,
             "unit": unit,
             "name": get_unit(unit).display_name,
             "config": net.config.to_dict(),
             "parameters": net.parameter_counts(),
-            "corpus": dataset.info["corpus"],
-            "characters_seen": progress.characters,
-            "training_seconds": round(progress.seconds, 1),
-            "trained_on": progress.legs[-1]["device"] if progress.legs else "CPU",
-            "legs": progress.legs,
-            "steps": progress.step,
+            **checkpoint_metadata(preset, dataset.info["corpus"], progress),
             "storage": {"dtype": str(STORAGE_DTYPE).removeprefix("torch."), "top1_changed": changed},
             **evaluation,
             "history": read_history(run, progress.history, progress.characters, evaluation),

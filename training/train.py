@@ -317,12 +317,13 @@ def machine_name(device: torch.device) -> str:
     return torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
 
 
-def checkpoint_metadata(preset: str, corpus: dict, progress: Progress, device: torch.device) -> dict:
-    """What a saved model was trained on, and for how long."""
+def checkpoint_metadata(preset: str, corpus: dict, progress: Progress) -> dict:
+    """What a saved model was trained on, and for how long; `trained_on` is the machine of the latest leg."""
     progress.tally()
     return {
         "preset": preset, "corpus": corpus, "steps": progress.step, "characters_seen": progress.characters,
-        "training_seconds": round(progress.seconds, 1), "trained_on": machine_name(device), "legs": progress.legs,
+        "training_seconds": round(progress.seconds, 1), "trained_on": progress.legs[-1]["device"] if progress.legs else "CPU",
+        "legs": progress.legs,
     }
 
 
@@ -407,7 +408,7 @@ def train(options: TrainOptions) -> Path:
         return mean_word_loss(net, valid_chars, valid_targets, options.eval_sequences, batch_size, device, bf16)
 
     def metadata() -> dict:
-        return checkpoint_metadata(options.preset.name, dataset.info["corpus"], progress, device)
+        return checkpoint_metadata(options.preset.name, dataset.info["corpus"], progress)
 
     stop = StopRequest()
     began = time.time()
