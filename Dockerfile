@@ -39,9 +39,13 @@ RUN python -m pip install --quiet --upgrade pip
 # own layer, or they would still take space; `rm` without -f fails the build if PyTorch moves them.
 RUN python -m pip install --quiet -c constraints.txt -e . \
     && rm -r /usr/local/lib/python3.11/site-packages/torch/include /usr/local/lib/python3.11/site-packages/torch/test
-# The vanilla RNN, a unit from its own package through the public entry point, as `make install` adds it.
+# The vanilla RNN, minGRU and mLSTM, units from their own packages through the public entry point, as `make install` adds them.
 COPY examples/vanilla-rnn ./examples/vanilla-rnn
 RUN python -m pip install --quiet -c constraints.txt -e examples/vanilla-rnn
+COPY examples/mingru ./examples/mingru
+RUN python -m pip install --quiet -c constraints.txt -e examples/mingru
+COPY examples/mlstm ./examples/mlstm
+RUN python -m pip install --quiet -c constraints.txt -e examples/mlstm
 COPY templates ./templates
 COPY static ./static
 COPY --from=frontend /src/node_modules ./node_modules

@@ -10,11 +10,16 @@ start (a damaged checkpoint) stops them all, with uvicorn's start-up failure
 status. (uvicorn's own `--workers`
 supervisor pings every process twice a second, which cost an idle server more
 CPU than a page view does.)
+
+Each process speaks HTTP through app/protocol.py: request heads bounded in size
+and time, and a cap on its open connections (RNN_MAX_HEAD_BYTES,
+RNN_HEAD_TIMEOUT, RNN_MAX_CONNECTIONS).
 """
 
 import asyncio
 import logging
 import os
+import resource
 import signal
 import socket
 import sys
@@ -22,6 +27,7 @@ import time
 
 import uvicorn
 
+from app.protocol import ConnectionLimits, bounded_protocol
 from app.registry import check_headers
 from app.settings import Settings, SettingsError, load_settings
 from models.checkpoint import CheckpointError
@@ -49,9 +55,34 @@ class Server(uvicorn.Server):
             counter = (counter + 10) % 864000
 
 
+# Files a server process has open besides its connections (the listening socket, the event loop, logs, pipes).
+OTHER_OPEN_FILES = 64
+
+
+def allow_open_files(connections: int) -> None:
+    """Raise the soft limit on open files (often 1024) to what `connections` need, as far as the hard limit allows.
+
+    Past the limit accept() fails and new connections wait unanswered, where RNN_MAX_CONNECTIONS would answer them 503.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    needed = connections + OTHER_OPEN_FILES
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        raised = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (raised, hard))
+        if raised < needed:
+            logger.warning("open files are limited to %d: fewer than RNN_MAX_CONNECTIONS=%d connections fit", raised, connections)
+
+
 def serve_one(settings: Settings, sock: socket.socket | None = None) -> int:
     """Serve until told to stop; the exit status: 0, or STARTUP_FAILURE when the app never started."""
-    config = uvicorn.Config("app.main:app", host=settings.host, port=settings.port, log_level=settings.log_level)
+    config = uvicorn.Config(
+        "app.main:app",
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        # Bounded request heads and a connection cap (app/protocol.py), in place of uvicorn's unbounded protocol.
+        http=bounded_protocol(ConnectionLimits.of(settings)),
+    )
     server = Server(config)
     server.run(sockets=None if sock is None else [sock])
     return 0 if server.started else STARTUP_FAILURE
@@ -128,6 +159,7 @@ def main() -> None:
         check_headers(settings.checkpoint_dir)
     except CheckpointError as error:
         sys.exit(f"error: {error}")
+    allow_open_files(settings.max_connections)
     sys.exit(serve_one(settings) if settings.processes == 1 else serve_processes(settings))
 
 

@@ -21,18 +21,20 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Literal
 
+from app.edits import edit_word
 from app.engine import InferenceEngine, InputError, prepare_text
 from app.pool import InferencePool
-from app.schemas import AutocompleteResponse, ConnectivityResponse, ModelInfo
+from app.schemas import AutocompleteResponse, ConnectivityResponse, CounterfactualResponse, ModelInfo, ReplacedWord, Replacement
 from app.settings import Settings
 from models.connectivity import Method
 
 logger = logging.getLogger(__name__)
 
 # Bump whenever the JSON of an answer can change for the same models and request (this code's
-# output format, or the order of its float sums: 3 folds gate factors into weights), so
+# output format, or the order of its float sums: 3 folds gate factors into weights; 4: integrated gradients
+# from the spaces baseline on an adaptive path, with `score_change`), so
 # immutable URLs and ETags issued before can never name the new bytes.
-ANSWER_FORMAT = 3
+ANSWER_FORMAT = 4
 # Below this, gzip's header and the work cost more than the bytes saved.
 GZIP_MIN_BYTES = 1024
 GZIP_LEVEL = 6
@@ -40,6 +42,8 @@ GZIP_LEVEL = 6
 DISPLAY_DIGITS = 4
 # Bookkeeping per cached entry beyond its bytes (key, OrderedDict node, Answer object), counted against the limit.
 ENTRY_OVERHEAD_BYTES = 512
+# The unrolled figure's text: the example sentence's first this many characters (static/figures/vanishing.js).
+UNROLLED_EXAMPLE_CHARS = 60
 
 
 def answer_version(models_digest: str, settings: Settings) -> str:
@@ -191,6 +195,69 @@ class Answers:
         def compute() -> Answer:
             rows = self.engine.connectivity(model, text, resolved, word, method, significant_digits)
             response = ConnectivityResponse(text=text, model=model, method=method, rows=rows)
+            # Integrated gradients' own fields (score_change, integration_steps) are left out of the other methods' rows.
+            return Answer.of(response.model_dump_json(exclude_defaults=True).encode(), self.version)
+
+        return await self._answer(key, compute, urgent=False, soon=False, pinned=pinned)
+
+    async def counterfactual(
+        self,
+        text: str,
+        position: int,
+        replace_at: int,
+        replace_with: Replacement,
+        typed_word: str | None,
+        draw: int,
+        models: list[str] | None,
+        word: str | None,
+        method: Method,
+        top_k: int,
+        significant_digits: int,
+    ) -> Answer:
+        """The /api/counterfactual answer; raises InputError for a request the models cannot answer."""
+        text = prepare_text(text, self.settings.max_text_chars)
+        model_ids = list(dict.fromkeys(models or self.engine.model_ids))
+        for model_id in model_ids:
+            self.engine.model(model_id, field="models")
+        vocabulary = self.engine.registry.vocabulary
+        edit = edit_word(text, position, replace_at, replace_with, typed_word, draw, vocabulary, self.settings.max_text_chars)
+        edited_position = edit.moved(position)
+        key = (
+            self.version, "counterfactual", text, position, edit.start, edit.edited_text, tuple(model_ids), word, method, top_k, significant_digits
+        )
+
+        def compute() -> Answer:
+            results = {
+                model_id: self.engine.counterfactual(
+                    model_id, text, position, edit.edited_text, edited_position, word, method, top_k, significant_digits
+                )
+                for model_id in model_ids
+            }
+            replaced = ReplacedWord(start=edit.start, end=edit.end, original=edit.original, replacement=edit.replacement)
+            response = CounterfactualResponse(
+                text=text, edited_text=edit.edited_text, position=position, edited_position=edited_position, replaced=replaced,
+                method=method, models=results,
+            )
+            return Answer.of(response.model_dump_json().encode(), self.version)
+
+        return await self._answer(key, compute, urgent=False, soon=True, pinned=False)
+
+    async def unrolled(
+        self, text: str, model: str, positions: list[int] | Literal["all"] | None, significant_digits: int, *, pinned: bool = False
+    ) -> Answer:
+        """The /api/unrolled answer; raises InputError for a request the models cannot answer."""
+        text = prepare_text(text, self.settings.max_text_chars)
+        if len(text) > self.settings.max_unrolled_chars:
+            raise InputError(
+                "text", f"normalises to {len(text)} characters; unrolled gradients are served up to {self.settings.max_unrolled_chars} "
+                "(RNN_MAX_UNROLLED_CHARS)"
+            )
+        self.engine.model(model)
+        resolved = list(range(len(text))) if positions == "all" else positions
+        key = (self.version, "unrolled", text, model, positions if positions in (None, "all") else tuple(positions), significant_digits)
+
+        def compute() -> Answer:
+            response = self.engine.unrolled(model, text, resolved, significant_digits)
             return Answer.of(response.model_dump_json().encode(), self.version)
 
         return await self._answer(key, compute, urgent=False, soon=False, pinned=pinned)
@@ -227,6 +294,11 @@ class Answers:
             partial(self.autocomplete, texts.demo_prefix, None, 3, "last", pinned=True),
             *(
                 partial(self.connectivity, texts.example_text, model, "all", None, "gradient", DISPLAY_DIGITS, pinned=True)
+                for model in self.engine.model_ids
+            ),
+            # static/figures/vanishing.js opens on the last character of the example sentence's first UNROLLED_EXAMPLE_CHARS.
+            *(
+                partial(self.unrolled, texts.example_text[:UNROLLED_EXAMPLE_CHARS], model, [UNROLLED_EXAMPLE_CHARS - 1], DISPLAY_DIGITS, pinned=True)
                 for model in self.engine.model_ids
             ),
         ]

@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from app.answers import Answer, Answers
+from app.claims import Claims
 from app.engine import InferenceEngine
 from app.pool import InferencePool
 from app.schemas import ModelInfo
@@ -43,6 +44,10 @@ async def get_limits_answer(request: Request) -> Answer:
     return request.app.state.limits_answer
 
 
+async def get_claims(request: Request) -> Claims:
+    return request.app.state.claims
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 EngineDep = Annotated[InferenceEngine, Depends(get_engine)]
 PoolDep = Annotated[InferencePool, Depends(get_pool)]
@@ -50,3 +55,4 @@ ModelInfosDep = Annotated[list[ModelInfo], Depends(get_model_infos)]
 AnswersDep = Annotated[Answers, Depends(get_answers)]
 ModelsAnswerDep = Annotated[Answer, Depends(get_models_answer)]
 LimitsAnswerDep = Annotated[Answer, Depends(get_limits_answer)]
+ClaimsDep = Annotated[Claims, Depends(get_claims)]

@@ -5,11 +5,22 @@ Both are fixed once the models are loaded, so the lifespan describes them once.
 
 import logging
 import math
+from typing import Any
 
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from app.registry import Registry
-from app.schemas import MAX_TOP_K, Limits, ModelInfo, ModelMemory, ModelMetrics, ParameterCounts
+from app.schemas import (
+    MAX_TOP_K,
+    AccuracyByLettersKnown,
+    HistoryPoint,
+    Intervention,
+    Limits,
+    ModelInfo,
+    ModelMemory,
+    ModelMetrics,
+    ParameterCounts,
+)
 from app.settings import Settings
 from models.units import get_unit
 from models.vocab import SPECIAL_WORDS
@@ -17,15 +28,16 @@ from models.vocab import SPECIAL_WORDS
 logger = logging.getLogger(__name__)
 
 
-def describe_memory(metrics: dict | None, model_id: str) -> ModelMemory | None:
-    """The model's memory profile from metrics.json; None (and a warning) when absent or not in the evaluation's format."""
-    memory = (metrics or {}).get("memory")
-    if memory is None:
+def from_record(metrics: dict | None, key: str, schema: Any, model_id: str) -> Any:
+    """metrics.json's `key` of a model, validated by `schema` (a pydantic model or a TypeAdapter's type); None (and a warning)
+    when absent or not in the evaluation's format, so that an older record still serves what it has."""
+    value = (metrics or {}).get(key)
+    if value is None:
         return None
     try:
-        return ModelMemory.model_validate(memory)
+        return TypeAdapter(schema).validate_python(value)
     except ValidationError as error:
-        logger.warning("metrics.json: the memory profile of %s is ignored, it is not in the evaluation's format (%s)", model_id, error)
+        logger.warning("metrics.json: the %s of %s is ignored, it is not in the evaluation's format (%s)", key, model_id, error)
         return None
 
 
@@ -37,7 +49,9 @@ def describe_models(registry: Registry) -> list[ModelInfo]:
         test = (model.metrics or {}).get("test") or {}
         metrics = None
         if model.metrics is not None:
-            metrics = ModelMetrics(test_cross_entropy=test.get("cross_entropy"), test_accuracy=test.get("accuracy"))
+            metrics = ModelMetrics(**{f"test_{key}": test.get(key) for key in (
+                "cross_entropy", "cross_entropy_ci95", "accuracy", "accuracy_ci95", "accuracy_every_character",
+                "accuracy_every_character_ci95", "sequences")})
         infos.append(
             ModelInfo(
                 id=model.id,
@@ -51,7 +65,10 @@ def describe_models(registry: Registry) -> list[ModelInfo]:
                 vocabulary_size=config.num_words - len(SPECIAL_WORDS),
                 parameters=ParameterCounts(**model.net.parameter_counts()),
                 metrics=metrics,
-                memory=describe_memory(model.metrics, model.id),
+                memory=from_record(model.metrics, "memory", ModelMemory, model.id),
+                accuracy_by_letters_known=from_record(model.metrics, "accuracy_by_letters_known", AccuracyByLettersKnown, model.id),
+                history=from_record(model.metrics, "history", list[HistoryPoint], model.id),
+                intervention=from_record(model.metrics, "intervention", Intervention, model.id),
             )
         )
     return infos
@@ -74,4 +91,5 @@ def describe_limits(settings: Settings) -> Limits:
         integrated_gradients_full_matrix_chars=longest_full_matrix(
             settings.max_connectivity_work, settings.integrated_gradients_steps, settings.max_text_chars
         ),
+        max_unrolled_chars=min(settings.max_unrolled_chars, settings.max_text_chars),
     )

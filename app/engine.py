@@ -1,9 +1,10 @@
-"""Inference over the loaded models: suggestions (with the incremental state cache) and connectivity.
+"""Inference over the loaded models: suggestions (with the incremental state cache), connectivity, counterfactuals and unrolled gradients.
 
 Everything here is synchronous and runs on the inference pool's threads; the
 web layer never calls it on the event loop.
 """
 
+import math
 from collections.abc import Iterator
 from typing import Literal
 
@@ -12,9 +13,10 @@ from torch import Tensor
 
 from app.caches import RecordingCache, ResumePoint, StateCache
 from app.registry import LoadedModel, Registry
-from app.schemas import ConnectivityRow, PositionSuggestions, Suggestion
-from models.connectivity import Method, Recording, connectivity_rows, record
+from app.schemas import ConnectivityRow, ModelCounterfactual, PositionSuggestions, Suggestion, UnrolledResponse, UnrolledRow
+from models.connectivity import Method, Recording, connectivity_rows, integrated_gradients, record
 from models.text import encode, normalise
+from models.unrolled import unrolled_gradient_norms
 from models.vocab import SPECIAL_WORDS
 
 FIRST_REAL_WORD = len(SPECIAL_WORDS)
@@ -150,6 +152,40 @@ class InferenceEngine:
         0 by causality), rounded to `significant_digits`.
         """
         model = self.model(model_id)
+        steps = self.integrated_gradients_steps if method == "integrated_gradients" else 1
+        positions = self._rows(text, positions, steps)
+        word_ids = None if word is None else [self._word_id(word)] * len(positions)
+        prefix = text[: max(positions) + 1]
+        if method == "integrated_gradients":
+            if word_ids is None:
+                word_ids = self._best_words(model, model.net.features(torch.tensor(encode(prefix))[None])[0][0, positions])
+            # The path starts with `steps` nodes and gets more where it needs them, as many as the work limit allows these rows.
+            max_steps = self.max_connectivity_work // sum(position + 1 for position in positions)
+            rows = integrated_gradients(model.net, torch.tensor(encode(prefix)), positions, word_ids, steps, max_steps)
+        else:
+            recording = self._recording(model, prefix, method)
+            if word_ids is None:
+                word_ids = self._best_words(model, recording.outputs[positions])
+            rows = connectivity_rows(model.net, recording, positions, word_ids, method)
+        values = rows.values.tolist()
+        words = self.registry.vocabulary.words
+        nothing = [None] * len(positions)
+        errors = rows.completeness_errors.tolist() if rows.completeness_errors is not None else nothing
+        changes = rows.score_changes.tolist() if rows.score_changes is not None else nothing
+        return [
+            ConnectivityRow(
+                position=position,
+                word=words[word_id],
+                connectivity=round_significant(values[row][: position + 1], significant_digits),
+                completeness_error=error,
+                score_change=change,
+                integration_steps=rows.integration_steps,
+            )
+            for row, (position, word_id, error, change) in enumerate(zip(positions, word_ids, errors, changes))
+        ]
+
+    def _rows(self, text: str, positions: list[int] | None, steps: int) -> list[int]:
+        """The requested rows of normalised `text` (None: the last position), or an InputError when one is out of range or they are too much work."""
         length = len(text)
         positions = [length - 1] if positions is None else positions
         if not positions:
@@ -157,7 +193,6 @@ class InferenceEngine:
         for position in positions:
             if not 0 <= position < length:
                 raise InputError("positions", f"position {position} is out of range; the normalised text has positions 0 to {length - 1}")
-        steps = self.integrated_gradients_steps if method == "integrated_gradients" else 1
         work = sum(position + 1 for position in positions) * steps
         if work > self.max_connectivity_work:
             raise InputError(
@@ -166,33 +201,89 @@ class InferenceEngine:
                 + (f", times {steps} integrated-gradients steps" if steps > 1 else "")
                 + f"); the limit is {self.max_connectivity_work:,}: ask for fewer or earlier positions",
             )
-        word_ids = None if word is None else [self._word_id(word)] * len(positions)
-        recording = self._recording(model, text[: max(positions) + 1], method)
-        if word_ids is None:
-            word_ids = self._best_words(model, recording.outputs[positions])
-        rows = connectivity_rows(model.net, recording, positions, word_ids, method)
-        values = rows.values.tolist()
+        return positions
+
+    @torch.inference_mode()
+    def counterfactual(
+        self,
+        model_id: str,
+        text: str,
+        position: int,
+        edited_text: str,
+        edited_position: int,
+        word: str | None,
+        method: Method,
+        top_k: int,
+        significant_digits: int,
+    ) -> ModelCounterfactual:
+        """One model's guesses at `position` of normalised `text` and at the same character of `edited_text`, and the edited row.
+
+        The word compared is `word`, or the model's first guess in the original text.
+        """
+        model = self.model(model_id, "models")
+        before_hidden = self._hidden_at(model, text[: position + 1])
+        word_id = self._word_id(word) if word is not None else self._best_words(model, before_hidden[None])[0]
+        # First, so that its forward pass of the edited text is the one the guesses below read (for the plain-gradient methods).
+        row = self.connectivity(model_id, edited_text, [edited_position], self.registry.vocabulary.words[word_id], method, significant_digits)[0]
+        before, log_before = self._guesses(model, before_hidden, word_id, top_k)
+        after, log_after = self._guesses(model, self._hidden_at(model, edited_text[: edited_position + 1]), word_id, top_k)
+        return ModelCounterfactual(
+            word=row.word,
+            before=before,
+            after=after,
+            probability_before=math.exp(log_before),
+            probability_after=math.exp(log_after),
+            change_nats=log_after - log_before,
+            connectivity=row,
+        )
+
+    def _hidden_at(self, model: LoadedModel, prefix: str) -> Tensor:
+        """The unit's output at the last character of `prefix`: from a recorded forward pass over it if one is kept, else computed."""
+        recording = self.recordings.covering(model.id, prefix)
+        if recording is not None:
+            return recording.outputs[len(prefix) - 1]
+        return self._last_hidden(model, prefix)
+
+    def _guesses(self, model: LoadedModel, hidden: Tensor, word_id: int, top_k: int) -> tuple[list[Suggestion], float]:
+        """The top-k real words for one output `hidden` [H], and the log-probability of `word_id` among real words."""
+        log_probabilities = next(_real_word_logits(model, hidden[None]))[0].log_softmax(dim=-1)
+        top = log_probabilities.topk(top_k)
         words = self.registry.vocabulary.words
-        errors = rows.completeness_errors.tolist() if rows.completeness_errors is not None else [None] * len(positions)
-        return [
-            ConnectivityRow(
-                position=position,
-                word=words[word_id],
-                connectivity=round_significant(values[row][: position + 1], significant_digits),
-                completeness_error=error,
-            )
-            for row, (position, word_id, error) in enumerate(zip(positions, word_ids, errors))
+        suggestions = [
+            Suggestion(word=words[index + FIRST_REAL_WORD], probability=math.exp(value))
+            for value, index in zip(top.values.tolist(), top.indices.tolist())
         ]
+        return suggestions, float(log_probabilities[word_id - FIRST_REAL_WORD])
+
+    @torch.inference_mode()
+    def unrolled(self, model_id: str, text: str, positions: list[int] | None, significant_digits: int) -> UnrolledResponse:
+        """The gradient norms of every layer at every step for the rows of normalised `text` at `positions` (models/unrolled.py)."""
+        model = self.model(model_id)
+        if positions is not None and len(positions) > len(text):
+            raise InputError("positions", f"lists {len(positions):,} positions; the normalised text has {len(text)}")
+        positions = self._rows(text, positions, 1)
+        norms = unrolled_gradient_norms(
+            model.net, torch.tensor(encode(text)), positions, lambda outputs: self._best_words(model, outputs)
+        )
+        words = self.registry.vocabulary.words
+        inputs, layers = norms.inputs.tolist(), norms.layers.tolist()
+        rows = [
+            UnrolledRow(
+                position=position,
+                word=words[norms.word_ids[row]],
+                input=round_significant(inputs[row][: position + 1], significant_digits),
+                layers=[round_significant(layer[row][: position + 1], significant_digits) for layer in layers],
+            )
+            for row, position in enumerate(positions)
+        ]
+        return UnrolledResponse(text=text, model=model_id, layers=len(layers), layers_found=norms.layers_resolved, rows=rows)
 
     def _recording(self, model: LoadedModel, prefix: str, method: Method) -> Recording:
-        """A forward pass over at least `prefix` for `method`.
+        """A forward pass over at least `prefix` for the plain-gradient `method`s, cached.
 
         The units are causal, so a recording of any text that starts with
-        `prefix` serves; plain-gradient recordings are cached (integrated
-        gradients' are `steps` times larger).
+        `prefix` serves.
         """
-        if method == "integrated_gradients":
-            return record(model.net, torch.tensor(encode(prefix)), method, self.integrated_gradients_steps)
         recording = self.recordings.covering(model.id, prefix)
         if recording is None:
             recording = record(model.net, torch.tensor(encode(prefix)), method)

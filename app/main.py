@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from app.answers import Answer, AnswerCache, Answers, ArticleTexts
+from app.claims import Claims
 from app.describe import describe_limits, describe_models
 from app.engine import InferenceEngine, InputError
 from app.http import CachedStaticFiles, static_cache_control
@@ -25,7 +26,7 @@ logger = logging.getLogger("app")
 
 STATIC_DIR = PROJECT_ROOT / "static"
 D3_DIR = PROJECT_ROOT / "node_modules" / "d3" / "dist"
-# The article's own texts (example sentence, autocomplete demo), as the page reads them.
+# The article's own texts (example sentence, autocomplete demo), as the page reads them, and the paper's published data.
 PAPER_DATA = STATIC_DIR / "data" / "paper.json"
 
 
@@ -67,10 +68,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     limits = describe_limits(settings)
     app.state.limits_answer = Answer.of(limits.model_dump_json().encode(), answers.version)
     app.state.rendered_page = pages.RenderedPage(limits=limits.model_dump())
+    app.state.claims = Claims(app.state.engine, app.state.pool, PAPER_DATA.parent, settings.max_text_chars, answers.version)
     if settings.warm_article:
         # Everything a page view asks for, ready before the first reader: each process has its own copy.
         if (TEMPLATES_DIR / pages.ARTICLE_TEMPLATE).is_file():
-            pages.render_article(app.state.rendered_page, app.state.model_infos, app.state.engine, answers.version)
+            claims = await app.state.claims.report()
+            pages.render_article(app.state.rendered_page, app.state.model_infos, app.state.engine, answers.version, claims)
         for static_files in app.state.static_files:
             static_files.warm()
         if (texts := article_texts()) is not None:

@@ -55,6 +55,26 @@ class Settings(BaseSettings):
     )
     max_text_chars: int = Field(1000, ge=1, le=100_000, description="Longest text accepted, before and after normalisation.")
     max_body_bytes: int = Field(65_536, ge=1024, description="Request bodies larger than this are refused with 413 before parsing.")
+    max_head_bytes: int = Field(
+        16_384,
+        ge=1024,
+        le=1_048_576,
+        description="`python -m app`: a request head (request line and headers) larger than this gets 431 and the connection closes; "
+        "no more than this is kept of it.",
+    )
+    head_timeout: float = Field(
+        10.0,
+        gt=0,
+        le=300,
+        description="`python -m app`: seconds a client has to send a whole request head, from the connection's start (or, on a "
+        "reused connection, from the head's first byte); then the connection closes.",
+    )
+    max_connections: int = Field(
+        1000,
+        ge=1,
+        le=100_000,
+        description="`python -m app`: open connections each server process holds; one more gets 503 at once and is closed.",
+    )
     state_cache_size: int = Field(4096, ge=0, description="Recurrent states kept for the incremental keystroke path (entries, all models together); 0 disables it.")
     recording_cache_size: int = Field(
         6,
@@ -73,11 +93,24 @@ class Settings(BaseSettings):
         ge=0,
         description="Seconds browsers and proxies may reuse the article's scripts and styles without asking; 0: they ask each time (a 304 when unchanged).",
     )
-    integrated_gradients_steps: int = Field(32, ge=32, le=1024, description="Riemann steps of integrated gradients.")
+    integrated_gradients_steps: int = Field(
+        32,
+        ge=32,
+        le=1024,
+        description="Steps integrated gradients start with, equal slices of the path; more are added where the completeness error "
+        "calls for them, within max_connectivity_work.",
+    )
     max_connectivity_work: int = Field(
         120_000,
         ge=1000,
         description="Largest connectivity request, in row-steps: for each requested row, its position + 1, times the integrated-gradients steps for that method.",
+    )
+    max_unrolled_chars: int = Field(
+        100,
+        ge=2,
+        le=1000,
+        description="Longest normalised text whose unrolled gradient norms (/api/unrolled) are served: autograd through every layer "
+        "and step, batched over the requested rows, costs far more per row-step than a connectivity sweep.",
     )
     log_level: Literal["critical", "error", "warning", "info", "debug"] = Field("info", description="Log level of the server.")
 

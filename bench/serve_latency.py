@@ -6,11 +6,15 @@ forward pass is cached), and the full connectivity matrix for T = 100,
 200, 400 with our batched reverse sweep vs one autograd backward per row vs
 Captum's `Saliency` per row, next to the FLOP floor of the same work; then the
 full matrix from the autograd sweep (the path of units without a hand-written
-sweep) beside the hand-written sweeps, for every served model and for a random
-width-256, 2-layer tanh RNN.
+sweep) beside the hand-written sweeps, for every served model, every installed unit
+without a served checkpoint (random weights at the bundled size) and a random
+width-256, 2-layer tanh RNN. Last, the two answers of issue 33, uncached: a counterfactual
+(one earlier word replaced, every served unit's guesses and edited row) at T = 200, and the
+unrolled gradient norms (Figure 5c) at T = 60, per unit.
 
     python bench/serve_latency.py                   # bundled checkpoints, or random ones of that size
     python bench/serve_latency.py --sample-rows 0   # time every per-row baseline row instead of a sample
+    python bench/serve_latency.py --reach-only      # only the counterfactual and unrolled answers
 
 Captum is a bench-only dependency (`pip install .[bench]`).
 """
@@ -22,6 +26,8 @@ import statistics
 import sys
 import tempfile
 import time
+from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -31,13 +37,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench_checkpoints import choose_checkpoints
 
+from app.edits import edit_word
 from app.engine import InferenceEngine
 from app.pool import configure_inference_thread, configure_process
 from app.registry import load_registry
 from models.connectivity import connectivity_rows, record
-from models.net import AutocompleteNet, ModelConfig
+from models.net import BUNDLED, AutocompleteNet, ModelConfig
 from models.text import encode, normalise
-from models.units import Unit, register_unit
+from models.units import Unit, installed_units, register_unit
 
 PASSAGE = (
     "anarchism originated as a term of abuse first used against early working class radicals including the diggers of "
@@ -129,6 +136,11 @@ def full_matrix_seconds(net: AutocompleteNet, chars: torch.Tensor, force_autogra
     return median_ms(full_matrix, 3) / 1000
 
 
+def random_bundled_net(unit: str, num_words: int) -> AutocompleteNet:
+    torch.manual_seed(0)
+    return AutocompleteNet(replace(BUNDLED.model_config(unit), num_words=num_words)).eval()
+
+
 def tanh_rnn_net(hidden_size: int, num_layers: int, num_words: int) -> AutocompleteNet:
     """A random network around nn.RNN (tanh), 2 x 256: the unit of the autograd sweep's floor (issue 14), whatever checkpoints are served."""
     register_unit(
@@ -143,6 +155,73 @@ def tanh_rnn_net(hidden_size: int, num_layers: int, num_words: int) -> Autocompl
     return AutocompleteNet(ModelConfig(unit="bench-tanh-rnn", hidden_size=hidden_size, num_layers=num_layers, num_words=num_words)).eval()
 
 
+def wall_and_cpu_ms(function) -> tuple[float, float]:
+    """One call's wall-clock and CPU milliseconds (this process's CPU: on a busy machine, what the call itself cost)."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    function()
+    return (time.perf_counter() - wall) * 1000, (time.process_time() - cpu) * 1000
+
+
+def medians(samples: list[tuple[float, float]]) -> tuple[float, float]:
+    return statistics.median(wall for wall, _ in samples), statistics.median(cpu for _, cpu in samples)
+
+
+def counterfactual_latency(registry, passage: str, length: int, repeats: int, page_flow: bool) -> dict[str, tuple[float, float]]:
+    """Median (wall, CPU) ms of a counterfactual at the last of `length` characters, per served unit and for all of them ("all").
+
+    Uncached: each repeat reads another stretch of `passage` and replaces another word, so no answer is cached. With
+    `page_flow`, the original text's forward pass is kept first, as Figure 4's matrices leave it when the reader asks;
+    without, it is computed too. Within one answer the engine keeps, as the server does, the forward pass it records.
+    """
+    engine = InferenceEngine(registry, 0, 32, 10**9, recording_cache_size=2 * len(registry.models))
+    samples: dict[str, list[tuple[float, float]]] = {model_id: [] for model_id in [*registry.models, "all"]}
+    for repeat in range(repeats):
+        start = passage.index(" ", 7 * repeat)
+        text = passage[start : start + length]
+        position = len(text) - 1
+        # A word some 60 characters back, as far as the example sentence's "through advanced" from "learning".
+        replace_at = text.rindex(" ", 0, position - 60) + 1
+        edit = edit_word(text, position, replace_at, "other_word", None, repeat, registry.vocabulary, 10**6)
+        total = (0.0, 0.0)
+        for model_id in registry.models:
+            if page_flow:
+                engine.connectivity(model_id, text, None, None, "gradient")
+            sample = wall_and_cpu_ms(
+                partial(engine.counterfactual, model_id, text, position, edit.edited_text, edit.moved(position), None, "gradient", 3, 4)
+            )
+            samples[model_id].append(sample)
+            total = (total[0] + sample[0], total[1] + sample[1])
+        samples["all"].append(total)
+    return {model_id: medians(values) for model_id, values in samples.items()}
+
+
+def unrolled_latency(registry, text: str, repeats: int) -> dict[str, tuple[tuple[float, float], tuple[float, float]]]:
+    """Median (wall, CPU) ms of the unrolled norms per served unit (never cached by the engine): the last position, and every position."""
+    engine = InferenceEngine(registry, 0, 32, 10**9)
+    timings = {}
+    for model_id in registry.models:
+        one = medians([wall_and_cpu_ms(partial(engine.unrolled, model_id, text, [len(text) - 1], 4)) for _ in range(repeats)])
+        every = medians([wall_and_cpu_ms(partial(engine.unrolled, model_id, text, list(range(len(text))), 4)) for _ in range(max(1, repeats // 3))])
+        timings[model_id] = (one, every)
+    return timings
+
+
+def print_reach_latency(registry, passage: str, repeats: int) -> None:
+    """Issue 33's two answers, uncached; wall-clock beside this process's CPU time, which a busy machine inflates less."""
+    print("counterfactual at T=200, uncached, median ms, wall / CPU (target: all units within 150 ms in all)")
+    cold = counterfactual_latency(registry, passage, 200, repeats, page_flow=False)
+    warm = counterfactual_latency(registry, passage, 200, repeats, page_flow=True)
+    print(f"  {'unit':8} {'cold':>15} {'original kept':>15}")
+    for model_id in cold:
+        print(f"  {model_id:8} {cold[model_id][0]:7.1f} / {cold[model_id][1]:5.1f} {warm[model_id][0]:7.1f} / {warm[model_id][1]:5.1f}")
+    print("  (cold: the original text's forward pass computed too; original kept: as Figure 4 leaves it)\n")
+    print("unrolled gradient norms at T=60, per unit, median ms, wall / CPU (target: within 100 ms per unit)")
+    print(f"  {'unit':8} {'last position':>15} {'all 60 positions':>17}")
+    for model_id, (one, every) in unrolled_latency(registry, passage[:60], repeats).items():
+        print(f"  {model_id:8} {one[0]:7.1f} / {one[1]:5.1f} {every[0]:9.1f} / {every[1]:5.1f}")
+    print()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint-dir", type=Path, default=None, help="default: the bundled checkpoints if present, else random ones")
@@ -151,6 +230,8 @@ def main() -> None:
     parser.add_argument("--sample-rows", type=int, default=20, help="per-row baselines are timed on this many rows and scaled (0: all)")
     parser.add_argument("--no-captum", action="store_true")
     parser.add_argument("--autograd-lengths", type=int, nargs="+", default=[100, 200], help="text lengths for the autograd sweep's table")
+    parser.add_argument("--reach-only", action="store_true", help="only the counterfactual and unrolled answers (issue 33)")
+    parser.add_argument("--repeats", type=int, default=9, help="repeats of the counterfactual and unrolled timings")
     args = parser.parse_args()
     configure_process(args.threads)
     configure_inference_thread(args.threads)
@@ -161,6 +242,9 @@ def main() -> None:
         text = normalise(PASSAGE * 2)
         sizes = ", ".join(f"{m.id} H={m.net.config.hidden_size} L={m.net.config.num_layers}" for m in registry.models.values())
         print(f"checkpoints: {directory} ({sizes}, vocabulary {len(registry.vocabulary)}); torch threads: {args.threads}")
+        if args.reach_only:
+            print_reach_latency(registry, text, args.repeats)
+            return
         peak = measured_peak_gflops()
         print(f"measured fp32 GEMM peak (2048^3 matmul): {peak:.0f} GFLOP/s\n")
 
@@ -208,14 +292,21 @@ def main() -> None:
 
         print("\nfull connectivity matrix (all T rows, gradient), seconds: hand-written sweep vs autograd sweep")
         print(f"{'unit':15} {'T':>4} {'hand-written':>13} {'autograd':>9} {'ratio':>6}")
-        tanh_rnn = tanh_rnn_net(256, 2, next(iter(registry.models.values())).net.config.num_words)
-        nets = [(model.id, model.net) for model in registry.models.values()] + [("tanh-rnn 2x256", tanh_rnn)]
+        num_words = next(iter(registry.models.values())).net.config.num_words
+        served = {model.net.config.unit for model in registry.models.values()}
+        # Every installed unit without a served checkpoint too, with random weights at the bundled size: what its full matrix will cost.
+        unserved = [(f"{unit} (random)", random_bundled_net(unit, num_words)) for unit in installed_units() if unit not in served]
+        tanh_rnn = tanh_rnn_net(256, 2, num_words)
+        nets = [(model.id, model.net) for model in registry.models.values()] + unserved + [("tanh-rnn 2x256", tanh_rnn)]
         for length in args.autograd_lengths:
             chars = torch.tensor(encode(text[:length]))
             for name, net in nets:
                 autograd = full_matrix_seconds(net, chars, force_autograd=True)
                 hand_written = full_matrix_seconds(net, chars, force_autograd=False)
                 print(f"{name:15} {length:4d} {hand_written:13.3f} {autograd:9.3f} {autograd / hand_written:5.1f}x")
+
+        print()
+        print_reach_latency(registry, text, args.repeats)
 
 
 if __name__ == "__main__":

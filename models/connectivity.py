@@ -5,10 +5,17 @@ position t' (`e[t']`):
 
 - `gradient`: sum over the 28 input symbols v of (g[t'] . E_v)^2, the paper's measure;
 - `gradient_x_input`: |g[t'] . e[t']|;
-- `integrated_gradients`: e[t'] . mean_k g_k[t'], the gradients g_k taken at the
-  inputs alpha_k * e for midpoints alpha_k of `steps` equal slices of [0, 1]; the
-  all-padding input (zero embeddings) is the baseline. The row sums to
-  logit(e) - logit(0) up to the reported completeness error.
+- `integrated_gradients`: (e[t'] - b[t']) . sum_k w_k g_k[t'], the gradients g_k
+  taken at the inputs b + alpha_k (e - b) along the straight path from the baseline
+  b, the text with every letter replaced by a space (a character the network was
+  trained on: from the all-padding zero input the recurrent dynamics amplify the
+  first characters' gradients so much that no affordable sum converges). The row
+  sums to logit(e) - logit(b), the score change, up to the reported completeness
+  error. `integrated_gradients()` places the nodes alpha_k adaptively: it starts
+  from equal slices of [0, 1] and splits the slices whose midpoint rule misses
+  their own score change (known exactly from forward passes) the most, until the
+  error is within COMPLETENESS_TOLERANCE of the score change or the step budget
+  is spent. Spaces equal the baseline, so their attribution is 0.
 
 Each method is one `Attribution` below; everything else is shared.
 
@@ -34,8 +41,8 @@ of the products, an LSTM step half (`_composite`). No autograd
 graph, vmap or double backward is involved, so no RNN kernel needs disabling for
 them (see app.pool for the one that is disabled, and why). Any other unit (one
 that follows the contract of models.units, with outputs that depend on earlier
-inputs only) is recorded as its state after every step, and a block is a
-vector-Jacobian product from torch.func of the unit run over the block from the
+inputs only) is recorded as its state at the start of every block, and a block is
+a vector-Jacobian product from torch.func of the unit run over the block from the
 state before it, vmapped over the active rows: exact, and several rows per
 backward pass, but each step pays autograd's overhead (and oneDNN's LSTM kernel,
 which vmap cannot batch, is off meanwhile).
@@ -52,6 +59,7 @@ from torch import Tensor, nn
 from torch.func import functional_call, vjp, vmap
 
 from models.net import AutocompleteNet, State
+from models.text import SPACE
 from models.units import NestedLSTM, NestedLSTMLayer, nested_lstm_step
 
 Method = Literal["gradient", "gradient_x_input", "integrated_gradients"]
@@ -65,6 +73,22 @@ BLOCK_FLOATS = 1 << 18
 # first (_composite): forming that matrix costs about what this many rows save.
 COMPOSITE_ROWS = 16
 AUTOGRAD_BLOCK_FLOATS = 1 << 22
+# Integrated gradients refine their path until the completeness error is at most this fraction of the
+# score change: under half the 5 % a reader is warned at, so float noise and one unlucky row stay clear of it.
+COMPLETENESS_TOLERANCE = 0.02
+# A slice is cut only if it misses by at least this share of the worst slice's miss (see integrated_gradients).
+CUT_SHARE = 0.1
+# Path nodes recorded at once: one recording holds a few floats per node, step and gate.
+PATH_NODES_PER_RECORDING = 32
+
+
+@dataclass(frozen=True)
+class IntegrationPath:
+    """The nodes of integrated gradients on the straight path from `baseline` to the text's embeddings."""
+
+    baseline: Tensor  # [1, T, H]: the embeddings of the text with every letter replaced by a space
+    alphas: Tensor  # [K]: the node k is the input baseline + alphas[k] * (embeddings - baseline)
+    weights: Tensor  # [K]: the quadrature weight of each node's gradient (the width of its slice of [0, 1])
 
 
 @dataclass(frozen=True)
@@ -74,15 +98,19 @@ class Recording:
     embeddings: Tensor  # [1, T, H]: the embedding outputs of the text
     layers: list["RecordedLayer"]  # bottom first; a unit without a hand-written sweep is one layer
     outputs: Tensor  # [T, H]: the unit's output at every position
-    integrated_gradients_steps: int | None  # set when the inputs were scaled along the integration path
+    path: IntegrationPath | None  # set when the layers were recorded at the nodes of integrated gradients
 
 
 @dataclass(frozen=True)
 class ConnectivityRows:
-    """Rows in request order: `values` [rows, T] and, for integrated gradients, `completeness_errors` [rows]."""
+    """Rows in request order: `values` [rows, T]; for integrated gradients also, per row, the score change
+    logit(text) - logit(baseline) the row should sum to, the completeness error |sum - change|, and the
+    path nodes used."""
 
     values: Tensor
-    completeness_errors: Tensor | None
+    completeness_errors: Tensor | None = None
+    score_changes: Tensor | None = None
+    integration_steps: int | None = None
 
 
 class RecordedLayer(Protocol):
@@ -466,10 +494,15 @@ def _without_onednn() -> Iterator[None]:
 
 
 class _AutogradUnit(_PlainInputs):
-    """Any unit as one recorded layer: its state after every step, swept by vector-Jacobian products.
+    """Any unit as one recorded layer, swept by vector-Jacobian products.
 
     A block replays the unit from the state before it under torch.func.vjp and vmaps the
     pullback over the rows, so one backward pass serves every row active in the block.
+    The unit runs over the text in chunks of TIME_BLOCK steps counted back from its end,
+    where the sweep's blocks begin, keeping the state before each chunk: a unit whose state
+    is large (a matrix memory) costs a few states, not one per step, and a unit that runs
+    a chunk in parallel records at that speed. A block that begins elsewhere (with very
+    many rows) replays the unit from the nearest kept state before it.
     """
 
     input_weight: Tensor | None = None
@@ -478,24 +511,31 @@ class _AutogradUnit(_PlainInputs):
     def __init__(self, unit: nn.Module, inputs: Tensor) -> None:
         self.unit, self.inputs = unit, inputs
         self.adjoint_width = inputs.shape[-1]
+        length = inputs.shape[1]
+        starts = sorted({0, *range(length % TIME_BLOCK, length, TIME_BLOCK)})
         outputs, state = [], None
-        self.states_before: list[State | None] = [None]  # entry s: the state before step s
-        for step in range(inputs.shape[1]):
-            output, state = unit(inputs[:, step : step + 1], state)
+        self.kept_states: dict[int, State | None] = {}  # chunk start -> the state before it
+        for start, end in zip(starts, starts[1:] + [length]):
+            self.kept_states[start] = state
+            output, state = unit(inputs[:, start:end], state)
             outputs.append(output)
-            self.states_before.append(state)
+        assert state is not None, "a recording holds at least one step"
+        self.final_state: State = state
         self.outputs = torch.cat(outputs, dim=1)
 
+    def state_before(self, step: int) -> State | None:
+        start = max(kept for kept in self.kept_states if kept <= step)
+        state = self.kept_states[start]
+        return state if start == step else self.unit(self.inputs[:, start:step], state)[1]
+
     def adjoint_buffers(self, rows: int, batch: int) -> list[Tensor]:
-        final_state = self.states_before[-1]
-        assert final_state is not None, "a recording holds at least one step"
-        return [part.new_zeros(rows, *part.shape) for part in _state_tensors(final_state)]
+        return [part.new_zeros(rows, *part.shape) for part in _state_tensors(self.final_state)]
 
     def backward_block(self, start: int, end: int, active_rows: list[int], output_adjoints: Tensor, carry: list[Tensor]) -> Tensor:
         rows = output_adjoints.shape[1]
         carried = [part[:rows] for part in carry]
-        state_adjoints = carried[0] if isinstance(self.states_before[end], Tensor) else tuple(carried)
-        primals = (self.inputs[:, start:end],) if start == 0 else (self.inputs[:, start:end], self.states_before[start])
+        state_adjoints = carried[0] if isinstance(self.final_state, Tensor) else tuple(carried)
+        primals = (self.inputs[:, start:end],) if start == 0 else (self.inputs[:, start:end], self.state_before(start))
         # Autograd is needed here alone; the parameters' own gradients are not.
         with torch.inference_mode(False), torch.no_grad(), _without_onednn():
             pullback = vjp(lambda inputs, state=None: self.unit(inputs, state), *primals)[1]
@@ -563,56 +603,56 @@ class Attribution:
     once (`projected`, [gates, K]), and `entries` has the layer dot the adjoints with those.
     """
 
-    def targets(self, net: AutocompleteNet, embeddings: Tensor) -> Tensor:
+    def targets(self, net: AutocompleteNet, recording: Recording) -> Tensor:
         raise NotImplementedError
 
     def entries(self, layer: RecordedLayer, sources: Tensor, projected: Tensor, start: int, end: int) -> Tensor:
-        """The rows' entries [steps, rows] for steps `start` to `end` - 1."""
+        """The rows' entries [steps, rows, batch] for steps `start` to `end` - 1, one per recorded batch element."""
         raise NotImplementedError
 
 
 class Gradient(Attribution):
     """The paper's measure: sum over the input symbols v of (g[t] . E_v)^2."""
 
-    def targets(self, net: AutocompleteNet, embeddings: Tensor) -> Tensor:
+    def targets(self, net: AutocompleteNet, recording: Recording) -> Tensor:
         return net.embedding.weight.t()  # every step meets every symbol's embedding
 
     def entries(self, layer: RecordedLayer, sources: Tensor, projected: Tensor, start: int, end: int) -> Tensor:
-        return layer.gate_products(sources, start, projected)[:, :, 0].square().sum(dim=-1)
+        return layer.gate_products(sources, start, projected).square().sum(dim=-1)
 
 
 class GradientXInput(Attribution):
     """|g[t] . e[t]|."""
 
-    def targets(self, net: AutocompleteNet, embeddings: Tensor) -> Tensor:
-        return embeddings[0].t()  # step t meets its own input, column t
+    def targets(self, net: AutocompleteNet, recording: Recording) -> Tensor:
+        return recording.embeddings[0].t()  # step t meets its own input, column t
 
     def entries(self, layer: RecordedLayer, sources: Tensor, projected: Tensor, start: int, end: int) -> Tensor:
-        return layer.gate_dots(sources, start, projected[:, start:end])[:, :, 0].abs()
+        return layer.gate_dots(sources, start, projected[:, start:end]).abs()
 
 
 class IntegratedGradients(Attribution):
-    """e[t] . mean_k g_k[t], with the recording's batch holding the integration path's inputs alpha_k e."""
+    """(e[t] - b[t]) . g_k[t] for each path node k the recording's batch holds; the nodes' weights sum them."""
 
-    def targets(self, net: AutocompleteNet, embeddings: Tensor) -> Tensor:
-        return embeddings[0].t()
+    def targets(self, net: AutocompleteNet, recording: Recording) -> Tensor:
+        assert recording.path is not None, "checked by connectivity_rows"
+        return (recording.embeddings - recording.path.baseline)[0].t()
 
     def entries(self, layer: RecordedLayer, sources: Tensor, projected: Tensor, start: int, end: int) -> Tensor:
-        return layer.gate_dots(sources, start, projected[:, start:end]).mean(dim=-1)
+        return layer.gate_dots(sources, start, projected[:, start:end])
 
-    @staticmethod
-    def path_inputs(embeddings: Tensor, steps: int) -> Tensor:
-        """The inputs alpha_k e [steps, T, H], alpha_k the midpoints of `steps` equal slices of [0, 1]."""
-        alphas = (torch.arange(steps, dtype=embeddings.dtype) + 0.5) / steps
-        return alphas[:, None, None] * embeddings
 
-    @staticmethod
-    def completeness_errors(net: AutocompleteNet, recording: Recording, values: Tensor, positions: list[int], word_ids: list[int]) -> Tensor:
-        """|sum of attributions - (logit at the input - logit at the zero baseline)| per row."""
-        baseline = net.rnn(torch.zeros_like(recording.embeddings[:, : max(positions) + 1]))[0][0]
-        weights = net.output.weight[word_ids]
-        differences = ((recording.outputs[positions] - baseline[positions]) * weights).sum(dim=-1)
-        return (values.sum(dim=1) - differences).abs()
+def space_baseline(net: AutocompleteNet, chars: Tensor) -> Tensor:
+    """The embeddings [1, T, H] of `chars` [T] with every letter replaced by a space: the baseline of integrated gradients."""
+    return net.embedding(torch.full_like(chars, SPACE)[None])
+
+
+def path_scores(net: AutocompleteNet, embeddings: Tensor, baseline: Tensor, alphas: Tensor, positions: list[int], word_ids: list[int]) -> Tensor:
+    """The logits [len(alphas), rows] (without the bias) of each row's word at its position, at the inputs baseline + alpha (e - baseline)."""
+    length = max(positions) + 1
+    start, end = baseline[:, :length], embeddings[:, :length]
+    outputs = net.rnn(start + alphas.to(start.dtype)[:, None, None] * (end - start))[0]  # [K, T, H]
+    return (outputs[:, positions] * net.output.weight[word_ids]).sum(dim=-1)
 
 
 ATTRIBUTIONS: dict[str, Attribution] = {
@@ -627,21 +667,32 @@ def _check_method(method: str) -> None:
         raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
 
 
+def midpoints(steps: int) -> tuple[Tensor, Tensor]:
+    """The midpoints of `steps` equal slices of [0, 1] and the slices' widths: the midpoint rule's nodes and weights."""
+    return (torch.arange(steps, dtype=torch.float32) + 0.5) / steps, torch.full((steps,), 1 / steps)
+
+
 @torch.inference_mode()
-def record(net: AutocompleteNet, chars: Tensor, method: Method, steps: int = 32, force_autograd: bool = False) -> Recording:
+def record(
+    net: AutocompleteNet, chars: Tensor, method: Method, steps: int = 32, force_autograd: bool = False, nodes: tuple[Tensor, Tensor] | None = None
+) -> Recording:
     """The forward pass over character ids `chars` [T] that `method`'s reverse sweeps need.
 
     `gradient` and `gradient_x_input` share one recording; `integrated_gradients`
-    records `steps` scaled copies of the input at once. `force_autograd` records
-    for the autograd sweep even where a hand-written one exists (to compare them).
+    records the inputs at every node of its path at once: `nodes` (alphas and
+    weights), by default the midpoints of `steps` equal slices. `force_autograd`
+    records for the autograd sweep even where a hand-written one exists (to compare them).
     """
     _check_method(method)
     embeddings = net.embedding(chars[None])
     if method != "integrated_gradients":
         layers = record_layers(net, embeddings, force_autograd)
-        return Recording(embeddings=embeddings, layers=layers, outputs=layers[-1].outputs[0], integrated_gradients_steps=None)
-    layers = record_layers(net, IntegratedGradients.path_inputs(embeddings, steps), force_autograd)
-    return Recording(embeddings=embeddings, layers=layers, outputs=net.rnn(embeddings)[0][0], integrated_gradients_steps=steps)
+        return Recording(embeddings=embeddings, layers=layers, outputs=layers[-1].outputs[0], path=None)
+    alphas, weights = nodes if nodes is not None else midpoints(steps)
+    path = IntegrationPath(baseline=space_baseline(net, chars), alphas=alphas, weights=weights)
+    inputs = path.baseline + alphas.to(embeddings.dtype)[:, None, None] * (embeddings - path.baseline)
+    layers = record_layers(net, inputs, force_autograd)
+    return Recording(embeddings=embeddings, layers=layers, outputs=net.rnn(embeddings)[0][0], path=path)
 
 
 def _active_rows(sorted_positions: list[int]) -> list[int]:
@@ -655,11 +706,11 @@ def _active_rows(sorted_positions: list[int]) -> list[int]:
 
 
 def _sweep(layers: list[RecordedLayer], sorted_positions: list[int], cotangents: Tensor, batch: int, attribution: Attribution, projected: Tensor, width: int) -> Tensor:
-    """Entries [rows, width] of rows sorted latest position first, whose output adjoints are `cotangents` [rows, H]."""
+    """Entries [rows, width, batch] of rows sorted latest position first, whose output adjoints are `cotangents` [rows, H]."""
     active_rows = _active_rows(sorted_positions)  # one past the latest position too: no row is active there
     positions = torch.tensor(sorted_positions)
     buffers = [layer.adjoint_buffers(len(sorted_positions), batch) for layer in layers]
-    values = cotangents.new_zeros(len(sorted_positions), width)
+    values = cotangents.new_zeros(len(sorted_positions), width, batch)
     block_end = sorted_positions[0] + 1
     while block_end > 0:
         latest_rows = active_rows[block_end - 1] * batch
@@ -676,7 +727,7 @@ def _sweep(layers: list[RecordedLayer], sorted_positions: list[int], cotangents:
             if index > 0:
                 assert layer.input_weight is not None, "a unit recorded as one layer has no layer below"
                 adjoints = layer.gate_products(sources, block_start, layer.input_weight)
-        values[:rows, block_start:block_end] = attribution.entries(layers[0], sources, projected, block_start, block_end).t()
+        values[:rows, block_start:block_end] = attribution.entries(layers[0], sources, projected, block_start, block_end).transpose(0, 1)
         block_end = block_start
     return values
 
@@ -688,28 +739,127 @@ def connectivity_rows(
     """Connectivity rows [len(positions), width] of the recorded text, each for its position and word id.
 
     `width` defaults to the recorded length; a wider row is zero past the
-    recording, as every entry after the row's position is.
+    recording, as every entry after the row's position is. Integrated gradients
+    sum the recorded nodes with their weights (see `integrated_gradients` for the
+    adaptive path).
     """
+    node_values = _node_rows(net, recording, positions, word_ids, method, width)
+    if recording.path is None:
+        return ConnectivityRows(values=node_values[..., 0])
+    values = node_values @ recording.path.weights
+    scores = path_scores(net, recording.embeddings, recording.path.baseline, torch.tensor([0.0, 1.0]), positions, word_ids)
+    changes = scores[1] - scores[0]
+    return ConnectivityRows(
+        values=values, completeness_errors=(values.sum(dim=1) - changes).abs(), score_changes=changes, integration_steps=len(recording.path.alphas)
+    )
+
+
+def _node_rows(net: AutocompleteNet, recording: Recording, positions: list[int], word_ids: list[int], method: Method, width: int | None) -> Tensor:
+    """Rows [len(positions), width, batch] in request order, one entry per recorded batch element (path node)."""
     _check_method(method)
-    if (method == "integrated_gradients") != (recording.integrated_gradients_steps is not None):
-        made_for = "integrated gradients" if recording.integrated_gradients_steps else "plain gradients"
+    if (method == "integrated_gradients") != (recording.path is not None):
+        made_for = "integrated gradients" if recording.path is not None else "plain gradients"
         raise ValueError(f"this recording was made for {made_for}, not for {method}")
     embeddings, layers = recording.embeddings, recording.layers
     if max(positions) >= embeddings.shape[1]:
         raise ValueError(f"position {max(positions)} is past the {embeddings.shape[1]} recorded characters")
     attribution = ATTRIBUTIONS[method]
-    targets = attribution.targets(net, embeddings)
+    targets = attribution.targets(net, recording)
     bottom_weight = layers[0].input_weight
     projected = targets if bottom_weight is None else bottom_weight @ targets
 
     order = sorted(range(len(positions)), key=lambda row: -positions[row])
     cotangents = net.output.weight[[word_ids[row] for row in order]]  # [R, H]
-    batch = recording.integrated_gradients_steps or 1
+    batch = len(recording.path.alphas) if recording.path is not None else 1
     width = embeddings.shape[1] if width is None else width
     values = _sweep(layers, [positions[row] for row in order], cotangents, batch, attribution, projected, width)
     unsorted = torch.empty_like(values)
     unsorted[order] = values
-    errors = None
-    if method == "integrated_gradients":
-        errors = IntegratedGradients.completeness_errors(net, recording, unsorted, positions, word_ids)
-    return ConnectivityRows(values=unsorted, completeness_errors=errors)
+    return unsorted
+
+
+@torch.inference_mode()
+def integrated_gradients(
+    net: AutocompleteNet,
+    chars: Tensor,
+    positions: list[int],
+    word_ids: list[int],
+    steps: int,
+    max_steps: int,
+    tolerance: float = COMPLETENESS_TOLERANCE,
+    force_autograd: bool = False,
+) -> ConnectivityRows:
+    """Integrated-gradients rows of character ids `chars` [T], with nodes placed where the integrand needs them.
+
+    The path starts as `steps` equal slices of [0, 1], one node at each midpoint.
+    The score at every slice's ends comes from a forward pass, so each slice knows
+    how far its midpoint rule (width x the node's path derivative, the sum of its
+    row) misses its own score change. While some row's completeness error exceeds
+    `tolerance` of its score change, the slices that miss by more than their share
+    of that are cut in three (the middle third keeps its node; the outer two get
+    new ones), worst first, as long as the total stays within `max_steps` nodes.
+    """
+    length = max(positions) + 1
+    chars = chars[:length]
+    embeddings = net.embedding(chars[None])
+    baseline = space_baseline(net, chars)
+    # The path's bookkeeping is in float64: slices around a sharp turn get narrower than float32 resolves near 1.
+    edges = torch.linspace(0, 1, steps + 1, dtype=torch.float64)
+    scores = path_scores(net, embeddings, baseline, edges, positions, word_ids)  # [slices + 1, rows]
+    node_values = _path_node_rows(net, chars, positions, word_ids, (edges[:-1] + edges[1:]) / 2, force_autograd).double()  # [rows, T, slices]
+    while True:
+        widths = edges.diff()
+        values = node_values @ widths
+        changes = scores[-1] - scores[0]
+        errors = (values.sum(dim=1) - changes).abs()
+        allowed = tolerance * changes.abs()
+        room = (max_steps - len(widths)) // 2
+        if bool((errors <= allowed).all()) or room < 1:
+            return ConnectivityRows(values=values.float(), completeness_errors=errors.float(), score_changes=changes, integration_steps=len(widths))
+        # How far each slice's midpoint rule misses its own score change, in allowances of the row, for the worst row
+        # still over its allowance. The slices cut are the fewest, worst first, that leave the others missing by half an
+        # allowance at most in all, but none that misses by less than CUT_SHARE of the worst: a cut shrinks a smooth
+        # slice's miss ninefold, while a sharp turn (a jump of the score over a millionth of the path) needs many cuts
+        # in a row, which the budget must not have spent on slices that hardly miss.
+        misses = (node_values.sum(dim=1) * widths - scores.diff(dim=0).t()).abs() / allowed[:, None].clamp_min(torch.finfo(allowed.dtype).tiny)
+        misses = misses[errors > allowed].amax(dim=0)
+        order = misses.argsort(descending=True)
+        left_after = misses.sum() - misses[order].cumsum(dim=0)
+        cuts = min(room, int((left_after > 0.5).sum()) + 1, int((misses >= CUT_SHARE * misses.max()).sum()))
+        worst = order[:cuts].sort().values
+        edges, node_values, scores = _cut_in_three(net, chars, embeddings, baseline, positions, word_ids, edges, node_values, scores, worst, force_autograd)
+
+
+def _cut_in_three(
+    net: AutocompleteNet,
+    chars: Tensor,
+    embeddings: Tensor,
+    baseline: Tensor,
+    positions: list[int],
+    word_ids: list[int],
+    edges: Tensor,
+    node_values: Tensor,
+    scores: Tensor,
+    slices: Tensor,
+    force_autograd: bool,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """The path with each of `slices` (sorted indices) cut into thirds: its new edges, node rows and edge scores."""
+    starts, widths = edges[slices], edges[slices + 1] - edges[slices]
+    new_edges = torch.stack([starts + widths / 3, starts + 2 * widths / 3], dim=1).flatten()
+    new_nodes = torch.stack([starts + widths / 6, starts + 5 * widths / 6], dim=1).flatten()
+    new_scores = path_scores(net, embeddings, baseline, new_edges, positions, word_ids)
+    new_values = _path_node_rows(net, chars, positions, word_ids, new_nodes, force_autograd).double()
+    # Every node sits inside its slice, so sorting slices by their node keeps edges, nodes and scores in step.
+    all_edges, edge_order = torch.cat([edges, new_edges]).sort()
+    nodes = torch.cat([(edges[:-1] + edges[1:]) / 2, new_nodes])
+    node_order = nodes.argsort()
+    return all_edges, torch.cat([node_values, new_values], dim=-1)[..., node_order], torch.cat([scores, new_scores])[edge_order]
+
+
+def _path_node_rows(net: AutocompleteNet, chars: Tensor, positions: list[int], word_ids: list[int], alphas: Tensor, force_autograd: bool) -> Tensor:
+    """Rows [rows, T, len(alphas)]: each node's entries (e - b) . g at the input b + alpha (e - b), a few nodes per recording."""
+    parts = []
+    for chunk in alphas.split(PATH_NODES_PER_RECORDING):
+        recording = record(net, chars, "integrated_gradients", force_autograd=force_autograd, nodes=(chunk, torch.ones_like(chunk)))
+        parts.append(_node_rows(net, recording, positions, word_ids, "integrated_gradients", None))
+    return torch.cat(parts, dim=-1)

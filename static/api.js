@@ -112,12 +112,40 @@ export function connectivity({ text, model, positions = "all", word, method = "g
   return cached(`connectivity ${JSON.stringify(body)}`, async () => padRows(await ask("/api/connectivity", body)));
 }
 
+/**
+ * Each unit's guesses at `position` before and after one earlier word is replaced (the word at `replaceAt`), with the
+ * edited text's connectivity row: `replaceWith` is "other_word" (drawn by the server, `draw` for another), "typed_word"
+ * (`typedWord`) or "spaces".
+ */
+export function counterfactual({ text, position, replaceAt, replaceWith = "other_word", typedWord, draw = 0, models, word, method = "gradient" }) {
+  const body = {
+    text, position, replace_at: replaceAt, replace_with: replaceWith, draw, method,
+    ...(replaceWith === "typed_word" ? { typed_word: typedWord } : {}), ...(models ? { models } : {}), ...(word ? { word } : {}),
+  };
+  return cached(`counterfactual ${JSON.stringify(body)}`, async () => {
+    const answer = await ask("/api/counterfactual", body);
+    const width = answer.edited_text.length;
+    Object.values(answer.models).forEach((result) => padRow(result.connectivity, width));
+    return answer;
+  });
+}
+
+/**
+ * The norms of the gradient of each position's word score with respect to every layer's state at every step
+ * (models/unrolled.py). Not kept here: the figure keeps its own, one answer per column, which would crowd the others out.
+ */
+export function unrolled({ text, model, positions }) {
+  return ask("/api/unrolled", { text, model, positions });
+}
+
 // The server sends each row only up to its own position (later characters cannot influence it, so
 // their values are 0): the figures index rows by character, so rows are padded back to full width here.
 function padRows(answer) {
   const width = answer.text.length;
-  answer.rows.forEach((row) => {
-    while (row.connectivity.length < width) row.connectivity.push(0);
-  });
+  answer.rows.forEach((row) => padRow(row, width));
   return answer;
+}
+
+function padRow(row, width) {
+  while (row.connectivity.length < width) row.connectivity.push(0);
 }

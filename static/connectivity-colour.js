@@ -1,5 +1,7 @@
 // The display rule of the original article (paper.json, connectivity.display): a row divided by its
 // maximum, mapped onto the middle band of viridis so neither end is too dark or too pale to read.
+// Signed rows (integrated gradients) are divided by their largest magnitude and drawn on a diverging
+// scale instead: red where a character lowers the word's score, blue where it raises it, white at 0.
 
 const d3 = window.d3;
 const BAND_LOW = 0.29;
@@ -27,8 +29,28 @@ export function shadingById(id) {
   return SHADINGS.find((shading) => shading.id === id) ?? SHADINGS[0];
 }
 
-export function connectivityColour(normalised, shading = "linear") {
+export function connectivityColour(normalised, shading = "linear", signed = false) {
+  if (signed) return d3.interpolateRdBu(0.5 + 0.5 * Math.sign(normalised) * shadingById(shading).toBand(Math.abs(normalised)));
   return d3.interpolateViridis(BAND_LOW + shadingById(shading).toBand(normalised) * (BAND_HIGH - BAND_LOW));
+}
+
+/** Where a value (a fraction of the maximum, signed or not) sits along a legend bar, from 0 (left) to 1. */
+export function legendPosition(value, shading, signed) {
+  const band = shadingById(shading).toBand(Math.abs(value));
+  return signed ? 0.5 + 0.5 * Math.sign(value) * band : band;
+}
+
+/** The legend's ticks: the shading's own, mirrored around 0 (and thinned to fit) for signed values. */
+export function legendTicks(shading, signed) {
+  const ticks = shadingById(shading).ticks;
+  if (!signed) return ticks;
+  const inner = ticks.find((tick) => tick > 0 && tick < 1 && legendPosition(tick, shading, false) >= 0.4) ?? 0.5;
+  return [-1, -inner, 0, inner, 1];
+}
+
+/** The legend's gradient stops [offset, colour], left to right. */
+export function legendStops(signed) {
+  return d3.range(0, 1.0001, 0.05).map((offset) => [offset, signed ? d3.interpolateRdBu(offset) : connectivityColour(offset)]);
 }
 
 /** WCAG 2 contrast ratio of two CSS colours. */
@@ -55,11 +77,11 @@ export function textColourOn(background) {
 }
 
 /**
- * Divide each unit's row by a maximum: its own ("unit") or the largest over all units ("shared").
- * `rows` maps unit id to an array of raw values (or null while loading).
+ * Divide each unit's row by a maximum magnitude: its own ("unit") or the largest over all units ("shared").
+ * `rows` maps unit id to an array of raw values (or null while loading); signed values keep their sign.
  */
 export function normaliseRows(rows, scale) {
-  const maxima = Object.fromEntries(Object.entries(rows).map(([id, row]) => [id, row ? d3.max(row) : 0]));
+  const maxima = Object.fromEntries(Object.entries(rows).map(([id, row]) => [id, row ? d3.max(row, Math.abs) : 0]));
   const shared = d3.max(Object.values(maxima)) ?? 0;
   return Object.fromEntries(
     Object.entries(rows).map(([id, row]) => {
@@ -70,33 +92,39 @@ export function normaliseRows(rows, scale) {
 }
 
 /**
- * A horizontal colour bar from "weak" to "strong", ticked with the fractions of the maximum that
- * the shading puts there, and a short explanation; `update(shading, label)` redraws it.
+ * A horizontal colour bar from "weak" to "strong" (signed: from "lowers the score" through 0 to "raises
+ * the score"), ticked with the fractions of the maximum that the shading puts there, and a short
+ * explanation; `update(shading, label, signed)` redraws it.
  */
 export function renderLegend(element, label) {
   const width = 150;
   const barHeight = 10;
   const height = barHeight + 14;
-  const inset = 8; // room for the end ticks' labels
+  const inset = 10; // room for the end ticks' labels
   const container = d3.select(element).append("div").attr("class", "legend");
-  container.append("span").text("weak");
+  const low = container.append("span").attr("class", "legend-end");
   const svg = container.append("svg").attr("width", width + 2 * inset).attr("height", height).attr("role", "img");
   const gradientId = `legend-gradient-${Math.random().toString(36).slice(2)}`;
   const gradient = svg.append("defs").append("linearGradient").attr("id", gradientId);
-  d3.range(0, 1.0001, 0.1).forEach((stop) => {
-    gradient.append("stop").attr("offset", `${stop * 100}%`).attr("stop-color", connectivityColour(stop));
-  });
   svg.append("rect").attr("x", inset).attr("width", width).attr("height", barHeight).attr("rx", 2).attr("fill", `url(#${gradientId})`);
   const ticks = svg.append("g").attr("class", "legend-ticks");
-  container.append("span").text("strong");
+  const high = container.append("span").attr("class", "legend-end");
   const note = container.append("span").attr("class", "legend-note");
 
-  const update = (shadingId, text) => {
+  const update = (shadingId, text, signed = false) => {
     const shading = shadingById(shadingId);
-    svg.attr("aria-label", `colour scale, ${shading.label}: from ${shading.ticks[0]} to 1 of the maximum`);
-    ticks.selectAll("text").data(shading.ticks).join("text")
-      .attr("x", (tick) => inset + shading.toBand(tick) * width).attr("y", height - 1).attr("text-anchor", "middle")
-      .text((tick) => d3.format("~g")(tick));
+    const values = legendTicks(shadingId, signed);
+    container.classed("signed", signed);
+    low.text(signed ? "lowers the score" : "weak");
+    high.text(signed ? "raises it" : "strong");
+    svg.attr("aria-label", signed
+      ? `colour scale, ${shading.label}: red lowers the word's score, blue raises it, from −1 to 1 of the largest magnitude`
+      : `colour scale, ${shading.label}: from ${shading.ticks[0]} to 1 of the maximum`);
+    gradient.selectAll("stop").data(legendStops(signed)).join("stop")
+      .attr("offset", ([offset]) => `${offset * 100}%`).attr("stop-color", ([, colour]) => colour);
+    ticks.selectAll("text").data(values).join("text")
+      .attr("x", (tick) => inset + legendPosition(tick, shadingId, signed) * width).attr("y", height - 1).attr("text-anchor", "middle")
+      .text((tick) => d3.format("~g")(tick).replace("-", "−"));
     note.text(text);
   };
   update("linear", label);

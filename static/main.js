@@ -15,6 +15,8 @@ const FIGURES = {
   autocomplete: () => import("./figures/autocomplete.js"),
   connectivity: () => import("./figures/connectivity.js"),
   memory: () => import("./figures/memory.js"),
+  intervention: () => import("./figures/intervention.js"),
+  vanishing: () => import("./figures/vanishing.js"),
   accuracy: () => import("./figures/accuracy.js"),
   training: () => import("./figures/training.js"),
   tables: () => import("./figures/tables.js"),
@@ -61,16 +63,27 @@ document.querySelectorAll("[data-figure]").forEach((element) => {
 
 watchScrollers(document);
 
-// Walkthrough links select their position in Figure 4 (on the example sentence) and bring it into view.
+// Walkthrough links select their position in Figure 4 (on the example sentence) and bring it into view; their
+// href carries the position, so a copied link opens the same view. A link inside a note's text ("the first
+// “grammar”") keeps the note's own position and outlines the word it names.
 const connectivityFigure = document.getElementById("fig-connectivity");
-document.querySelectorAll("[data-walkthrough]").forEach((link) => {
+const walkthroughLinks = [...document.querySelectorAll("[data-walkthrough]")];
+
+function walkthroughTarget(link, indices) {
+  const [group, index] = link.dataset.walkthrough.split("-");
+  if (group !== "inline") return { position: indices[group], mark: null };
+  return { position: indices[link.closest("[data-walkthrough-step]").dataset.walkthroughStep], mark: indices.inline[Number(index)] };
+}
+
+data.then(({ paper }) => walkthroughLinks.forEach((link) => {
+  link.href = `?position=${walkthroughTarget(link, paper.connectivity.walkthrough_indices).position}#fig-connectivity`;
+})).catch(() => {}); // without the page's data the links keep their plain #fig-connectivity
+walkthroughLinks.forEach((link) => {
   link.addEventListener("click", async (event) => {
     event.preventDefault();
     const { paper } = await data;
-    const [group, index] = link.dataset.walkthrough.split("-");
-    const indices = paper.connectivity.walkthrough_indices;
-    const position = group === "inline" ? indices.inline[Number(index)] : indices[group];
-    requestView({ text: null, position, word: null });
+    const { position, mark } = walkthroughTarget(link, paper.connectivity.walkthrough_indices);
+    requestView({ text: null, position, word: null }, { mark });
     scrollToFigure(connectivityFigure);
   });
 });

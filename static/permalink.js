@@ -41,11 +41,24 @@ export function writeViewState(state, defaults) {
   }, WRITE_DELAY_MS);
 }
 
+// A word the prose points at (a position in it), outlined in Figure 4 without moving the selection: kept
+// until Figure 4 takes it, so a figure that renders after the click still shows it.
+let requestedMark = null;
+
+/** The word position a link asked Figure 4 to outline, or null; asking again returns null until the next link. */
+export function takeRequestedMark() {
+  const mark = requestedMark;
+  requestedMark = null;
+  return mark;
+}
+
 /**
  * Asks Figure 4 to show a view; if it has not rendered yet, it reads the same view from the URL.
- * A key set to null goes back to its default; a key left out keeps its current value.
+ * A key set to null goes back to its default; a key left out keeps its current value. `mark`: a position
+ * whose word Figure 4 outlines (not part of the URL: the view is the same without it).
  */
-export function requestView(state) {
+export function requestView(state, { mark = null } = {}) {
+  requestedMark = mark;
   clearTimeout(pendingWrite);
   const query = new URLSearchParams(window.location.search);
   Object.entries(state).forEach(([key, value]) => {

@@ -1,12 +1,15 @@
-// A region that scrolls sideways (a wide table or equation on a phone) must be reachable by
-// keyboard; one that fits needs no extra tab stop. Each is focusable only while it overflows.
+// A region that scrolls sideways (a wide table, diagram or equation on a phone) must be reachable by
+// keyboard; one that fits needs no extra tab stop. Each is focusable only while it overflows, and
+// marked data-overflows then, so that the stylesheet can show a visible cue.
 
-const SCROLLERS = ".table-scroll, math[display='block']";
+const SCROLLERS = ".table-scroll, .diagram-scroll, math[display='block']";
 const observer = new ResizeObserver((entries) => entries.forEach((entry) => update(entry.target)));
 
 function update(element) {
-  if (element.scrollWidth > element.clientWidth) element.setAttribute("tabindex", "0");
+  const overflows = element.scrollWidth > element.clientWidth;
+  if (overflows) element.setAttribute("tabindex", "0");
   else element.removeAttribute("tabindex");
+  element.toggleAttribute("data-overflows", overflows);
 }
 
 /** Watches every scroller inside `root` (again safe: observing twice is a no-op). */

@@ -3,16 +3,21 @@
 // the selected position and an optional chosen word, and repaints every panel on each change.
 
 import * as api from "./api.js";
-import { connectivityColour, normaliseRows, shadingById, textColourOn } from "./connectivity-colour.js";
+import { connectivityColour, legendPosition, legendStops, legendTicks, normaliseRows, shadingById, textColourOn } from "./connectivity-colour.js";
+import { formatPercent, NBSP } from "./format.js";
 import { paintUnitColour } from "./units.js";
 
 const d3 = window.d3;
 const ROW_REQUEST_DELAY_MS = 120;
-// On a narrow screen each panel shows a window of WINDOW_LINES lines of the text, in characters of at
-// least TARGET_PX square, so the panels fit one screen and a tap lands on the character meant.
+// On a narrow screen each panel shows a window of WINDOW_LINES lines of the text, wrapped between words,
+// in characters of at least TARGET_PX square, so the panels fit one screen and a tap lands on the
+// character meant; above it the whole text, small, shows where the row lies outside the window.
 const NARROW = window.matchMedia("(max-width: 760px)");
 const WINDOW_LINES = 2;
 const TARGET_PX = 24;
+// An integrated-gradients row that misses its score change by more than this is drawn with a warning
+// (the server refines the path until it misses by 2 % at most, unless its work limit stops it first).
+export const COMPLETENESS_WARNING = 0.05;
 const KEY_STEPS = { ArrowRight: 1, ArrowDown: 1, ArrowLeft: -1, ArrowUp: -1, PageDown: 10, PageUp: -10 };
 
 export class ConnectivityExplorer {
@@ -22,8 +27,9 @@ export class ConnectivityExplorer {
    * @param limits the API's limits (the page's #limits data block): which matrices it serves whole
    * @param onChange called with state() after the reader (or code) changes the view
    * @param onInteract called when the reader selects a position or a word with pointer or keyboard
+   * @param overview whether narrow screens show the whole text, small, above each panel's window
    */
-  constructor(element, { units, limits, onChange = () => {}, onInteract = () => {} }) {
+  constructor(element, { units, limits, onChange = () => {}, onInteract = () => {}, overview = false }) {
     this.units = units;
     this.limits = limits;
     this.onChange = onChange;
@@ -40,7 +46,11 @@ export class ConnectivityExplorer {
     this.suggestions = {};
     this.wordRows = {};
     this.loading = 0;
-    this.windowStart = 0;
+    // Narrow screens: the first line of the window, and the text's lines (wrapPositions) for the panel's width.
+    this.windowLine = 0;
+    this.wrapped = null;
+    // The characters a link in the prose points at ({start, end}, end excluded), outlined in every panel.
+    this.marked = null;
     // Per unit, the last row painted and its position: shown dimmed while the next row is computed.
     this.lastPainted = {};
     // "ours": computed by this server; "paper": the paper's published rows for the example sentence.
@@ -50,23 +60,30 @@ export class ConnectivityExplorer {
 
     const root = d3.select(element);
     this.status = root.append("p").attr("class", "status").attr("role", "status").attr("aria-live", "polite");
+    // The pager moves the window over the text, never the selected position.
     const pager = root.append("div").attr("class", "window-pager controls");
-    this.earlier = pager.append("button").attr("type", "button").attr("class", "link").text("◀ earlier text")
-      .on("click", () => this.select(this.windowStart - 1));
-    this.later = pager.append("button").attr("type", "button").attr("class", "link").text("later text ▶")
-      .on("click", () => this.select(this.windowStart + this.windowSize()));
+    this.earlier = pager.append("button").attr("type", "button").attr("class", "link").text("◀ earlier line")
+      .on("click", () => this.moveWindow(-1));
+    this.later = pager.append("button").attr("type", "button").attr("class", "link").text("later line ▶")
+      .on("click", () => this.moveWindow(1));
     this.panels = unitPanels(root, units);
     // Panel titles, not headings: the figures sit between the article's h2 sections.
     const heading = this.panels.append("p").attr("class", "panel-title");
     heading.append("span").attr("class", "unit-swatch").attr("aria-hidden", "true");
     this.names = heading.append("span").attr("class", "unit-name");
     this.publishedLabels = this.panels.append("p").attr("class", "published-label").property("hidden", true);
+    // Narrow screens only: the whole text, small; the window's lines are underlined. A tap moves the window there.
+    // Hidden from screen readers, whose slider already speaks the whole row.
+    this.overviews = !overview ? d3.selectAll([]) : this.panels.append("div").attr("class", "overview").attr("aria-hidden", "true")
+      .on("click", (event) => this.showInWindow(event));
     // The panels share one position, so only the first is a tab stop; its value speaks for all of them.
     this.lines = this.panels.append("div").attr("class", "char-line")
       .attr("role", "slider").attr("tabindex", (unit, index) => (index === 0 ? 0 : -1))
       .attr("aria-valuemin", 0).attr("aria-valuemax", 0).attr("aria-valuenow", 0)
       .attr("aria-label", (unit, index) => (index === 0 ? "Selected position, in every panel; arrow keys move it" : `${unit.name}: selected position`));
     this.captions = this.panels.append("p").attr("class", "row-caption");
+    // Integrated gradients only: what the row sums to against the score change it should sum to.
+    this.checks = this.panels.append("p").attr("class", "row-check").property("hidden", true);
     this.suggestionLists = this.panels.append("ul").attr("class", "suggestions").attr("aria-label", (unit) => `${unit.name}'s top guesses`);
 
     this.lines
@@ -195,6 +212,7 @@ export class ConnectivityExplorer {
     const target = clamp(position, 0, this.text.length - 1);
     if (target === this.position && this.word === null) return;
     this.position = target;
+    this.reveal(target);
     this.word = null;
     this.wordRows = {};
     this.paint();
@@ -263,6 +281,40 @@ export class ConnectivityExplorer {
     return this.matrices[unitId]?.[this.position] ?? null;
   }
 
+  /**
+   * Shows one position of another text, the counterfactual's edited text (static/counterfactual.js): `rows` and
+   * `suggestions` map unit id to that position's connectivity row and guesses. Returns what restoreView needs to bring
+   * back the view it replaces.
+   */
+  showEdited(text, position, rows, suggestions) {
+    ++this.loading; // a load still in flight must not paint over the edited text
+    clearTimeout(this.rowTimer);
+    const saved = {
+      text: this.text, position: this.position, word: this.word, wordRows: this.wordRows, matrices: this.matrices,
+      suggestions: this.suggestions, perRow: this.perRow,
+    };
+    this.text = text;
+    this.position = position;
+    this.word = null;
+    this.wordRows = {};
+    this.perRow = false;
+    this.lastPainted = {};
+    this.matrices = Object.fromEntries(this.units.map((unit) => [unit.id, { [position]: rows[unit.id] }]));
+    this.suggestions = Object.fromEntries(this.units.map((unit) => [unit.id, { [position]: { suggestions: suggestions[unit.id] ?? [] } }]));
+    this.buildCharacters();
+    this.paint();
+    return saved;
+  }
+
+  /** Brings back a view that showEdited replaced. */
+  restoreView(saved) {
+    ++this.loading;
+    Object.assign(this, saved);
+    this.lastPainted = {};
+    this.buildCharacters();
+    this.paint();
+  }
+
   /** The unit's name, or in the paper's view the paper's name for it (or that the paper has none). */
   panelName(unit) {
     if (this.source !== "paper") return unit.name;
@@ -273,7 +325,25 @@ export class ConnectivityExplorer {
     const char = event.target.closest?.(".char");
     if (!char) return;
     this.onInteract();
+    this.marked = null;
     this.select(Number(char.dataset.position));
+  }
+
+  /** Whether the rows shown are signed (integrated gradients), drawn on a diverging scale. */
+  get signed() {
+    return this.method === "integrated_gradients" && this.source === "ours";
+  }
+
+  /**
+   * Outlines the word around `position` in every panel and brings it into the window, without moving the
+   * selection: a link in the prose ("the first “grammar”") points at it while the row stays the one discussed.
+   */
+  markWord(position) {
+    const start = this.text.lastIndexOf(" ", position) + 1;
+    const next = this.text.indexOf(" ", position);
+    this.marked = { start, end: next === -1 ? this.text.length : next };
+    this.reveal(start);
+    this.paint();
   }
 
   handleKey(event) {
@@ -284,41 +354,86 @@ export class ConnectivityExplorer {
     if (target === null) return;
     event.preventDefault();
     this.onInteract();
+    this.marked = null;
     this.select(target);
   }
 
   buildCharacters() {
     const characters = Array.from(this.text, (char, position) => ({ char, position }));
+    this.marked = null;
     this.lines.attr("aria-valuemax", this.text.length - 1)
       .selectAll("span.char").data(characters).join("span")
       .attr("class", "char")
       .attr("data-position", (item) => item.position)
       .text((item) => item.char);
+    this.overviews.selectAll("span.overview-char").data(characters).join("span")
+      .attr("class", "overview-char")
+      .attr("data-position", (item) => item.position)
+      .text((item) => item.char);
+    this.windowLine = 0;
+    this.reveal(this.position);
   }
 
-  /** Characters per window on a narrow screen: whole lines of TARGET_PX-wide characters. */
-  windowSize() {
-    const width = this.lines.node()?.clientWidth || 320;
-    return WINDOW_LINES * Math.max(8, Math.floor((width - 4) / TARGET_PX));
-  }
-
-  /** Narrow screens: keeps the selection inside the window, a quarter from its end so most of it is context. */
-  placeWindow() {
-    const size = this.windowSize();
-    const last = Math.max(0, this.text.length - size);
-    if (this.position < this.windowStart || this.position >= this.windowStart + size || this.windowStart > last) {
-      this.windowStart = Math.max(0, Math.min(last, this.position - Math.floor(size * 0.75)));
+  /** The text wrapped between words into lines of as many TARGET_PX-wide characters as a panel holds, and each position's line. */
+  wrappedLines() {
+    const perLine = Math.max(8, Math.floor(((this.lines.node()?.clientWidth || 320) - 4) / TARGET_PX));
+    if (this.wrapped?.perLine !== perLine || this.wrapped.text !== this.text) {
+      const lines = wrapPositions(this.text, perLine);
+      const lineOf = [];
+      lines.forEach((positions, line) => positions.forEach((position) => {
+        lineOf[position] = line;
+      }));
+      this.wrapped = { perLine, text: this.text, lines, lineOf };
     }
-    const end = this.windowStart + size;
-    this.lines.classed("windowed", true).selectAll("span.char")
-      .classed("outside", (item) => item.position < this.windowStart || item.position >= end);
-    this.earlier.property("disabled", this.windowStart === 0);
-    this.later.property("disabled", end >= this.text.length);
+    return this.wrapped;
+  }
+
+  /** Narrow screens: moves the window, if need be, so that `position` is on its last line (the text before it is the context). */
+  reveal(position) {
+    if (!NARROW.matches || !this.text) return;
+    const line = this.wrappedLines().lineOf[position] ?? 0;
+    if (line < this.windowLine || line >= this.windowLine + WINDOW_LINES) this.windowLine = Math.max(0, line - WINDOW_LINES + 1);
+  }
+
+  /** The pager: the window `lines` lines later (or earlier); the selected position stays. */
+  moveWindow(lines) {
+    this.windowLine += lines;
+    this.paint();
+  }
+
+  /** A tap on the small whole text: the window starts at the line tapped; the selected position stays. */
+  showInWindow(event) {
+    const char = event.target.closest?.(".overview-char");
+    if (!char) return;
+    this.windowLine = this.wrappedLines().lineOf[Number(char.dataset.position)];
+    this.paint();
+  }
+
+  /** Narrow screens: shows WINDOW_LINES whole lines from `windowLine`, each ending between words. Returns the window's positions [first, last]. */
+  placeWindow() {
+    const { lines } = this.wrappedLines();
+    this.windowLine = clamp(this.windowLine, 0, Math.max(0, lines.length - WINDOW_LINES));
+    const shown = lines.slice(this.windowLine, this.windowLine + WINDOW_LINES);
+    const [first, last] = [shown[0][0], shown.at(-1).at(-1)];
+    const lineStarts = new Set(shown.slice(1).map((positions) => positions[0]));
+    this.lines.classed("windowed", true).each(function breakLines() {
+      d3.select(this).selectAll("br.window-break").remove();
+      d3.select(this).selectAll("span.char")
+        .classed("outside", (item) => item.position < first || item.position > last)
+        .filter((item) => lineStarts.has(item.position))
+        .each(function breakBefore() {
+          this.before(Object.assign(document.createElement("br"), { className: "window-break" }));
+        });
+    });
+    this.earlier.property("disabled", this.windowLine === 0);
+    this.later.property("disabled", this.windowLine + WINDOW_LINES >= lines.length);
+    return [first, last];
   }
 
   paint() {
-    if (NARROW.matches) this.placeWindow();
-    else this.lines.classed("windowed", false);
+    const windowed = NARROW.matches && this.text !== "";
+    const [windowFirst, windowLast] = windowed ? this.placeWindow() : [0, this.text.length - 1];
+    if (!windowed) this.lines.classed("windowed", false).selectAll("br.window-break").remove();
     const published = this.source === "paper";
     const showsPublished = (unit) => published && this.publishedUnits.has(unit.id);
     this.panels.classed("published", showsPublished);
@@ -327,7 +442,8 @@ export class ConnectivityExplorer {
     const current = this.currentRows();
     const position = this.position;
     const chars = this.text;
-    const { lastPainted, shading } = this;
+    const { lastPainted, shading, signed, marked } = this;
+    const isMarked = (item) => marked !== null && item.position >= marked.start && item.position < marked.end;
     this.lines
       .attr("aria-valuenow", position)
       // Screen readers hear what the shading shows: the strongest earlier characters and how far back.
@@ -339,16 +455,29 @@ export class ConnectivityExplorer {
         if (fresh !== null) lastPainted[unit.id] = { values: fresh, position };
         // Until this position's row arrives, the last one stays on screen, dimmed, instead of a blank panel.
         const { values, position: paintedUpTo } = fresh !== null ? { values: fresh, position } : lastPainted[unit.id] ?? { values: null };
+        const colourOf = (item) => (values !== null && item.position <= paintedUpTo ? connectivityColour(values[item.position], shading, signed) : null);
         d3.select(this).classed("stale", fresh === null && values !== null)
           .selectAll("span.char")
           .classed("selected", (item) => item.position === position)
           .classed("future", (item) => item.position > position)
+          .classed("marked", isMarked)
           .each(function paintCharacter(item) {
-            const coloured = values !== null && item.position <= paintedUpTo;
-            const background = coloured ? connectivityColour(values[item.position], shading) : null;
+            const background = colourOf(item);
             this.style.backgroundColor = background ?? "";
             this.style.color = background ? textColourOn(background) : "";
-            this.dataset.connectivity = fresh !== null && coloured ? values[item.position].toFixed(4) : "";
+            this.dataset.connectivity = fresh !== null && background ? values[item.position].toFixed(4) : "";
+          });
+        if (!windowed) return;
+        d3.select(this.parentNode).select(".overview").classed("stale", fresh === null && values !== null)
+          .selectAll("span.overview-char")
+          .classed("current", (item) => item.position === position)
+          .classed("future", (item) => item.position > position)
+          .classed("in-window", (item) => item.position >= windowFirst && item.position <= windowLast)
+          .classed("marked", isMarked)
+          .each(function paintCharacter(item) {
+            const background = colourOf(item);
+            this.style.backgroundColor = background ?? "";
+            this.style.color = background ? textColourOn(background) : "";
           });
       });
     this.captions.each(function caption(unit) {
@@ -365,7 +494,16 @@ export class ConnectivityExplorer {
       element.append("span").text("Connectivity of ");
       element.append("q").attr("class", "row-word").text(row.word);
       if (published) element.append("span").text(" (the word in the text)");
-      element.append("span").text(` at position ${position} (${describeCharacter(chars, position)})`);
+      // The position is the same in every panel: a phone, short of room, shows it once, framed in the text.
+      element.append("span").attr("class", "caption-position").text(` at position ${position} (${describeCharacter(chars, position)})`);
+    });
+    const rowObjects = Object.fromEntries(this.units.map((unit) => [unit.id, this.rowOf(unit.id)]));
+    this.checks.each(function check(unit) {
+      const row = rowObjects[unit.id];
+      const shown = signed && row?.score_change != null;
+      const incomplete = shown && completenessShare(row) > COMPLETENESS_WARNING;
+      d3.select(this.parentNode).classed("incomplete", incomplete);
+      d3.select(this).property("hidden", !shown).classed("warning", incomplete).text(shown ? completenessText(row) : "");
     });
     const chosenWord = this.word;
     this.suggestionLists.each((unit, index, nodes) => {
@@ -393,6 +531,7 @@ export class ConnectivityExplorer {
     const legendWidth = 180;
     const header = 64;
     const rows = this.currentRows();
+    const signed = this.signed;
     const lines = wrapPositions(this.text, perLine);
     const panelHeight = 28 + lines.length * lineHeight + 12;
     const width = margin * 2 + perLine * charWidth;
@@ -406,12 +545,13 @@ export class ConnectivityExplorer {
       .text(`Connectivity at position ${this.position} (${describeCharacter(this.text, this.position)})`);
     top.append("text").attr("y", 28).text(caption);
     const gradient = svg.append("defs").append("linearGradient").attr("id", "legend");
-    d3.range(0, 1.0001, 0.1).forEach((stop) => gradient.append("stop").attr("offset", `${stop * 100}%`).attr("stop-color", connectivityColour(stop)));
+    legendStops(signed).forEach(([offset, colour]) => gradient.append("stop").attr("offset", `${offset * 100}%`).attr("stop-color", colour));
     const legend = top.append("g").attr("transform", "translate(0,36)");
     legend.append("rect").attr("width", legendWidth).attr("height", 8).attr("fill", "url(#legend)");
-    legend.selectAll("text").data(shading.ticks).join("text").attr("x", (tick) => shading.toBand(tick) * legendWidth).attr("y", 20)
-      .attr("text-anchor", "middle").attr("font-size", 10).text((tick) => d3.format("~g")(tick));
-    legend.append("text").attr("x", legendWidth + 12).attr("y", 8).attr("font-size", 10).text("fraction of the maximum");
+    legend.selectAll("text").data(legendTicks(shading.id, signed)).join("text").attr("x", (tick) => legendPosition(tick, shading.id, signed) * legendWidth)
+      .attr("y", 20).attr("text-anchor", "middle").attr("font-size", 10).text((tick) => d3.format("~g")(tick).replace("-", "−"));
+    legend.append("text").attr("x", legendWidth + 12).attr("y", 8).attr("font-size", 10)
+      .text(signed ? "fraction of the largest magnitude: red lowers the word's score, blue raises it" : "fraction of the maximum");
     this.units.forEach((unit, unitIndex) => {
       const panel = svg.append("g").attr("transform", `translate(${margin},${margin + header + unitIndex * panelHeight})`);
       const row = rows[unit.id];
@@ -425,7 +565,7 @@ export class ConnectivityExplorer {
         const x = column * charWidth;
         const y = 28 + lineIndex * lineHeight;
         const coloured = row.normalised !== null && position <= this.position;
-        const background = coloured ? connectivityColour(row.normalised[position], this.shading) : null;
+        const background = coloured ? connectivityColour(row.normalised[position], this.shading, signed) : null;
         if (background) cells.append("rect").attr("x", x).attr("y", y).attr("width", charWidth + 0.5).attr("height", lineHeight - 2).attr("fill", background);
         if (position === this.position) {
           panel.append("rect").attr("x", x).attr("y", y).attr("width", charWidth).attr("height", lineHeight - 2)
@@ -503,10 +643,35 @@ export function formatProbability(probability) {
 
 const SPOKEN_STRONGEST = 3;
 
-/** "most connected: 0 back (“g” of “grammar”, 100 %), 2 back (…)", for the slider's aria-valuetext. */
+/**
+ * What an integrated-gradients row adds up to: "The row sums to 12.46; the score change from the baseline
+ * (every letter a space) is 12.50, off by 0.3 % (74 steps)", with a warning past COMPLETENESS_WARNING.
+ */
+export function completenessText(row) {
+  const sum = row.connectivity.reduce((total, value) => total + value, 0);
+  const steps = `${row.integration_steps}${NBSP}steps`;
+  if (row.score_change === 0) return `The row sums to ${formatScore(sum)}: here the text is the baseline (every letter a space), so the score does not change.`;
+  const share = completenessShare(row);
+  const check = `The row sums to ${formatScore(sum)}; the score change from the baseline (every letter a space) is ${formatScore(row.score_change)}`;
+  if (share <= COMPLETENESS_WARNING) return `${check}, off by ${formatPercent(share)} (${steps}).`;
+  return `⚠ ${check}, off by ${formatPercent(share)} even after ${steps}: the integration did not converge within the server's work limit, `
+    + "so these colours are not reliable.";
+}
+
+/** How far an integrated-gradients row's sum misses its score change, as a share of that change. */
+export function completenessShare(row) {
+  return row.score_change === 0 ? 0 : row.completeness_error / Math.abs(row.score_change);
+}
+
+/** A score (a logit, in nats): two decimals and a true minus sign. */
+export function formatScore(value) {
+  return `${value < 0 ? "−" : ""}${Math.abs(value).toFixed(2)}`;
+}
+
+/** "most connected: 0 back (“g” of “grammar”, 100 %), 2 back (…)", for the slider's aria-valuetext; signed rows by magnitude. */
 function strongest(normalised, text, position) {
   if (normalised === null) return "connectivity still loading";
-  const ranked = d3.range(position + 1).sort((a, b) => normalised[b] - normalised[a] || b - a).slice(0, SPOKEN_STRONGEST);
+  const ranked = d3.range(position + 1).sort((a, b) => Math.abs(normalised[b]) - Math.abs(normalised[a]) || b - a).slice(0, SPOKEN_STRONGEST);
   return `most connected: ${ranked.map((index) => `${position - index} back (${describeCharacter(text, index)}, ${formatProbability(normalised[index])})`).join(", ")}`;
 }
 

@@ -75,6 +75,30 @@ BAD_INPUTS: tuple[BadInput, ...] = (
     BadInput("word <eos>", "POST", "/api/connectivity", _connectivity(word="<eos>"), 422, ("body.word", "'<eos>'", "special token")),
     BadInput("word <unknown>", "POST", "/api/connectivity", _connectivity(word="<unknown>"), 422, ("body.word", "'<unknown>'", "special token")),
     BadInput("unknown model id", "POST", "/api/connectivity", _connectivity(model="transformer"), 422, ("body.model", "'transformer'", "unknown model")),
+    BadInput(
+        "counterfactual word after the position",
+        "POST",
+        "/api/counterfactual",
+        _json({"text": "the cat sat", "position": 5, "replace_at": 9}),
+        422,
+        ("body.replace_at", "'sat'", "does not end before position 5"),
+    ),
+    BadInput(
+        "counterfactual typed word of digits",
+        "POST",
+        "/api/counterfactual",
+        _json({"text": "the cat sat", "position": 9, "replace_at": 5, "replace_with": "typed_word", "typed_word": "42"}),
+        422,
+        ("body.typed_word", "not one word of letters"),
+    ),
+    BadInput(
+        "unrolled text over its limit",
+        "POST",
+        "/api/unrolled",
+        _json({"text": "the cat sat " * 20, "model": "gru"}),
+        422,
+        ("body.text", "RNN_MAX_UNROLLED_CHARS"),
+    ),
 )
 
 

@@ -21,6 +21,7 @@ import torch
 from conftest import serve_app
 from torch import nn
 
+from app import formatting
 from models.checkpoint import load_checkpoint, save_checkpoint
 from models.memory import row_shares, word_starts
 from models.net import AutocompleteNet
@@ -173,10 +174,10 @@ def test_page_loads_offline_without_console_errors_and_every_figure_renders(open
     # Against characters seen: each unit's training and validation loss, and its paper counterpart's validation loss.
     assert page.locator("#fig-training .loss-chart path.series").count() == 9
     assert page.locator("#fig-training .loss-chart path.series.paper").count() == 3
-    # The snapshots: each unit's two, and the paper's model after two epochs as one point at about 180 M characters.
+    # The snapshots: each unit's two (dots), and the paper's model after two epochs as one hollow diamond at about 180 M characters.
     assert page.locator("#fig-training .history-chart path.series.history").count() == 3
-    assert page.locator("#fig-training .history-chart path.series.paper-final").count() == 3
-    assert page.locator("#fig-training .history-chart circle").count() == 3 * 2 + 3
+    assert page.locator("#fig-training .history-chart .series-marker.paper-final path").count() == 3
+    assert page.locator("#fig-training .history-chart circle").count() == 3 * 2
     # The x-axis runs to the paper's two epochs: 14,278 mini-batches of about 12,600 characters.
     assert "180M" in page.locator("#fig-training .history-chart .x-axis").text_content()
     page.locator("#fig-training input[name=history-measure][value=example_reach_10]").check()
@@ -244,6 +245,7 @@ def test_a_model_trained_in_legs_names_each_machine_and_loss(open_page):
         }""",
         LEGS_RECORD,
     )
+    texts = {figure: text.replace("\xa0", " ") for figure, text in texts.items()}
     legs = "96.4 million in 7 min on one NVIDIA H100 80GB HBM3, then 83.6 million in 6 h 40 min on a CPU with a sampled softmax"
     assert f"Characters read during training: GRU 180 million ({legs})." in texts["model-summary"]
     assert legs in texts["setup"]
@@ -324,7 +326,8 @@ def test_walkthrough_links_select_their_positions(open_page):
     page = open_page("/")
     show_connectivity_figure(page)
     links = {"1": WALKTHROUGH["1"], "2": WALKTHROUGH["2"], "3": WALKTHROUGH["3"]}
-    links.update({f"inline-{index}": position for index, position in enumerate(WALKTHROUGH["inline"])})
+    # The links inside note 2 point at a word while Figure 4 stays on the note's position (tests/test_article_round2.py).
+    links.update({f"inline-{index}": WALKTHROUGH["2"] for index in range(len(WALKTHROUGH["inline"]))})
     for key, position in links.items():
         page.locator(f"[data-walkthrough='{key}']").click()
         wait_for_all_three(page, "#fig-connectivity .char.selected", "(c, p) => Number(c.dataset.position) === p", position)
@@ -390,8 +393,13 @@ PAPER_ROWS = {unit: json.loads((ROOT / "static" / "data" / "paper" / f"{unit}.js
 
 
 def percent(share):
-    """The figures' d3 ".1%" format."""
-    return f"{share * 100:.1f}%"
+    """The figures' percentage format (static/format.js, the same as app/formatting.py's)."""
+    return formatting.percent(share)
+
+
+def bucket_width(index):
+    bucket = PAPER_MEMORY["buckets"][index]
+    return bucket["high"] - bucket["low"] + 1
 
 
 def test_memory_figure_shows_each_units_profile_the_papers_overlay_and_reach_in_words(open_page, live_server):
@@ -405,18 +413,19 @@ def test_memory_figure_shows_each_units_profile_the_papers_overlay_and_reach_in_
     for unit in UNIT_IDS:
         memory = models[unit]["memory"]
         words = page.locator(f"#fig-memory .memory-reach li[data-unit={unit}]").inner_text()
-        ours = f"{percent(memory['test']['before_word'])} of its connectivity lies before the current word and {percent(memory['test']['reach_10'])} more than 10 characters back on our test set"
+        ours = f"{percent(memory['test']['before_word'])} of its connectivity lies before the current word and {percent(memory['test']['reach_10'])} more than 10 characters back on our test sample"
         theirs = PAPER_MEMORY["units"][unit]
         assert ours in words
         assert f"the paper's {models[unit]['name']} {percent(theirs['before_word'])} and {percent(theirs['reach_10'])}" in words
 
-    # Keyboard and hover read out the shares of one bucket for every unit.
+    # Keyboard and hover read out the shares of one bucket for every unit: per character of distance, and in all.
     page.locator("#fig-memory .chart-frame").focus()
     page.keyboard.press("ArrowRight")
     readout = page.locator("#fig-memory .chart .status").inner_text()
     assert readout.startswith("characters back (log scale) 0:")
     for unit in UNIT_IDS:
-        assert f"{models[unit]['name']} {percent(models[unit]['memory']['test']['by_distance'][0])}" in readout
+        share = models[unit]["memory"]["test"]["by_distance"][0]
+        assert f"{models[unit]['name']} {percent(share)} per character, {percent(share)} in all" in readout
     box = page.locator("#fig-memory .chart-frame > svg").bounding_box()
     page.mouse.move(box["x"] + box["width"] * 0.55, box["y"] + box["height"] / 2)
     tooltip = page.locator("#fig-memory .tooltip")
@@ -425,14 +434,17 @@ def test_memory_figure_shows_each_units_profile_the_papers_overlay_and_reach_in_
     bucket = [item["label"] for item in PAPER_MEMORY["buckets"]].index(label)
     assert bucket > 0
     cells = tooltip.locator("td").all_inner_texts()
-    assert percent(models["gru"]["memory"]["test"]["by_distance"][bucket]) in cells
+    share = models["gru"]["memory"]["test"]["by_distance"][bucket]
+    assert f"{percent(share / bucket_width(bucket))} per character, {percent(share)} in all" in cells
 
-    page.locator("#fig-memory input[name=paper-overlay]").check()
+    # The paper's profile stands beside ours on the same sentence only.
+    page.locator("#fig-memory input[name=memory-view][value=example]").check()
     assert page.locator("#fig-memory path.series.paper").count() == 3
     page.locator("#fig-memory .chart-frame").focus()
     page.keyboard.press("End")
     readout = page.locator("#fig-memory .chart .status").inner_text()
-    assert f"paper, example sentence: Nested LSTM {percent(PAPER_MEMORY['units']['nlstm']['by_distance'][-1])}" in readout
+    share = PAPER_MEMORY["units"]["nlstm"]["by_distance"][-1]
+    assert f"paper, example sentence: Nested LSTM {percent(share / bucket_width(-1))} per character, {percent(share)} in all" in readout
     assert page.console_errors == []
 
 
@@ -454,19 +466,30 @@ def test_walkthrough_notes_give_each_units_share_before_the_word_beside_the_pape
     show_connectivity_figure(page)
     page.wait_for_function("() => [...document.querySelectorAll('[data-walkthrough-note]')].every((note) => note.textContent)")
     models = {model["id"]: model["name"] for model in httpx.get(live_server + "/api/models", timeout=60).json()}
+    suggestions = api(live_server, "/api/autocomplete", {"text": EXAMPLE_TEXT, "models": UNIT_IDS, "positions": "all"})["models"]
     for step in ("1", "2", "3"):
         position = WALKTHROUGH[step]
         note = page.locator(f"[data-walkthrough-note='{step}']").inner_text()
         for unit in UNIT_IDS:
-            ours = api(live_server, "/api/connectivity", {"text": EXAMPLE_TEXT, "model": unit, "positions": [position]})["rows"][0]["connectivity"]
             paper = PAPER_ROWS[unit]["positions"][position]
-            assert (
-                f"{note_percent(share_before_word(ours, position))} of its row lies before the current word "
-                f"(the paper's {models[unit]}, for “{paper['target']}”: "
-                f"{note_percent(share_before_word(paper['connectivity'], position))})"
-            ) in note
+            theirs = note_percent(share_before_word(paper["connectivity"], position))
+            # Like with like: our rows, as the paper's, for the word in the text, where the model knows it (it suggests it).
+            if paper["target"] in {entry["word"] for at in suggestions[unit] for entry in at["suggestions"]}:
+                body = {"text": EXAMPLE_TEXT, "model": unit, "positions": [position], "word": paper["target"]}
+                ours = api(live_server, "/api/connectivity", body)["rows"][0]["connectivity"]
+                expected = f"{note_percent(share_before_word(ours, position))} of its row lies before the current word (the paper's {models[unit]}: {theirs})"
+            else:  # the tiny models' vocabulary lacks the word: the row for their own guess, and the note says so
+                guess = suggestions[unit][position]["suggestions"][0]["word"]
+                ours = api(live_server, "/api/connectivity", {"text": EXAMPLE_TEXT, "model": unit, "positions": [position]})["rows"][0]["connectivity"]
+                expected = (
+                    f"{note_percent(share_before_word(ours, position))} of its row for “{guess}” (it never suggests “{paper['target']}”, "
+                    f"so it may not know the word) lies before the current word (the paper's {models[unit]}, for “{paper['target']}”: {theirs})"
+                )
+            assert expected in note
     # The issue's figure: at the second "grammar" the paper's GRU row lies almost all before the word.
-    assert "(the paper's GRU, for “grammar”: 96 %)" in page.locator("[data-walkthrough-note='2']").inner_text()
+    assert "for “grammar”, the word in the text" in page.locator("[data-walkthrough-note='2']").inner_text()
+    assert "(the paper's GRU" in page.locator("[data-walkthrough-note='2']").inner_text()
+    assert ": 96 %)" in page.locator("[data-walkthrough-note='2']").inner_text()
     # The notes read the paper's shares from its memory profile; its rows load only when the reader asks for them.
     fetched = page.evaluate("performance.getEntriesByType('resource').map((entry) => new URL(entry.name).pathname)")
     assert "/static/data/paper/memory.json" in fetched
@@ -743,16 +766,16 @@ def test_phone_shows_the_three_panels_on_one_screen_with_targets_of_24_px(open_p
     page.mouse.click(box["x"] + box["width"] / 2 + 3, box["y"] + box["height"] / 2 + 3)
     assert selected_positions(page, "#fig-hero") == [position] * 3
 
-    # The window pages through the text: "later" selects the character after it, "earlier" the one before it.
+    # The window pages through the text a line at a time; the selected position stays (issue 31).
     def window_positions():
         return [int(value) for value in page.eval_on_selector_all("#fig-hero [data-unit=gru] .char:not(.outside)", "cs => cs.map(c => c.dataset.position)")]
 
     last = max(window_positions())
-    page.locator("#fig-hero").get_by_role("button", name="later text").click()
-    assert selected_positions(page, "#fig-hero") == [last + 1] * 3 and last + 1 in window_positions()
+    page.locator("#fig-hero").get_by_role("button", name="later line").click()
+    assert selected_positions(page, "#fig-hero") == [position] * 3 and last + 1 in window_positions()
     first = min(window_positions())
-    page.locator("#fig-hero").get_by_role("button", name="earlier text").click()
-    assert selected_positions(page, "#fig-hero") == [first - 1] * 3 and first - 1 in window_positions()
+    page.locator("#fig-hero").get_by_role("button", name="earlier line").click()
+    assert selected_positions(page, "#fig-hero") == [position] * 3 and first - 1 in window_positions()
     assert page.evaluate("document.documentElement.scrollWidth") <= 375
     assert page.console_errors == []
 

@@ -7,7 +7,7 @@ from models import connectivity
 from models.checkpoint import load_checkpoint
 from models.connectivity import METHODS, connectivity_rows, record
 from models.net import AutocompleteNet, ModelConfig
-from models.text import encode, normalise
+from models.text import SPACE, encode, normalise
 
 TEXT = normalise("The cat sat on the mat, and then it was time")
 IG_STEPS = 32
@@ -16,15 +16,17 @@ IG_STEPS = 32
 def reference_rows(net: AutocompleteNet, chars: torch.Tensor, positions: list[int], word_ids: list[int], method: str) -> torch.Tensor:
     """The definitions of the issue, computed the slow and obvious way."""
     embeddings = net.embedding(chars[None]).detach()
+    # Integrated gradients' baseline: the text with every letter replaced by a space.
+    baseline = net.embedding(torch.full_like(chars, SPACE)[None]).detach()
     rows = []
     for position, word_id in zip(positions, word_ids):
         if method == "integrated_gradients":
             total = torch.zeros_like(embeddings)
             for step in range(IG_STEPS):
-                scaled = ((step + 0.5) / IG_STEPS * embeddings).requires_grad_()
+                scaled = (baseline + (step + 0.5) / IG_STEPS * (embeddings - baseline)).requires_grad_()
                 logit = net.output(net.rnn(scaled)[0])[0, position, word_id]
                 total += torch.autograd.grad(logit, scaled)[0]
-            rows.append((total / IG_STEPS * embeddings)[0].sum(dim=-1))
+            rows.append((total / IG_STEPS * (embeddings - baseline))[0].sum(dim=-1))
             continue
         inputs = embeddings.clone().requires_grad_()
         logit = net.output(net.rnn(inputs)[0])[0, position, word_id]
@@ -78,10 +80,13 @@ def test_full_matrix_equals_reference_and_is_causal(tiny_net: AutocompleteNet) -
 def test_integrated_gradients_are_complete(tiny_net: AutocompleteNet) -> None:
     chars = torch.tensor(encode(TEXT))
     rows = connectivity_rows(tiny_net, record(tiny_net, chars, "integrated_gradients", IG_STEPS), [len(TEXT) - 1, 12], [3, 4], "integrated_gradients")
-    assert rows.completeness_errors is not None
-    total = rows.values.sum(dim=1).abs()
-    assert torch.all(rows.completeness_errors <= 1e-2 * total + 1e-6)
+    assert rows.completeness_errors is not None and rows.score_changes is not None
+    assert torch.allclose(rows.completeness_errors, (rows.values.sum(dim=1) - rows.score_changes).abs())
+    assert torch.all(rows.completeness_errors <= 1e-2 * rows.score_changes.abs() + 1e-6)
     assert torch.all(rows.values[1, 13:] == 0)
+    # Spaces are the baseline's own characters: they carry nothing.
+    spaces = torch.tensor([char == " " for char in TEXT])
+    assert torch.all(rows.values[:, spaces] == 0)
 
 
 @pytest.mark.parametrize("unit,layers,depth", [("gru", 3, 1), ("lstm", 1, 1), ("nlstm", 2, 3)])

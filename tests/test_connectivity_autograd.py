@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from models.connectivity import METHODS, connectivity_rows, record
+from models.connectivity import COMPLETENESS_TOLERANCE, METHODS, connectivity_rows, integrated_gradients, record
 from models.net import AutocompleteNet, ModelConfig
 from models.text import encode
 from models.units import Unit, register_unit, unregister_unit
@@ -139,8 +139,7 @@ def test_plug_in_full_matrix_and_recorded_outputs(plug_in_net: AutocompleteNet) 
 
 def test_plug_in_integrated_gradients_are_complete(plug_in_net: AutocompleteNet) -> None:
     chars = torch.tensor(encode(TEXT))
-    recording = record(plug_in_net, chars, "integrated_gradients", 64)
-    rows = connectivity_rows(plug_in_net, recording, [len(TEXT) - 1, 12], [3, 4], "integrated_gradients")
-    assert rows.completeness_errors is not None
-    assert torch.all(rows.completeness_errors <= 1e-2 * rows.values.sum(dim=1).abs() + 1e-4)
-    assert torch.all(rows.values[1, 13:] == 0)
+    rows = integrated_gradients(plug_in_net, chars, [len(TEXT) - 1, 12], [3, 4], steps=32, max_steps=2000, force_autograd=True)
+    assert rows.completeness_errors is not None and rows.score_changes is not None
+    assert torch.all(rows.completeness_errors <= COMPLETENESS_TOLERANCE * rows.score_changes.abs())
+    assert rows.values.shape == (2, len(TEXT)) and torch.all(rows.values[1, 13:] == 0)

@@ -1,10 +1,12 @@
-"""bench/copy_memory.py's cases: a repeated word, its first occurrence swapped, positions kept."""
+"""The copy test's cases (training/intervention.py): a repeated word, its first occurrence swapped, positions kept."""
 
 import numpy as np
+import torch
 
-from bench.copy_memory import find_cases
+from models.net import AutocompleteNet, ModelConfig
 from models.text import encode
 from models.vocab import SPECIAL_WORDS, Vocabulary
+from training.intervention import GAP_BUCKETS, Case, find_cases, intervention
 
 VOCABULARY = Vocabulary(SPECIAL_WORDS + ["the", "grammar", "biology", "history", "study", "rules", "of"])
 
@@ -35,3 +37,27 @@ def test_repeats_too_close_short_or_out_of_the_vocabulary_are_not_cases():
     )
     assert find_cases(rows(*texts), VOCABULARY, gap=20, count=5, seed=0) == []
     assert len(find_cases(rows(*texts), VOCABULARY, gap=1, count=5, seed=0)) == 2
+
+
+def test_a_gap_bucket_takes_only_repeats_within_its_range():
+    text = " the study of grammar is old the rules of grammar"  # 20 characters between the two
+    assert len(find_cases(rows(text), VOCABULARY, gap=5, count=5, seed=0, max_gap=24)) == 1
+    assert find_cases(rows(text), VOCABULARY, gap=25, count=5, seed=0, max_gap=59) == []
+    assert find_cases(rows(text), VOCABULARY, gap=5, count=5, seed=0, max_gap=19) == []
+
+
+def test_intervention_reports_every_bucket_with_intervals_and_the_example():
+    torch.manual_seed(0)
+    net = AutocompleteNet(ModelConfig(unit="gru", hidden_size=8, num_layers=1, num_words=len(VOCABULARY)))
+    texts = [" the study of grammar is old the rules of grammar", " the rules of history and the study of " + "of " * 8 + "history"]
+    text = " the grammar of the rules of grammar"
+    example = Case(text, text.replace("grammar", "biology", 1), text.rindex(" grammar"), VOCABULARY.id("grammar"))
+    result = intervention(net, rows(*texts), VOCABULARY, example, cases_per_bucket=5, resamples=50)
+    assert [bucket["label"] for bucket in result["buckets"]] == ["5–24", "25–59", "60+"] and len(GAP_BUCKETS) == 3
+    near, middle, far = result["buckets"]
+    assert near["cases"] == 1 and middle["cases"] == 1 and far["cases"] == 0
+    low, high = near["gain_space_ci95"]
+    assert low <= near["gain_space"] <= high
+    assert 0 <= near["top3_space_with"] <= 1
+    assert result["example"]["position"] == example.space + 1
+    assert np.isclose(result["example"]["gain"], np.log(result["example"]["probability_with"] / result["example"]["probability_without"]))

@@ -16,7 +16,8 @@ import pytest
 import torch
 
 from models.checkpoint import load_checkpoint, load_vocabulary, read_metadata
-from models.net import get_preset
+from models.net import cpu_bf16_supported, get_preset
+from training.dataset import Dataset
 from training.export import read_curve
 from training.train import LEARNING_RATE, WARM_START_RAMP_STEPS, Processes, TrainOptions, train
 
@@ -84,6 +85,33 @@ def test_train_evaluate_export_end_to_end(tiny_data, tmp_path):
     net = load_checkpoint(out / "nlstm.safetensors")
     assert net.config.hidden_size == 16 and net.config.num_words == len(load_vocabulary(out))
     assert json.loads(read_metadata(out / "nlstm.safetensors")["preset"]) == "bundled"
+    assert gru["test"]["characters"] >= gru["test"]["positions"]  # every character counts on the paper's definition
+    assert gru["test"]["split_sequences"] == gru["test"]["sequences"] == len(Dataset.open(tiny_data).split("test")[0])
+    low, high = gru["test"]["accuracy_every_character_ci95"]
+    assert low <= gru["test"]["accuracy_every_character"] <= high
+    assert gru["history"][-1]["accuracy_every_character"] == gru["test"]["accuracy_every_character"]
+    assert [bucket["label"] for bucket in gru["intervention"]["buckets"]] == ["5–24", "25–59", "60+"]
+
+    # A shipped model evaluated again (the evaluation changed): its record takes the new figures, its weights and curve stay.
+    del gru["intervention"], gru["test"]["accuracy_every_character"]
+    gru["history"] = [{"characters": 10, "test_sequences": 8, "accuracy": 0.5}] + gru["history"]
+    (out / "metrics.json").write_text(json.dumps(metrics))
+    cli("evaluate", "--checkpoint", str(out / "gru.safetensors"), "--out", str(tmp_path / "again.json"), "--data", str(tiny_data),
+        "--memory-positions", "300")
+    refused = cli("export", "--evaluation", str(tmp_path / "again.json"), "--data", str(tiny_data), "--out", str(out), check=False)
+    assert refused.returncode == 2 and "--evaluation takes one unit" in refused.stderr
+    other = cli("export", "--evaluation", str(tmp_path / "again.json"), "--units", "lstm", "--data", str(tiny_data), "--out", str(out),
+                check=False)
+    assert other.returncode == 2 and "is not an evaluation of" in other.stderr and "lstm.safetensors" in other.stderr
+    cli("export", "--evaluation", str(tmp_path / "again.json"), "--units", "gru", "--data", str(tiny_data), "--out", str(out))
+    refreshed = json.loads((out / "metrics.json").read_text())["models"]["gru"]
+    assert refreshed["test"]["accuracy_every_character"] == json.loads((tmp_path / "again.json").read_text())["test"]["accuracy_every_character"]
+    assert refreshed["intervention"]["buckets"] and refreshed["training_curve"] == gru["training_curve"]
+    first, *_, last = refreshed["history"]
+    assert last["characters"] == gru["characters_seen"] and last["accuracy_every_character"] == refreshed["test"]["accuracy_every_character"]
+    _, targets = Dataset.open(tiny_data).split("test")
+    every = 0.5 * (targets[:8] > 1).sum() / (targets[:8] > 0).sum()  # real-word hits over every character of the same 8 sequences
+    assert first["accuracy_every_character_derived"] and first["accuracy_every_character"] == pytest.approx(every)
 
 
 def test_kill_and_resume_matches_an_uninterrupted_run(tiny_data, tmp_path):
@@ -112,7 +140,7 @@ def test_kill_and_resume_matches_an_uninterrupted_run(tiny_data, tmp_path):
     for name in whole:
         assert torch.equal(whole[name], parts[name]), name
     again = cli("train", "--unit", "gru", *TINY, "--data", str(tiny_data), "--out", str(tmp_path / "parts"), *steps, "--resume")
-    assert "is already trained (40 steps); nothing to do" in again.stdout
+    assert "is finished (40 steps" in again.stdout and "nothing to train" in again.stdout
 
 
 def test_torchrun_two_processes_keep_identical_weights(tiny_data, tmp_path):
@@ -137,6 +165,8 @@ def test_torchrun_two_processes_keep_identical_weights(tiny_data, tmp_path):
         (["prepare", "--corpus", "no/such/file.xz"], "corpus file no/such/file.xz does not exist"),
         (["train", "--unit", "gru", "--preset", "bundled", "--data", "no/such/dir"], "no prepared dataset in no/such/dir"),
         (["describe"], "the following arguments are required: --preset"),
+        (["reference", "--paper-data", "no/such/dir"],
+         "no/such/dir/connectivity_gru.json does not exist; --paper-data takes a clone of https://github.com/distillpub/post--memorization-in-rnns"),
     ],
 )
 def test_bad_cli_input_gets_one_line_and_no_traceback(args, message, tmp_path):
@@ -231,7 +261,7 @@ def test_a_stopped_run_exports_and_the_next_machine_goes_on_from_it_with_its_his
     unevaluated = cli("export", "--runs", str(warm.parent), "--data", str(tiny_data), "--out", str(out), check=False)
     assert unevaluated.returncode == 2 and "evaluation.json does not exist; run `python -m training evaluate` first" in unevaluated.stderr
     result = cli("evaluate", "--runs", str(warm.parent), *evaluate)
-    assert f"gru after {progress['characters']:,} characters: test cross-entropy" in result.stdout
+    assert f"gru after {progress['characters']:,} characters, on 64 test sequences: cross-entropy" in result.stdout
     cli("export", "--runs", str(warm.parent), "--data", str(tiny_data), "--out", str(out))
     exported = json.loads((out / "metrics.json").read_text())["models"]["gru"]
     assert (exported["characters_seen"], exported["steps"]) == (progress["characters"], progress["step"])
@@ -266,3 +296,86 @@ def test_campaign_trains_evaluates_and_packs(tiny_data, tmp_path):
     assert {"gru/log.csv", "gru/snapshots/chars-1.json"} <= set(names)
     assert evaluation["memory"]["test"]["rows"] >= 300
     assert sum(evaluation["memory"]["example"]["by_distance"]) == pytest.approx(1.0)
+
+
+def test_train_says_what_it_does_and_trains_max_chars_beyond_the_presets_epochs(tiny_data, tmp_path):
+    """The first line names the precision, the budget and the folder; --max-chars past the preset's two epochs is
+    trained, not capped; a finished run says so and what comes next, with or without --resume; a resume says where."""
+    run = tmp_path / "run"
+    train_args = ["train", "--unit", "gru", "--preset", "bundled", "--hidden-size", "16", "--eval-sequences", "32",
+                  "--eval-every", "5", "--data", str(tiny_data), "--out", str(run)]
+    train_chars, _ = Dataset.open(tiny_data).split("train")
+    two_epochs = 2 * int(np.count_nonzero(train_chars))
+    budget = two_epochs + 40_000
+    first = cli(*train_args, "--max-chars", str(budget), "--no-bf16")
+    assert (f"training gru (bundled, hidden size 16) on CPU in float32 (--no-bf16), until {budget:,} characters "
+            f"({budget / (two_epochs / 2):.3g} epochs); run folder {run}") in first.stdout
+    progress = torch.load(run / "state.pt", weights_only=True)["progress"]
+    assert progress["done"] and budget <= progress["characters"] < budget + 64 * 200
+    assert read_curve(run / "log.csv") == progress["curve"] and progress["curve"][-1]["step"] == progress["step"]
+
+    for again in (cli(*train_args, "--max-chars", str(budget)), cli(*train_args, "--max-chars", str(budget), "--resume")):
+        assert f"{run} is finished ({progress['step']:,} steps, {progress['characters']:,} characters): nothing to train" in again.stdout
+        assert "--resume with a larger --max-chars" in again.stdout and "resuming" not in again.stdout
+    more = str(budget + 20_000)
+    refused = cli(*train_args, "--max-chars", more, check=False)
+    assert refused.returncode == 2
+    assert f"holds a run at step {progress['step']:,} ({progress['characters']:,} characters), short of this budget; pass --resume" in refused.stderr
+    resumed = cli(*train_args, "--max-chars", more, "--resume")
+    precision = "bf16 autocast" if cpu_bf16_supported() else "float32: this CPU has no bf16 kernels"
+    assert f"on CPU in {precision}, until {int(more):,} characters" in resumed.stdout
+    assert f"resuming at step {progress['step']:,} ({progress['characters']:,} characters)" in resumed.stdout
+    assert torch.load(run / "state.pt", weights_only=True)["progress"]["characters"] >= int(more)
+
+
+def test_log_csv_is_written_as_the_run_goes_and_ends_where_a_stopped_run_stopped(tiny_data, tmp_path):
+    run = tmp_path / "run"
+    log_path = run / "log.csv"
+    output = open(tmp_path / "train.log", "w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "training", "train", "--unit", "gru", *TINY, "--data", str(tiny_data), "--out", str(run),
+         "--eval-every", "2", "--eval-sequences", "8"],
+        cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=output, stderr=output)
+    deadline = time.time() + 120
+    while not (log_path.exists() and len(log_path.read_text().splitlines()) >= 2):
+        assert process.poll() is None and time.time() < deadline, (tmp_path / "train.log").read_text()[-2000:]
+        time.sleep(0.05)
+    assert process.poll() is None  # still training: the row is on disk before any save
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=60) == 0
+    progress = torch.load(run / "state.pt", weights_only=True)["progress"]
+    assert not progress["done"] and read_curve(log_path) == progress["curve"]
+    assert progress["curve"][-1]["step"] == progress["step"]
+
+
+def test_export_refuses_to_replace_a_model_trained_on_more_characters(tiny_data, tmp_path):
+    evaluate = ["--data", str(tiny_data), "--max-sequences", "32", "--memory-positions", "100"]
+    for name, steps in (("long", "12"), ("short", "4")):
+        cli("train", "--unit", "gru", *TINY, "--data", str(tiny_data), "--out", str(tmp_path / name / "gru"), "--max-steps", steps)
+        cli("evaluate", "--runs", str(tmp_path / name), *evaluate)
+    out = tmp_path / "checkpoints"
+    cli("export", "--runs", str(tmp_path / "long"), "--data", str(tiny_data), "--out", str(out))
+    shipped = (out / "gru.safetensors").read_bytes()
+    long_chars = json.loads((out / "metrics.json").read_text())["models"]["gru"]["characters_seen"]
+    short_chars = torch.load(tmp_path / "short" / "gru" / "state.pt", weights_only=True)["progress"]["characters"]
+
+    refused = cli("export", "--runs", str(tmp_path / "short"), "--data", str(tiny_data), "--out", str(out), check=False)
+    assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1
+    assert f"gru.safetensors was trained on {long_chars:,} characters, {tmp_path / 'short' / 'gru'} on {short_chars:,}" in refused.stderr
+    assert "--out" in refused.stderr and "--force" in refused.stderr
+    assert (out / "gru.safetensors").read_bytes() == shipped
+    assert json.loads((out / "metrics.json").read_text())["models"]["gru"]["characters_seen"] == long_chars
+
+    # A folder has one vocabulary: models of other text there would read theirs as wrong words, --force or not.
+    other_text = tmp_path / "other-text"
+    shutil.copytree(out, other_text)
+    shutil.copyfile(other_text / "gru.safetensors", other_text / "lstm.safetensors")
+    vocabulary = json.loads((other_text / "vocab.json").read_text())
+    vocabulary["words"][2:4] = vocabulary["words"][3:1:-1]
+    (other_text / "vocab.json").write_text(json.dumps(vocabulary))
+    mixed = cli("export", "--runs", str(tmp_path / "short"), "--data", str(tiny_data), "--out", str(other_text), "--force", check=False)
+    assert mixed.returncode == 2 and "vocab.json, which lstm use, is not the vocabulary these runs were trained with" in mixed.stderr
+
+    cli("export", "--runs", str(tmp_path / "short"), "--data", str(tiny_data), "--out", str(tmp_path / "mine"))
+    cli("export", "--runs", str(tmp_path / "short"), "--data", str(tiny_data), "--out", str(out), "--force")
+    assert json.loads((out / "metrics.json").read_text())["models"]["gru"]["characters_seen"] == short_chars

@@ -100,8 +100,11 @@ def command_evaluate(args: argparse.Namespace) -> None:
         result = evaluate()
         memory = result["memory"]["test"]
         seen = f" after {result['characters_seen']:,} characters" if result["characters_seen"] is not None else ""
-        print(f"{name}{seen}: test cross-entropy {result['test']['cross_entropy']:.3f}, top-1 accuracy {result['test']['accuracy']:.1%}, "
-              f"share before the current word {memory['before_word']:.1%}, reach-10 {memory['reach_10']:.1%}")
+        test = result["test"]
+        print(f"{name}{seen}, on {test['sequences']:,} test sequences: cross-entropy {test['cross_entropy']:.3f}, top-1 accuracy "
+              f"{test['accuracy_every_character']:.1%} over every character (the paper's definition), {test['accuracy']:.1%} over real "
+              f"words; on {memory['rows']:,} positions of {memory['sample']['sequences']:,} of them: share before the current word "
+              f"{memory['before_word']:.1%}, reach-10 {memory['reach_10']:.1%}")
 
 
 def command_campaign(args: argparse.Namespace) -> None:
@@ -116,11 +119,16 @@ def command_campaign(args: argparse.Namespace) -> None:
 
 
 def command_export(args: argparse.Namespace) -> None:
-    from training.export import export_runs
+    from training.export import export_runs, refresh_evaluation
 
     data = args.data or default_dataset()
+    if args.evaluation:
+        if len(args.units or []) != 1:
+            raise ValueError("--evaluation takes one unit: --units <unit>, the shipped model it is an evaluation of")
+        print(f"wrote {refresh_evaluation(args.evaluation, args.units[0], data, args.out)}")
+        return
     runs = args.runs or RUNS_ROOT / args.preset
-    written = export_runs(runs, data, args.out, args.units or units_with_runs(runs), args.preset)
+    written = export_runs(runs, data, args.out, args.units or units_with_runs(runs), args.preset, force=args.force)
     for path in written:
         print(f"wrote {path}")
 
@@ -174,7 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--snapshot-chars", type=character_marks, default=TrainOptions.snapshot_chars,
                        help="comma-separated character counts at which to keep float16 weights, e.g. 20000000,60000000")
     train.add_argument("--max-minutes", type=float, help="stop cleanly (resumable) after this much wall-clock time")
-    train.add_argument("--max-chars", type=int, help="override the preset's number of training characters")
+    train.add_argument("--max-chars", type=int,
+                       help="train this many characters instead of the preset's epochs, more or fewer (with --epochs: whichever comes first)")
     train.add_argument("--max-steps", type=int, help="stop after this many mini-batches in all")
     train.add_argument("--epochs", type=float, help="override the preset's number of passes over the training split")
     train.add_argument("--hidden-size", type=int, help="override the preset's hidden size (experiments, tests)")
@@ -202,11 +211,19 @@ def build_parser() -> argparse.ArgumentParser:
     commands.choices["evaluate"].add_argument("--out", type=Path, help="with --checkpoint: the JSON to write (default beside it)")
     commands.choices["evaluate"].add_argument("--memory-positions", type=int, default=20_000, help="test positions in the memory profile's sample")
     commands.choices["evaluate"].add_argument("--threads", type=int, help="CPU threads (default: PyTorch's)")
-    commands.choices["export"].add_argument("--out", type=Path, default=Path("models/checkpoints"))
+    commands.choices["export"].add_argument("--out", type=Path, default=Path("models/checkpoints"),
+                                            help="checkpoint folder to write or update, served with RNN_CHECKPOINT_DIR (default models/checkpoints)")
+    commands.choices["export"].add_argument("--evaluation", type=Path,
+                                            help="instead of runs: put this evaluation of a checkpoint already in --out (`evaluate "
+                                                 "--checkpoint ... --out FILE`) into its metrics.json, e.g. after the evaluation changed")
+    commands.choices["export"].add_argument("--force", action="store_true",
+                                            help="replace a checkpoint in --out that was trained on more characters than the run")
 
     reference = commands.add_parser("reference", help="the paper's published connectivity, compact, with its memory profile")
-    reference.add_argument("--paper-data", type=Path, default=Path("../shared/reference/paper-data"))
-    reference.add_argument("--out", type=Path, default=Path("static/data/paper"))
+    reference.add_argument("--paper-data", type=Path, default=Path("../shared/reference/paper-data"),
+                           help="a clone of github.com/distillpub/post--memorization-in-rnns, or a folder of its public/data/ "
+                                "files with its LICENSE.md (default: ../shared/reference/paper-data)")
+    reference.add_argument("--out", type=Path, default=Path("static/data/paper"), help="folder to write (default static/data/paper)")
     reference.set_defaults(run=command_reference)
 
     campaign = commands.add_parser("campaign", help="train units side by side on one machine, evaluating snapshots as they come")

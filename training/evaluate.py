@@ -17,7 +17,10 @@ from models.memory import buckets_description, concatenate, row_shares, summaris
 from models.net import AutocompleteNet
 from models.text import SPACE, encode, normalise
 from models.vocab import UNKNOWN, Vocabulary
+from training.bootstrap import BOOTSTRAP_RESAMPLES, bootstrap_description, interval
+from training.corpus import sha256_of
 from training.dataset import Dataset, batch_tensors
+from training.intervention import example_case, intervention
 from training.train import STATE_FILE, weights_from_state
 
 MAX_LETTERS_KNOWN = 21
@@ -36,41 +39,70 @@ def letters_known(chars: torch.Tensor) -> torch.Tensor:
     return positions - word_starts
 
 
+def accuracy_by_known(hits: np.ndarray, totals: np.ndarray) -> dict:
+    """Top-1/2/3 accuracy per letters-known count, from hit counts [TOP_K, counts] and position counts [counts]."""
+    by_known: dict = {f"top{k + 1}": [float(h / n) if n else None for h, n in zip(hits[k], totals)] for k in range(TOP_K)}
+    by_known["count"] = totals.astype(int).tolist()
+    return by_known
+
+
 @torch.no_grad()
 def evaluate(net: AutocompleteNet, chars: np.ndarray, targets: np.ndarray, max_sequences: int | None = None,
-             batch_size: int | None = None, device: str = "cpu") -> dict:
-    """Cross-entropy, top-1 accuracy and top-1/2/3 accuracy by letters known, over real-word positions."""
+             batch_size: int | None = None, device: str = "cpu", resamples: int = BOOTSTRAP_RESAMPLES, name: str = "test") -> dict:
+    """Cross-entropy and accuracy on two definitions, overall (with 95 % bootstrap intervals over sequences) and by letters known.
+
+    Ours counts real-word positions only, as the loss does. The paper's (`tf.metrics.accuracy` and
+    `ContextAccuracy` in its code) counts every character of the text, so a position whose word is
+    `<unknown>` counts too, a hit only if the model's first guess is `<unknown>` (which a model trained
+    with `<unknown>` masked out of the loss does not make). Cross-entropy is over real words in both.
+    """
     net.eval().to(device)
     # A GPU holds the logits of many sequences at once (256 x 200 x 16,386 floats: 3.4 GB).
     batch_size = batch_size or (32 if device == "cpu" else 256)
     count = min(len(chars), max_sequences or len(chars))
-    hits = np.zeros((TOP_K, MAX_LETTERS_KNOWN + 1))
-    totals = np.zeros(MAX_LETTERS_KNOWN + 1)
-    loss_sum, positions = 0.0, 0
-    for start in range(0, count, batch_size):
-        x, y = batch_tensors(chars, targets, np.arange(start, min(start + batch_size, count)), torch.device(device))
-        mask = y > UNKNOWN
+    hits = {scope: np.zeros((TOP_K, MAX_LETTERS_KNOWN + 1)) for scope in ("real", "every")}
+    totals = {scope: np.zeros(MAX_LETTERS_KNOWN + 1) for scope in ("real", "every")}
+    # Per sequence: the loss summed over its real-word positions, their count and top-1 hits, its characters and their hits.
+    per_sequence = np.zeros((count, 5))
+    unknown_first = 0
+    for start in tqdm(range(0, count, batch_size), desc=f"{name}: test metrics", unit="batch"):
+        rows = np.arange(start, min(start + batch_size, count))
+        x, y = batch_tensors(chars, targets, rows, torch.device(device))
+        text = x > 0
         # Logits only where they are scored: each pass over [positions, 16,386] floats is what this costs on a CPU.
-        logits = net.logits(net.features(x)[0][mask])
-        words = y[mask]
-        loss_sum += float((torch.logsumexp(logits, dim=-1) - logits.gather(1, words[:, None]).squeeze(1)).sum())
-        positions += len(words)
+        logits = net.logits(net.features(x)[0][text]).float()
+        words = y[text]
+        real = words > UNKNOWN
+        sequence = torch.arange(len(rows), device=x.device)[:, None].expand_as(x)[text].cpu().numpy()
+        loss = torch.where(real, torch.logsumexp(logits, dim=-1) - logits.gather(1, words[:, None]).squeeze(1), 0.0)
         top = logits.topk(TOP_K, dim=-1).indices
-        within = (top == words[:, None]).cumsum(dim=-1).clamp(max=1)
-        known = letters_known(x)[mask].clamp(max=MAX_LETTERS_KNOWN)
-        totals += np.bincount(known.cpu().numpy(), minlength=MAX_LETTERS_KNOWN + 1)
-        for k in range(TOP_K):
-            hits[k] += np.bincount(known.cpu().numpy(), weights=within[:, k].float().cpu().numpy(), minlength=MAX_LETTERS_KNOWN + 1)
-    by_known = {
-        f"top{k + 1}": [float(h / n) if n else None for h, n in zip(hits[k], totals)] for k in range(TOP_K)
-    }
-    by_known["count"] = totals.astype(int).tolist()
+        within = (top == words[:, None]).cumsum(dim=-1).clamp(max=1).float().cpu().numpy()
+        unknown_first += int(((top[:, 0] == UNKNOWN) & (words == UNKNOWN)).sum())
+        known = letters_known(x)[text].clamp(max=MAX_LETTERS_KNOWN).cpu().numpy()
+        real_word = real.cpu().numpy()
+        for scope, where in (("real", real_word), ("every", np.ones_like(real_word))):
+            totals[scope] += np.bincount(known[where], minlength=MAX_LETTERS_KNOWN + 1)
+            for k in range(TOP_K):
+                hits[scope][k] += np.bincount(known[where], weights=within[where, k], minlength=MAX_LETTERS_KNOWN + 1)
+        columns = (loss.cpu().numpy(), real_word, within[:, 0] * real_word, np.ones_like(real_word), within[:, 0])
+        for column, values in enumerate(columns):
+            per_sequence[rows, column] += np.bincount(sequence, weights=values, minlength=len(rows))
+    loss_sum, positions, real_hits, characters, every_hits = per_sequence.sum(axis=0)
+    by_known = accuracy_by_known(hits["real"], totals["real"])
+    by_known["every_character"] = accuracy_by_known(hits["every"], totals["every"])
     return {
         "test": {
             "cross_entropy": loss_sum / max(positions, 1),
-            "accuracy": float(hits[0].sum() / max(positions, 1)),
+            "cross_entropy_ci95": interval(per_sequence[:, 0], per_sequence[:, 1], resamples),
+            "accuracy": real_hits / max(positions, 1),
+            "accuracy_ci95": interval(per_sequence[:, 2], per_sequence[:, 1], resamples),
+            "accuracy_every_character": every_hits / max(characters, 1),
+            "accuracy_every_character_ci95": interval(per_sequence[:, 4], per_sequence[:, 3], resamples),
             "sequences": count,
-            "positions": positions,
+            "positions": int(positions),
+            "characters": int(characters),
+            "unknown_first": unknown_first,
+            "bootstrap": bootstrap_description(resamples),
         },
         "accuracy_by_letters_known": by_known,
     }
@@ -78,6 +110,11 @@ def evaluate(net: AutocompleteNet, chars: np.ndarray, targets: np.ndarray, max_s
 
 def example_text() -> str:
     return json.loads(PAPER_FILE.read_text())["connectivity"]["example_text"]
+
+
+def example_letter(note: str) -> int:
+    """The example sentence's position a walkthrough note is about (note "2": the "g" of the second "grammar")."""
+    return int(json.loads(PAPER_FILE.read_text())["connectivity"]["walkthrough_indices"][note])
 
 
 def text_targets(text: str, vocabulary: Vocabulary) -> tuple[np.ndarray, np.ndarray]:
@@ -106,35 +143,61 @@ def sequence_shares(net: AutocompleteNet, chars: np.ndarray, targets: np.ndarray
     return row_shares(rows.numpy(), positions, word_starts(chars)[positions])
 
 
+def memory_intervals(parts: list[dict[str, np.ndarray]], resamples: int) -> dict:
+    """95 % intervals of the memory shares, resampling the sample's sequences (each a part of rows)."""
+    rows = np.array([len(part["reach_10"]) for part in parts])
+    return {
+        "before_word_ci95": interval(np.array([part["before_word"].sum() for part in parts]), rows, resamples),
+        "reach_10_ci95": interval(np.array([part["reach_10"].sum() for part in parts]), rows, resamples),
+        "by_distance_ci95": interval(np.stack([part["by_distance"].sum(axis=0) for part in parts]), rows, resamples),
+    }
+
+
 def memory_profile(net: AutocompleteNet, chars: np.ndarray, targets: np.ndarray, vocabulary: Vocabulary,
-                   positions: int = MEMORY_POSITIONS, seed: int = MEMORY_SEED) -> dict:
+                   positions: int = MEMORY_POSITIONS, seed: int = MEMORY_SEED, resamples: int = BOOTSTRAP_RESAMPLES,
+                   name: str = "test") -> dict:
     """How far back the model looks: over a seeded sample of test positions, and on the paper's example sentence."""
     net = net.eval().cpu()  # the connectivity sweep is written for the CPU
     sample = memory_sample(chars, targets, positions, seed)
-    parts = [sequence_shares(net, chars[row], targets[row], real_words_only=True) for row in tqdm(sample, desc="memory", unit="seq")]
-    test = summarise(concatenate(parts)).to_dict()
-    test["sample"] = {"split": "test", "seed": seed, "sequences": len(sample), "positions": test["rows"], "targets": "real words"}
+    parts = [sequence_shares(net, chars[row], targets[row], real_words_only=True)
+             for row in tqdm(sample, desc=f"{name}: memory profile", unit="seq")]
+    test = summarise(concatenate(parts)).to_dict() | memory_intervals(parts, resamples)
+    test["sample"] = {"split": "test", "seed": seed, "sequences": len(sample), "positions": test["rows"], "targets": "real words",
+                      "from_sequences": len(chars)}
     example_chars, example_targets = text_targets(example_text(), vocabulary)
     example = summarise(sequence_shares(net, example_chars, example_targets, real_words_only=False)).to_dict()
     return {"method": "gradient", "buckets": buckets_description(), "test": test, "example": example}
 
 
 def evaluate_model(net: AutocompleteNet, characters_seen: int | None, data: Path, out: Path, max_sequences: int | None = None,
-                   device: str = "cpu", memory_positions: int = MEMORY_POSITIONS) -> dict:
-    """Test metrics and memory profile of a model that saw `characters_seen` training characters, written as JSON to `out`."""
+                   device: str = "cpu", memory_positions: int = MEMORY_POSITIONS, name: str = "test") -> dict:
+    """Test metrics, memory profile and copy test of a model that saw `characters_seen` training characters, written as JSON to `out`.
+
+    `max_sequences` limits all three to the first N test sequences.
+    """
     dataset = Dataset.open(data)
     chars, targets = dataset.split("test")
-    result = {"characters_seen": characters_seen, **evaluate(net, chars, targets, max_sequences, device=device)}
-    result["memory"] = memory_profile(net, chars, targets, dataset.vocabulary, memory_positions)
+    split_sequences = len(chars)
+    chars, targets = chars[:max_sequences], targets[:max_sequences]
+    result = {"characters_seen": characters_seen, **evaluate(net, chars, targets, device=device, name=name)}
+    result["test"]["split_sequences"] = split_sequences
+    result["memory"] = memory_profile(net, chars, targets, dataset.vocabulary, memory_positions, name=name)
+    example = example_case(example_text(), example_letter("2"), dataset.vocabulary)
+    result["intervention"] = intervention(net.cpu(), chars, dataset.vocabulary, example)
     out.write_text(json.dumps(result, indent=2))
     return result
 
 
 def evaluate_checkpoint(path: Path, data: Path, out: Path, max_sequences: int | None = None, device: str = "cpu",
                         memory_positions: int = MEMORY_POSITIONS) -> dict:
-    """Test metrics and memory profile of one checkpoint, written as JSON to `out`."""
+    """Test metrics, memory profile and copy test of one checkpoint, written as JSON to `out`."""
     seen = read_metadata(path).get("characters_seen")
-    return evaluate_model(load_checkpoint(path), json.loads(seen) if seen else None, data, out, max_sequences, device, memory_positions)
+    result = evaluate_model(load_checkpoint(path), json.loads(seen) if seen else None, data, out, max_sequences, device,
+                            memory_positions, name=path.stem)
+    # Shipped checkpoints do not carry their character count; their bytes name them (export --evaluation checks them).
+    result["checkpoint_sha256"] = sha256_of(path)
+    out.write_text(json.dumps(result, indent=2))
+    return result
 
 
 def evaluate_run(run: Path, data: Path, max_sequences: int | None = None, device: str = "cpu",
@@ -144,4 +207,4 @@ def evaluate_run(run: Path, data: Path, max_sequences: int | None = None, device
     if not state.is_file():
         raise FileNotFoundError(f"{state} does not exist; train first (python -m training train ...)")
     net, progress = weights_from_state(state)
-    return evaluate_model(net, progress.characters, data, run / EVALUATION_FILE, max_sequences, device, memory_positions)
+    return evaluate_model(net, progress.characters, data, run / EVALUATION_FILE, max_sequences, device, memory_positions, name=run.name)

@@ -7,13 +7,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from models.checkpoint import load_checkpoint, save_checkpoint
+from models.checkpoint import load_checkpoint, load_vocabulary, save_checkpoint
 from models.net import AutocompleteNet
 from models.units import get_unit
-from models.vocab import UNKNOWN
+from models.vocab import UNKNOWN, Vocabulary
+from training.corpus import sha256_of
 from training.dataset import Dataset, batch_tensors
 from training.evaluate import EVALUATION_FILE
-from training.train import LOG_FILE, SNAPSHOT_DIR, STATE_FILE, checkpoint_metadata, weights_from_state
+from training.train import LOG_FILE, SNAPSHOT_DIR, STATE_FILE, RunFolder, checkpoint_metadata, weights_from_state
 
 STORAGE_DTYPE = torch.float16
 AGREEMENT_SEQUENCES = 256
@@ -51,12 +52,49 @@ def history_point(characters: int, evaluation: dict) -> dict:
         "test_sequences": evaluation["test"]["sequences"],
         "cross_entropy": evaluation["test"]["cross_entropy"],
         "accuracy": evaluation["test"]["accuracy"],
+        "accuracy_every_character": evaluation["test"].get("accuracy_every_character"),
         "top3_accuracy": float((top3 * counts).sum() / max(counts.sum(), 1)),
         "before_word": memory["test"]["before_word"],
         "reach_10": memory["test"]["reach_10"],
         "example_before_word": memory["example"]["before_word"],
         "example_reach_10": memory["example"]["reach_10"],
     }
+
+
+def with_every_character(points: list[dict], test_targets: np.ndarray) -> list[dict]:
+    """History points evaluated before the every-character accuracy was recorded get it from what they kept: their real-word
+    hits over every character of the same test sequences. That is the paper's count when the model never guesses `<unknown>`
+    first at an `<unknown>` word, which the evaluations that count it (`unknown_first`) find for every shipped model."""
+    filled = []
+    for point in points:
+        if point.get("accuracy_every_character") is None and point.get("accuracy") is not None and point.get("test_sequences"):
+            targets = test_targets[: point["test_sequences"]]
+            real, characters = int((targets > UNKNOWN).sum()), int((targets > 0).sum())
+            point = point | {"accuracy_every_character": point["accuracy"] * real / characters, "accuracy_every_character_derived": True}
+        filled.append(point)
+    return filled
+
+
+def refresh_evaluation(evaluation_file: Path, unit: str, data: Path, out: Path) -> Path:
+    """Put a new evaluation of a shipped checkpoint (`python -m training evaluate --checkpoint`) into `out`/metrics.json:
+    its test metrics, memory profile, copy test and last history point; the weights and the training record stay."""
+    metrics_path = out / "metrics.json"
+    metrics = json.loads(metrics_path.read_text())
+    if unit not in metrics["models"]:
+        raise ValueError(f"{metrics_path} has no model {unit!r}; export its run first")
+    entry, evaluation = metrics["models"][unit], json.loads(evaluation_file.read_text())
+    evaluation.pop("characters_seen", None)
+    checkpoint = out / f"{unit}.safetensors"
+    if evaluation.pop("checkpoint_sha256", None) != sha256_of(checkpoint):
+        raise ValueError(f"{evaluation_file} is not an evaluation of {checkpoint} as it is now; "
+                         f"run `python -m training evaluate --checkpoint {checkpoint} --out {evaluation_file}` again")
+    evaluated = entry["characters_seen"]
+    _, test_targets = Dataset.open(data).split("test")
+    entry.update(evaluation)
+    history = [point for point in entry["history"] if point["characters"] != evaluated]
+    entry["history"] = with_every_character(history, test_targets) + [history_point(evaluated, evaluation)]
+    metrics_path.write_text(json.dumps(metrics, indent=1))
+    return metrics_path
 
 
 def read_history(run: Path, inherited: list[dict], characters_seen: int, evaluation: dict) -> list[dict]:
@@ -70,12 +108,37 @@ def read_history(run: Path, inherited: list[dict], characters_seen: int, evaluat
     return earlier + [history_point(characters_seen, evaluation)]
 
 
-def export_runs(runs: Path, data: Path, out: Path, units: list[str], preset: str) -> list[Path]:
-    """Export each unit's evaluated run from `runs/<unit>/` into `out/`, finished or stopped; returns the files written."""
+def refuse_to_shrink(out: Path, metrics: dict, runs: Path, units: list[str]) -> None:
+    """ValueError if a checkpoint in `out` was trained on more characters than the run that would replace it
+    (the shipped models took hours; a short run must not overwrite one unnoticed)."""
+    for unit in units:
+        shipped = metrics["models"].get(unit, {}).get("characters_seen")
+        if (out / f"{unit}.safetensors").is_file() and shipped and (runs / unit / STATE_FILE).is_file():
+            seen = RunFolder(runs / unit).load_progress().characters
+            if seen < shipped:
+                raise ValueError(f"{out / unit}.safetensors was trained on {shipped:,} characters, {runs / unit} on {seen:,}; "
+                                 "export to another folder with --out, or pass --force to replace it")
+
+
+def refuse_other_vocabulary(out: Path, vocabulary: Vocabulary, units: list[str]) -> None:
+    """ValueError if models in `out` that this export leaves in place read another vocab.json than the runs'
+    (a folder has one vocabulary: a model of other text would turn theirs into wrong words)."""
+    others = sorted(path.stem for path in out.glob("*.safetensors") if path.stem not in units)
+    if others and (out / "vocab.json").is_file() and load_vocabulary(out).words != vocabulary.words:
+        raise ValueError(f"{out / 'vocab.json'}, which {', '.join(others)} use, is not the vocabulary these runs were trained "
+                         "with; export to a folder of its own with --out")
+
+
+def export_runs(runs: Path, data: Path, out: Path, units: list[str], preset: str, force: bool = False) -> list[Path]:
+    """Export each unit's evaluated run from `runs/<unit>/` into `out/`, finished or stopped; returns the files written.
+    Refuses, unless `force`, to replace a checkpoint trained on more characters than its run."""
     dataset = Dataset.open(data)
     test_chars, test_targets = dataset.split("test")
     metrics_path = out / "metrics.json"
     metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else {"models": {}}
+    if not force:
+        refuse_to_shrink(out, metrics, runs, units)
+    refuse_other_vocabulary(out, dataset.vocabulary, units)
     written = []
     for unit in units:
         run = runs / unit
@@ -102,7 +165,7 @@ def export_runs(runs: Path, data: Path, out: Path, units: list[str], preset: str
             **checkpoint_metadata(preset, dataset.info["corpus"], progress),
             "storage": {"dtype": str(STORAGE_DTYPE).removeprefix("torch."), "top1_changed": changed},
             **evaluation,
-            "history": read_history(run, progress.history, progress.characters, evaluation),
+            "history": with_every_character(read_history(run, progress.history, progress.characters, evaluation), test_targets),
             "training_curve": read_curve(run / LOG_FILE),
         }
         written.append(target)

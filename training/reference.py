@@ -23,6 +23,7 @@ from models.units import PAPER_UNITS
 
 SIGNIFICANT_DIGITS = 4
 PAPER_MODELS = "600 units, text8, two epochs (Madsen 2019)"
+PAPER_REPOSITORY = "https://github.com/distillpub/post--memorization-in-rnns (MIT licence)"
 # The paper's x-axis is mini-batches; ours is characters. text8 is 10^8 characters, 90 % of them
 # train, twice over, in the paper's 14,278 mini-batches: about 12,600 characters a mini-batch.
 TEXT8_TRAINING_CHARACTERS = 0.9 * 100_000_000
@@ -36,10 +37,21 @@ def compact(value: float) -> float:
     return float(f"{value:.{SIGNIFICANT_DIGITS}g}")
 
 
+def paper_files(paper_data: Path) -> tuple[Path, Path]:
+    """The folder of the paper's published data and its licence, in a clone of the paper's repository (`public/data/`
+    and `LICENSE.md`) or in a folder holding both (the project's copy)."""
+    folder = paper_data / "public" / "data" if (paper_data / "public" / "data").is_dir() else paper_data
+    licence = paper_data / "LICENSE.md"
+    missing = [path for path in (folder / f"connectivity_{PAPER_UNITS[0]}.json", licence) if not path.is_file()]
+    if missing:
+        raise FileNotFoundError(f"{missing[0]} does not exist; --paper-data takes a clone of {PAPER_REPOSITORY}")
+    return folder, licence
+
+
 def read_paper_positions(paper_data: Path, unit: str) -> list[dict]:
     path = paper_data / f"connectivity_{unit}.json"
     if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist; point --paper-data at the paper's published data")
+        raise FileNotFoundError(f"{path} does not exist; --paper-data takes a clone of {PAPER_REPOSITORY}")
     return json.loads(path.read_text())
 
 
@@ -58,6 +70,7 @@ def paper_profile(positions: list[dict]) -> dict:
 
 def write_paper_reference(paper_data: Path, out: Path) -> list[Path]:
     """Write `<unit>.json` (compact rows), `memory.json` and the licence into `out`; returns the files."""
+    paper_data, licence = paper_files(paper_data)
     out.mkdir(parents=True, exist_ok=True)
     written, profiles = [], {}
     for unit in PAPER_UNITS:
@@ -79,7 +92,7 @@ def write_paper_reference(paper_data: Path, out: Path) -> list[Path]:
     memory = {"models": PAPER_MODELS, "text": "example sentence", "buckets": buckets_description(), "units": profiles}
     (out / "memory.json").write_text(json.dumps(memory, indent=1))
     (out / "training.json").write_text(json.dumps(paper_training(paper_data / "autocomplete-training.csv"), separators=(",", ":")))
-    shutil.copyfile(paper_data / "LICENSE.md", out / "LICENSE.md")
+    shutil.copyfile(licence, out / "LICENSE.md")
     return written + [out / "memory.json", out / "training.json", out / "LICENSE.md"]
 
 

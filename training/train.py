@@ -134,6 +134,10 @@ class RunFolder:
     def has_state(self) -> bool:
         return self.state_path.exists()
 
+    def load_progress(self) -> Progress:
+        """How far the saved run had come, without building its network."""
+        return Progress(**torch.load(self.state_path, map_location="cpu", weights_only=True)["progress"])
+
     def load_state(self, net: AutocompleteNet, optimizer: torch.optim.Optimizer, preset: str) -> Progress:
         """Restores weights, optimizer moments and the RNG from state.pt, wherever `net` lives; returns the run's progress."""
         # Onto the CPU: load_state_dict moves weights and moments to the net's device, and the RNG state must stay a CPU tensor.
@@ -156,11 +160,22 @@ class RunFolder:
         }
         torch.save(state, self.path / (STATE_FILE + ".tmp"))
         os.replace(self.path / (STATE_FILE + ".tmp"), self.state_path)
+        self.write_log(progress.curve)
+
+    def write_log(self, curve: list[dict]) -> None:
+        """log.csv holding exactly `curve`: at the start of a run, so that rows logged after the last save of a killed
+        run are not kept, and at every save."""
+        self.path.mkdir(parents=True, exist_ok=True)
         with open(self.path / (LOG_FILE + ".tmp"), "w", newline="") as file:
             writer = csv.DictWriter(file, fieldnames=LOG_FIELDS)
             writer.writeheader()
-            writer.writerows(progress.curve)
+            writer.writerows(curve)
         os.replace(self.path / (LOG_FILE + ".tmp"), self.path / LOG_FILE)
+
+    def append_log(self, row: dict) -> None:
+        """One more row of log.csv, on disk as soon as it is logged, so the curve can be followed while the run goes on."""
+        with open(self.path / LOG_FILE, "a", newline="") as file:
+            csv.DictWriter(file, fieldnames=LOG_FIELDS).writerow(row)
 
     def save_model(self, net: AutocompleteNet, metadata: dict) -> None:
         save_checkpoint(net, self.path / FINAL_FILE, metadata=metadata)
@@ -358,15 +373,21 @@ def train(options: TrainOptions) -> Path:
     batches = BatchOrder(len(train_chars), batch_size, options.seed)
     if batches.batches_per_epoch == 0:
         raise ValueError(f"the training split has {len(train_chars)} sequences, fewer than one batch of {batch_size}")
+    if options.max_chars is not None and options.max_chars <= 0:
+        raise ValueError(f"--max-chars must be a positive number of characters, not {options.max_chars}")
     max_chars = options.max_chars or options.preset.max_train_chars or math.inf
-    epochs = options.epochs or options.preset.epochs
-    max_steps = min(options.max_steps or math.inf, math.ceil(epochs * batches.batches_per_epoch))
+    # --max-chars replaces the preset's epochs as the budget, whether it asks for more characters than they hold or fewer;
+    # --epochs given beside it still stops the run at its count.
+    epochs = options.epochs or (math.inf if options.max_chars else options.preset.epochs)
+    max_steps = min(options.max_steps or math.inf, math.ceil(epochs * batches.batches_per_epoch) if math.isfinite(epochs) else math.inf)
+    budget_chars = int(min(max_chars, epochs * sequence_lengths.sum()))
 
-    bf16 = options.bf16
-    if bf16 and device.type == "cpu" and not cpu_bf16_supported():
-        bf16 = False
-        if processes.leader:
-            print("this CPU has no bf16 kernels for recurrent units; training in float32", flush=True)
+    def budget_spent(progress: Progress) -> bool:
+        return progress.step >= max_steps or progress.characters >= max_chars
+
+    bf16 = options.bf16 and (device.type != "cpu" or cpu_bf16_supported())
+    precision = ("bf16 autocast" if bf16 else "float32 (--no-bf16)" if not options.bf16
+                 else "float32: this CPU has no bf16 kernels for recurrent units")
     torch.manual_seed(options.seed)
     net = AutocompleteNet(config).to(device)
     if options.compile and isinstance(net.rnn, NestedLSTM):
@@ -375,15 +396,27 @@ def train(options: TrainOptions) -> Path:
 
     run = RunFolder(options.out)
     shipped = options.warm_start / f"{options.unit}.safetensors" if options.warm_start else None
+    if run.has_state():
+        saved = run.load_progress()
+        if saved.done and budget_spent(saved):
+            if processes.leader:
+                print(f"{run.path} is finished ({saved.step:,} steps, {saved.characters:,} characters): nothing to train. "
+                      "Next: `python -m training evaluate` and `export`; to train it further, pass --resume with a larger --max-chars",
+                      flush=True)
+            return run.path
+        if not options.resume:
+            raise ValueError(f"{run.path} holds a run at step {saved.step:,} ({saved.characters:,} characters), short of this budget; "
+                             "pass --resume to continue it, or choose another --out")
+    steps_limit = f" or step {max_steps:,}" if options.max_steps else ""
+    if processes.leader:
+        print(f"training {options.unit} ({options.preset.name}, hidden size {config.hidden_size}) on {machine_name(device)} in {precision}, "
+              f"until {budget_chars:,} characters ({budget_chars / sequence_lengths.sum():.3g} epochs){steps_limit}; run folder {run.path}",
+              flush=True)
     progress = Progress()
-    if run.has_state() and not options.resume:
-        raise ValueError(f"{run.state_path} exists; pass --resume to continue it, or choose another --out")
     if options.resume and run.has_state():
         progress = run.load_state(net, optimizer, options.preset.name)
-        if progress.done and (progress.step >= max_steps or progress.characters >= max_chars):
-            if processes.leader:
-                print(f"{run.path} is already trained ({progress.step} steps); nothing to do")
-            return run.path
+        if processes.leader:
+            print(f"resuming at step {progress.step:,} ({progress.characters:,} characters) from {run.state_path}", flush=True)
     elif options.resume and shipped and shipped.is_file():
         progress = warm_start(net, shipped)
         progress.warm_started_at = progress.step
@@ -410,17 +443,22 @@ def train(options: TrainOptions) -> Path:
     def metadata() -> dict:
         return checkpoint_metadata(options.preset.name, dataset.info["corpus"], progress)
 
+    def log_row(window: RunningLoss) -> None:
+        progress.log(window.mean, validation_loss())
+        run.append_log(progress.curve[-1])
+
+    if processes.leader:
+        run.write_log(progress.curve)
     stop = StopRequest()
     began = time.time()
     seconds_before = progress.seconds
     last_save = began
     window = RunningLoss()
-    total_chars = min(max_chars, int(epochs * sequence_lengths.sum()))
-    bar = tqdm(total=total_chars, initial=progress.characters, unit="char", unit_scale=True,
+    bar = tqdm(total=budget_chars, initial=progress.characters, unit="char", unit_scale=True,
                disable=not processes.leader, desc=f"{options.unit} ({options.preset.name})")
     model.train()
     while True:
-        finished = progress.step >= max_steps or progress.characters >= max_chars
+        finished = budget_spent(progress)
         out_of_time = options.max_minutes is not None and time.time() - began >= options.max_minutes * 60
         # Decided together, so that every process leaves the loop at the same step.
         finished, stopping = map(bool, processes.any([finished, stop.requested or out_of_time]).tolist())
@@ -455,7 +493,7 @@ def train(options: TrainOptions) -> Path:
             progress.snapshots.append(max(passed))
             run.save_snapshot(net, max(passed), metadata())
         if processes.leader and progress.step % options.eval_every == 0:
-            progress.log(window.mean, validation_loss())
+            log_row(window)
             window = RunningLoss()
         if time.time() - last_save >= options.save_minutes * 60:
             if processes.leader:
@@ -467,8 +505,9 @@ def train(options: TrainOptions) -> Path:
     progress.seconds = seconds_before + time.time() - began
     progress.done = finished
     if processes.leader:
-        if progress.done and window.positions:
-            progress.log(window.mean, validation_loss())
+        # A stopped run logs its last steps too, so even a short one leaves a curve.
+        if window.positions:
+            log_row(window)
         run.save_state(net, optimizer, options.preset.name, progress)
         if progress.done:
             run.save_model(net, metadata())

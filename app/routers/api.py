@@ -1,4 +1,4 @@
-"""The JSON API: models, limits, autocomplete, connectivity, health.
+"""The JSON API: models, limits, autocomplete, connectivity, counterfactuals, unrolled gradients, the paper's claims re-tested, health.
 
 Autocomplete and connectivity answer as POST (JSON body) and as GET (query
 string) alike; the GET form can be cached by browsers, proxies and CDNs. Every
@@ -13,19 +13,26 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
 from app.answers import Answer
-from app.dependencies import AnswersDep, EngineDep, LimitsAnswerDep, ModelsAnswerDep, SettingsDep
+from app.dependencies import AnswersDep, ClaimsDep, EngineDep, LimitsAnswerDep, ModelsAnswerDep, SettingsDep
 from app.engine import InputError
 from app.http import answer_response
 from app.schemas import (
     AutocompleteQuery,
     AutocompleteRequest,
     AutocompleteResponse,
+    ClaimsReport,
     ConnectivityQuery,
     ConnectivityRequest,
     ConnectivityResponse,
+    CounterfactualQuery,
+    CounterfactualRequest,
+    CounterfactualResponse,
     Health,
     Limits,
     ModelInfo,
+    UnrolledQuery,
+    UnrolledRequest,
+    UnrolledResponse,
 )
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -63,6 +70,13 @@ async def list_models(request: Request, models_answer: ModelsAnswerDep, answers:
 async def limits(request: Request, limits_answer: LimitsAnswerDep, answers: AnswersDep) -> Response:
     """The limits this server enforces on questions (text length, suggestions, connectivity work), so clients ask only for what it serves."""
     return answer_response(request, limits_answer, REVALIDATE, answers.version)
+
+
+@router.get("/api/claims", response_model=ClaimsReport, responses={304: GET_RESPONSES[304], 503: GET_RESPONSES[503]}, tags=["models"])
+async def claims(request: Request, claims: ClaimsDep, answers: AnswersDep) -> Response:
+    """The paper's claims re-tested on the loaded models: each verdict computed by the rule it states, from metrics.json and the
+    models' answers on the article's example sentence."""
+    return answer_response(request, await claims.answer(), REVALIDATE, answers.version)
 
 
 @router.post("/api/autocomplete", response_model=AutocompleteResponse, responses=ERROR_RESPONSES, tags=["models"])
@@ -109,6 +123,55 @@ async def connectivity_get(query: Annotated[ConnectivityQuery, Query()], request
             raise InputError("positions", f"lists {len(positions):,} positions; a text has at most {settings.max_text_chars:,}")
     answer = await answers.connectivity(query.text, query.model, positions, query.word, query.method, query.significant_digits)
     return _get_response(request, answer, query.v, answers.version)
+
+
+@router.post("/api/counterfactual", response_model=CounterfactualResponse, responses=ERROR_RESPONSES, tags=["models"])
+async def counterfactual(body: CounterfactualRequest, request: Request, answers: AnswersDep) -> Response:
+    """Replace one earlier word of the text and compare each model's guesses at a position before and after, with the edited text's
+    connectivity row there: whether a model uses the word its gradient reaches."""
+    answer = await answers.counterfactual(
+        body.text, body.position, body.replace_at, body.replace_with, body.typed_word, body.draw, body.models, body.word, body.method,
+        body.top_k, body.significant_digits,
+    )
+    return answer_response(request, answer, None, answers.version)
+
+
+@router.get("/api/counterfactual", response_model=CounterfactualResponse, responses=GET_RESPONSES, tags=["models"])
+async def counterfactual_get(query: Annotated[CounterfactualQuery, Query()], request: Request, answers: AnswersDep) -> Response:
+    """The POST form's answer, for a question asked in the query string (`models` comma-separated)."""
+    if stale := _stale_version(request, query.v, answers.version):
+        return stale
+    answer = await answers.counterfactual(
+        query.text, query.position, query.replace_at, query.replace_with, query.typed_word, query.draw,
+        query.models.split(",") if query.models else None, query.word, query.method, query.top_k, query.significant_digits,
+    )
+    return _get_response(request, answer, query.v, answers.version)
+
+
+@router.post("/api/unrolled", response_model=UnrolledResponse, responses=ERROR_RESPONSES, tags=["models"])
+async def unrolled(body: UnrolledRequest, request: Request, answers: AnswersDep) -> Response:
+    """The norm of the gradient of each position's word score with respect to every layer's state at every earlier step: the
+    network unrolled over a short text, as the vanishing-gradient figure draws it."""
+    answer = await answers.unrolled(body.text, body.model, body.positions, body.significant_digits)
+    return answer_response(request, answer, None, answers.version)
+
+
+@router.get("/api/unrolled", response_model=UnrolledResponse, responses=GET_RESPONSES, tags=["models"])
+async def unrolled_get(query: Annotated[UnrolledQuery, Query()], request: Request, answers: AnswersDep) -> Response:
+    """The POST form's answer, for a question asked in the query string (`positions` comma-separated, or `all`)."""
+    if stale := _stale_version(request, query.v, answers.version):
+        return stale
+    answer = await answers.unrolled(query.text, query.model, _query_positions(query.positions), query.significant_digits)
+    return _get_response(request, answer, query.v, answers.version)
+
+
+def _query_positions(positions: str | None) -> list[int] | Literal["all"] | None:
+    """`positions` of a query string: omitted, `all`, or comma-separated indices."""
+    if positions is None:
+        return None
+    if positions == "all":
+        return "all"
+    return [int(position) for position in positions.split(",")]
 
 
 def _stale_version(request: Request, asked: str | None, current: str) -> Response | None:

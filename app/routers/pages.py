@@ -6,11 +6,13 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
 
+from app import formatting
 from app.answers import Answer
-from app.dependencies import AnswersDep, EngineDep, ModelInfosDep
+from app.claims import lookup
+from app.dependencies import AnswersDep, ClaimsDep, EngineDep, ModelInfosDep
 from app.engine import InferenceEngine
 from app.http import encoded_response
-from app.schemas import ModelInfo
+from app.schemas import ClaimsReport, ModelInfo
 from app.settings import PROJECT_ROOT
 
 TEMPLATES_DIR = PROJECT_ROOT / "templates"
@@ -23,6 +25,9 @@ PLACEHOLDER = """<!doctype html>
 
 router = APIRouter()
 templates = Jinja2Templates(directory=TEMPLATES_DIR)
+# The server's prose writes numbers as the figures do (static/format.js): `formatted("percent", 0.553)`, and reads
+# metrics.json by dotted paths, as tests do to check them: `lookup(metrics, "models.gru.test.accuracy")`.
+templates.env.globals.update(formatted=formatting.formatted, lookup=lookup)
 
 
 @dataclass
@@ -39,23 +44,28 @@ def templates_stamp() -> tuple:
     return tuple(sorted((path.name, status.st_size, status.st_mtime_ns) for path in TEMPLATES_DIR.glob("*.html") if (status := path.stat())))
 
 
-def render_article(page: RenderedPage, model_infos: list[ModelInfo], engine: InferenceEngine, version: str) -> Answer:
+def render_article(page: RenderedPage, model_infos: list[ModelInfo], engine: InferenceEngine, version: str, claims: ClaimsReport) -> Answer:
     """The article as sent, rendered again only when a template changed.
 
-    It depends on the models (their descriptions and metrics) and the templates
-    only, never on the request, so it is rendered without one.
+    It depends on the models (their descriptions, metrics and the claims re-tested
+    on them) and the templates only, never on the request, so it is rendered without one.
     """
     stamp = templates_stamp()
     if page.answer is None or page.stamp != stamp:
-        context = {"models": [info.model_dump() for info in model_infos], "metrics": engine.registry.metrics, "limits": page.limits}
+        context = {
+            "models": [info.model_dump() for info in model_infos],
+            "metrics": engine.registry.metrics,
+            "limits": page.limits,
+            "claims": claims.model_dump(),
+        }
         body = templates.env.get_template(ARTICLE_TEMPLATE).render(context)
         page.stamp, page.answer = stamp, Answer.of(body.encode(), version)
     return page.answer
 
 
 @router.get("/", response_class=HTMLResponse, include_in_schema=False)
-async def article(request: Request, model_infos: ModelInfosDep, engine: EngineDep, answers: AnswersDep) -> Response:
+async def article(request: Request, model_infos: ModelInfosDep, engine: EngineDep, answers: AnswersDep, claims: ClaimsDep) -> Response:
     if not (TEMPLATES_DIR / ARTICLE_TEMPLATE).is_file():
         return HTMLResponse(PLACEHOLDER)
-    answer = render_article(request.app.state.rendered_page, model_infos, engine, answers.version)
+    answer = render_article(request.app.state.rendered_page, model_infos, engine, answers.version, await claims.report())
     return encoded_response(request.headers, request.method, answer, "text/html; charset=utf-8", "no-cache")

@@ -4,10 +4,12 @@
 // example sentence in the same panels instead of our models'.
 
 import * as api from "../api.js";
-import { normaliseRows, renderLegend, SHADINGS } from "../connectivity-colour.js";
+import { renderLegend, SHADINGS } from "../connectivity-colour.js";
+import { attachCounterfactual, copyTestNote } from "../counterfactual.js";
 import { saveFile, toCSV } from "../download.js";
-import { readViewState, VIEW_EVENT, writeViewState } from "../permalink.js";
-import { shareBeforeWord } from "../reach.js";
+import { formatPercent } from "../format.js";
+import { readViewState, takeRequestedMark, VIEW_EVENT, writeViewState } from "../permalink.js";
+import { earlierOccurrence, shareBeforeWord, shareOn } from "../reach.js";
 import { ConnectivityExplorer, describeCharacter, formatProbability, wordAt } from "../text-panels.js";
 
 const d3 = window.d3;
@@ -24,7 +26,7 @@ const SCALES = [
   { id: "unit", label: "per unit" },
   { id: "shared", label: "shared" },
 ];
-// A character counts as "strongly connected" in the walkthrough notes above this fraction of the row's maximum.
+// The walkthrough notes name the farthest character whose value is at least this fraction of the row's maximum.
 const STRONG_FRACTION = 0.3;
 
 export async function render(element, { units, paper, limits }) {
@@ -73,11 +75,13 @@ export async function render(element, { units, paper, limits }) {
   const explorer = new ConnectivityExplorer(body.append("div").node(), {
     units,
     limits,
+    overview: true,
     onChange: (state) => {
       writeViewState(state, defaults);
       updateControls(state);
     },
   });
+  attachCounterfactual(explorer, body.append("div").node());
 
   function updateControls(state) {
     const published = state.source === "paper";
@@ -86,7 +90,9 @@ export async function render(element, { units, paper, limits }) {
     publishedNote.property("hidden", !published);
     scaleLabels.select("input").property("checked", (scale) => scale.id === state.scale);
     shadingSelect.property("value", state.shading);
-    legend.update(state.shading, `fraction of ${state.scale === "shared" ? "the largest value of all units" : "each unit's own maximum"}`);
+    const signed = !published && state.method === "integrated_gradients";
+    const maximum = signed ? "largest magnitude" : "maximum";
+    legend.update(state.shading, `fraction of ${state.scale === "shared" ? `the ${maximum} of all units` : `each unit's own ${maximum}`}`, signed);
   }
 
   // The paper's rows, fetched the first time the reader switches to them.
@@ -125,6 +131,8 @@ export async function render(element, { units, paper, limits }) {
     } catch (error) {
       explorer.setStatus(`Could not compute this view: ${error.message}`, true);
     }
+    // A link in the prose can point at a word while the position stays the one it discusses.
+    if (state.mark !== null && state.mark !== undefined && explorer.text === exampleText) explorer.markWord(state.mark);
   }
 
   form.on("submit", async (event) => {
@@ -182,38 +190,56 @@ export async function render(element, { units, paper, limits }) {
     saveFile("connectivity.svg", "image/svg+xml", explorer.toSVG(caption));
   });
 
-  window.addEventListener(VIEW_EVENT, (event) => show(event.detail));
+  window.addEventListener(VIEW_EVENT, (event) => show({ ...event.detail, mark: takeRequestedMark() }));
 
   const initial = readViewState();
-  await show({ ...initial, position: initial.position ?? paper.connectivity.walkthrough_indices["1"] });
+  await show({ ...initial, position: initial.position ?? paper.connectivity.walkthrough_indices["1"], mark: takeRequestedMark() });
   writeWalkthroughNotes(units, paper).catch((error) => console.error("walkthrough notes:", error));
 }
 
 /**
- * Fills the grey notes of the walkthrough with what our models do at each step's position, and how
- * much of each unit's row lies before the current word beside the same share in the paper's row.
+ * Fills the grey notes of the walkthrough with what our models do at each step's position. Like the
+ * paper's rows, ours are taken for the word in the text where the model knows that word (it suggests
+ * it somewhere in the sentence: asking for a word outside its vocabulary would be refused), else for its
+ * own first guess, and the note says which: how much of each row lies before the current word, beside
+ * the same share in the paper's row, and the farthest character whose value reaches STRONG_FRACTION of
+ * the row's maximum.
  */
 async function writeWalkthroughNotes(units, paper) {
   const text = paper.connectivity.example_text;
   const suggestions = await api.autocomplete({ text, models: units.map((unit) => unit.id), positions: "all" });
-  const matrices = await Promise.all(units.map((unit) => api.connectivity({ text, model: unit.id, positions: "all" })));
+  const suggested = Object.fromEntries(units.map((unit) => [unit.id,
+    new Set(suggestions.models[unit.id].flatMap((entry) => entry.suggestions.map((suggestion) => suggestion.word)))]));
   // The paper's shares come with its memory profile (2 KB), not from its rows (60 KB a unit), which only its switch loads.
   const paperShares = (await api.loadPaperMemory()).units;
-  document.querySelectorAll("[data-walkthrough-note]").forEach((note) => {
+  const notes = [...document.querySelectorAll("[data-walkthrough-note]")];
+  await Promise.all(notes.map(async (note) => {
     const position = paper.connectivity.walkthrough_indices[note.dataset.walkthroughNote];
-    const rows = Object.fromEntries(units.map((unit, index) => [unit.id, matrices[index].rows[position].connectivity]));
-    const normalised = normaliseRows(rows, "unit");
-    const parts = units.map((unit) => {
+    const word = wordAt(text, position);
+    // The earlier word the note is about (its data-about), whose share of each row the note gives.
+    const about = note.dataset.about ? earlierOccurrence(text, note.dataset.about, position) : null;
+    const rows = await Promise.all(units.map(async (unit) => {
+      const known = suggested[unit.id].has(word);
+      // Without the word, the row for the model's own guess: Figure 4's matrix of the example sentence, already asked for.
+      const answer = await api.connectivity({ text, model: unit.id, positions: known ? [position] : "all", ...(known ? { word } : {}) });
+      return { known, values: known ? answer.rows[0].connectivity : answer.rows[position].connectivity };
+    }));
+    const parts = units.map((unit, index) => {
       const best = suggestions.models[unit.id][position].suggestions[0];
-      const reach = normalised[unit.id].findIndex((value) => value >= STRONG_FRACTION);
-      const distance = position - reach;
-      const where = distance === 0 ? "stays on the current character" :
-        `reaches back ${distance} character${distance === 1 ? "" : "s"}, to ${describeCharacter(text, reach)}`;
+      const { known, values } = rows[index];
+      const maximum = d3.max(values);
+      const farthest = values.findIndex((value) => value >= STRONG_FRACTION * maximum);
+      const distance = position - farthest;
+      const reach = distance === 0 ? "is the current character" : `is ${distance} back, ${describeCharacter(text, farthest)}`;
       const theirs = unit.paperName === null ? undefined : paperShares[unit.id]?.before_word_by_position[position];
-      const before = `${formatProbability(shareBeforeWord(rows[unit.id], text, position))} of its row lies before the current word`
-        + (theirs === undefined ? "" : ` (the paper's ${unit.paperName}, for “${wordAt(text, position)}”: ${formatProbability(theirs)})`);
-      return `${unit.name} guesses “${best.word}” (${formatProbability(best.probability)}), its strong connectivity ${where}, and ${before}`;
+      const whose = known ? "its row" : `its row for “${best.word}” (it never suggests “${word}”, so it may not know the word)`;
+      return `${unit.name} guesses “${best.word}” (${formatProbability(best.probability)}); `
+        + `${formatProbability(shareBeforeWord(values, text, position))} of ${whose} lies before the current word`
+        + (theirs === undefined ? "" : ` (the paper's ${unit.paperName}${known ? "" : `, for “${word}”`}: ${formatProbability(theirs)})`)
+        + `, and its farthest character at ${formatProbability(STRONG_FRACTION)} of the row's maximum or more ${reach}`
+        + (about ? `; ${formatPercent(shareOn(values, about, position))} of it lies on the earlier “${note.dataset.about}”` : "");
     });
-    note.textContent = `Our models here: ${parts.join("; ")}.`;
-  });
+    note.textContent = `Our models here, for “${word}”, the word in the text, as in the paper's rows: ${parts.join("; ")}.`
+      + copyTestNote(units, position);
+  }));
 }

@@ -1,7 +1,8 @@
 // Figure 2: one step of each served unit, behind accessible tabs. A unit's diagram is the SVG the
 // server sends (/api/models' `diagram`), shown as an image so nothing in it can run; a unit without
 // one gets a generic drawing. Beside it, the server's description and, for the units the article
-// writes out, its equations (the page's <template data-equations="unit">).
+// writes out, its equations (the page's <template data-equations="unit">). On a phone the diagram
+// keeps a width at which its labels read (a min-width in the stylesheet) and scrolls sideways.
 
 const d3 = window.d3;
 const WIDTH = 620;
@@ -23,7 +24,8 @@ export function render(element, { units }) {
     .attr("aria-labelledby", (unit) => `tab-${unit.id}`).attr("data-unit", (unit) => unit.id);
   panels.each(function fill(unit) {
     const panel = d3.select(this);
-    const diagram = panel.append("div").attr("class", "unit-diagram");
+    const diagram = panel.append("div").attr("class", "unit-diagram").append("div").attr("class", "diagram-scroll")
+      .attr("role", "region").attr("aria-label", `Diagram of one ${unit.name} step`);
     if (unit.model.diagram) showServedDiagram(diagram, unit);
     else drawGenericDiagram(diagram, unit);
     const text = panel.append("div").attr("class", "unit-equations");

@@ -9,7 +9,8 @@ the file name does not start with `test_`. What it does:
 2. Builds a stand-in for each base image the Dockerfile names (`FROM node:20-slim`,
    `FROM python:3.11-slim`) from Debian packages with mmdebstrap, tagged with exactly that name, so
    the Dockerfile builds unmodified without a registry of images. Stand-ins already present with the
-   same recipe are reused; they are the only thing this check leaves behind.
+   same recipe are reused; they, and the image under the name KEPT_IMAGE (for `make deploy-test`,
+   tests/deploy/checks.py, which runs it behind a caching proxy), are what this check leaves behind.
 3. Builds the image with `podman build --pull=never`. What exists only because of the build machine
    comes in as build-time mounts and a build argument, never as a line of the Dockerfile: the
    machine's certificate bundle (and a pip.conf naming it), and, where a local torch wheel folder
@@ -57,6 +58,8 @@ HEALTHY_GOAL_S = 20.0
 HEALTHY_LIMIT_S = 60.0  # the HEALTHCHECK's --start-period: later than this, an orchestrator would restart it
 STOP_LIMIT_S = 10.0
 STAND_IN_LABEL = "org.rnn-connectivity.stand-in"
+# The image this check built, kept under this name for `make deploy-test`; the next build takes the name over.
+KEPT_IMAGE = "localhost/rnn-connectivity:image-test"
 EATMYDATA_HOOKS = Path("/usr/share/mmdebstrap/hooks/eatmydata")
 DPKG_EXCLUDES = (
     "path-exclude=/usr/share/man/*",
@@ -216,12 +219,15 @@ def podman_ready() -> None:
         pytest.skip(f"podman cannot run here (podman info exited {result.returncode}): {result.stderr.strip()[-500:]}")
 
 
-def build_stand_ins(names: list[str]) -> None:
-    """mmdebstrap each stand-in into a tarball (in parallel: mostly downloads), then podman import it."""
+def build_stand_ins(names: list[str], recipes: dict[str, StandIn] = STAND_INS) -> None:
+    """mmdebstrap each stand-in into a tarball (in parallel: mostly downloads), then podman import it.
+
+    tests/deploy/checks.py builds its nginx stand-in with this too, from its own `recipes`.
+    """
     with tempfile.TemporaryDirectory(prefix="rnn-image-bases-") as scratch:
         jobs = []
         for name in names:
-            stand_in = STAND_INS[name]
+            stand_in = recipes[name]
             tarball = Path(scratch) / (re.sub(r"\W", "_", name) + ".tar")
             command = ["mmdebstrap", "--variant=minbase", "--include=" + ",".join(stand_in.packages)]
             if EATMYDATA_HOOKS.is_dir():  # dpkg without fsync: the same files, sooner
@@ -236,7 +242,7 @@ def build_stand_ins(names: list[str]) -> None:
             code = process.wait(timeout=1200)
             if code != 0:
                 pytest.fail(f"mmdebstrap for the stand-in of {name} exited {code}:\n{log.read_text()[-3000:]}", pytrace=False)
-            stand_in = STAND_INS[name]
+            stand_in = recipes[name]
             changes = [*stand_in.changes, f"LABEL {STAND_IN_LABEL}={stand_in.recipe_hash()}"]
             podman("import", *[f"--change={change}" for change in changes], str(tarball), name, timeout=600)
 
@@ -306,6 +312,7 @@ def image(base_images: list[str], figures: dict) -> Iterator[str]:
         figures["build time"] = f"{build_s:.0f} s (podman build, no layer cache; base images present)"
         figures["image size"] = f"{size / 1e9:.2f} GB ({size:,} bytes; goal <= {MAX_IMAGE_BYTES / 1e9:.1f} GB)"
         figures["_image_bytes"] = size
+        podman("tag", tag, KEPT_IMAGE)
         yield tag
     finally:
         for container in podman("ps", "--all", "--quiet", "--filter", f"ancestor={tag}", check=False).stdout.split():
