@@ -2,7 +2,7 @@
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from models.connectivity import Method
 
@@ -206,7 +206,7 @@ class ConnectivityRequest(StrictModel):
         description="Any text, normalised as for autocomplete (same length limits).", examples=["The quick brown fox"]
     )
     model: str = Field(description="Model id, e.g. `gru`.", examples=["gru"])
-    positions: list[int] | Literal["all"] | None = Field(
+    positions: list[StrictInt] | Literal["all"] | None = Field(
         None,
         max_length=MAX_POSITIONS,
         description="Output positions (indices into the normalised text) to explain: a list, `all`, or omitted for the last position. "
@@ -448,7 +448,7 @@ class UnrolledRequest(StrictModel):
         examples=["the cat sat on the mat"],
     )
     model: str = Field(description="Model id, e.g. `rnn`.", examples=["gru"])
-    positions: list[int] | Literal["all"] | None = Field(
+    positions: list[StrictInt] | Literal["all"] | None = Field(
         None,
         max_length=MAX_POSITIONS,
         description="Output positions to explain: a list, `all`, or omitted for the last position; refused beyond "

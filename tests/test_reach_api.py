@@ -78,7 +78,9 @@ def test_a_typed_word_gives_the_guesses_and_row_of_the_edited_text(client: TestC
         row = client.post(
             "/api/connectivity", json={"text": edited, "model": model, "positions": [POSITION + 1], "word": result["word"]}
         ).json()["rows"][0]
-        assert result["connectivity"] == row
+        # The same row; fields that only integrated gradients fill (null here) may be left out of either answer.
+        filled = {key: value for key, value in result["connectivity"].items() if value is not None}
+        assert filled == {key: value for key, value in row.items() if value is not None}
 
 
 def test_spaces_keep_every_position_and_are_read_as_spaces(client: TestClient) -> None:

@@ -261,7 +261,8 @@ def test_a_stopped_run_exports_and_the_next_machine_goes_on_from_it_with_its_his
     unevaluated = cli("export", "--runs", str(warm.parent), "--data", str(tiny_data), "--out", str(out), check=False)
     assert unevaluated.returncode == 2 and "evaluation.json does not exist; run `python -m training evaluate` first" in unevaluated.stderr
     result = cli("evaluate", "--runs", str(warm.parent), *evaluate)
-    assert f"gru after {progress['characters']:,} characters, on 64 test sequences: cross-entropy" in result.stdout
+    sequences = min(64, len(Dataset.open(tiny_data).split("test")[0]))
+    assert f"gru after {progress['characters']:,} characters, on {sequences:,} test sequences: cross-entropy" in result.stdout
     cli("export", "--runs", str(warm.parent), "--data", str(tiny_data), "--out", str(out))
     exported = json.loads((out / "metrics.json").read_text())["models"]["gru"]
     assert (exported["characters_seen"], exported["steps"]) == (progress["characters"], progress["step"])
