@@ -5,6 +5,7 @@ web layer never calls it on the event loop.
 """
 
 import math
+import os
 from collections.abc import Iterator
 from typing import Literal
 
@@ -14,7 +15,7 @@ from torch import Tensor
 from app.caches import RecordingCache, ResumePoint, StateCache
 from app.registry import LoadedModel, Registry
 from app.schemas import ConnectivityRow, ModelCounterfactual, PositionSuggestions, Suggestion, UnrolledResponse, UnrolledRow
-from models.connectivity import Method, Recording, connectivity_rows, integrated_gradients, record
+from models.connectivity import Method, Recording, connectivity_rows, integrated_gradients, record, record_continuing, round_significant
 from models.text import encode, normalise
 from models.unrolled import unrolled_gradient_norms
 from models.vocab import SPECIAL_WORDS
@@ -32,11 +33,6 @@ class InputError(ValueError):
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
-
-
-def round_significant(values: list[float], digits: int) -> list[float]:
-    """Each value rounded to `digits` significant decimal digits: the double nearest that short decimal, so JSON prints it short."""
-    return list(map(float, map(f"{{:.{digits}g}}".format, values)))  # a third faster than an f-string per value
 
 
 def prepare_text(text: str, max_chars: int) -> str:
@@ -221,12 +217,18 @@ class InferenceEngine:
         The word compared is `word`, or the model's first guess in the original text.
         """
         model = self.model(model_id, "models")
-        before_hidden = self._hidden_at(model, text[: position + 1])
+        original, edited = text[: position + 1], edited_text[: edited_position + 1]
+        if method != "integrated_gradients" and self.recordings.covering(model.id, edited) is None:
+            # The edited text's recording reuses the original's up to the replaced word, as the text there is the same.
+            shared = len(os.path.commonprefix([original, edited]))
+            recording = record_continuing(model.net, self._recording(model, original, method), shared, torch.tensor(encode(edited)))
+            self.recordings.put((model.id, edited), recording)
+        before_hidden = self._hidden_at(model, original)
         word_id = self._word_id(word) if word is not None else self._best_words(model, before_hidden[None])[0]
-        # First, so that its forward pass of the edited text is the one the guesses below read (for the plain-gradient methods).
+        # After the recordings, so that its forward pass of the edited text is the one the guesses below read (for the plain-gradient methods).
         row = self.connectivity(model_id, edited_text, [edited_position], self.registry.vocabulary.words[word_id], method, significant_digits)[0]
         before, log_before = self._guesses(model, before_hidden, word_id, top_k)
-        after, log_after = self._guesses(model, self._hidden_at(model, edited_text[: edited_position + 1]), word_id, top_k)
+        after, log_after = self._guesses(model, self._hidden_at(model, edited), word_id, top_k)
         return ModelCounterfactual(
             word=row.word,
             before=before,

@@ -77,9 +77,10 @@ class Settings(BaseSettings):
     )
     state_cache_size: int = Field(4096, ge=0, description="Recurrent states kept for the incremental keystroke path (entries, all models together); 0 disables it.")
     recording_cache_size: int = Field(
-        6,
+        12,
         ge=0,
-        description="Forward passes kept for connectivity (entries, all models together; about 3 MB each for 200 characters at the bundled size); 0 disables it.",
+        description="Forward passes kept for connectivity (entries, all models together; about 3 MB each for 200 characters at the bundled size): "
+        "two per unit of six, for the text Figure 4 shows and a counterfactual's edit of it; 0 disables it.",
     )
     response_cache_bytes: int = Field(
         64 * 2**20,

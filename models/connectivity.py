@@ -48,10 +48,11 @@ backward pass, but each step pays autograd's overhead (and oneDNN's LSTM kernel,
 which vmap cannot batch, is off meanwhile).
 """
 
+import copy
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Literal, Protocol, cast, get_args
+from typing import Literal, Protocol, Self, cast, get_args
 
 import torch
 import torch.nn.functional as F
@@ -73,6 +74,10 @@ BLOCK_FLOATS = 1 << 18
 # first (_composite): forming that matrix costs about what this many rows save.
 COMPOSITE_ROWS = 16
 AUTOGRAD_BLOCK_FLOATS = 1 << 22
+# An autograd block costs a vjp call of fixed overhead however many steps it spans, so with few rows its
+# blocks grow to about this many row-steps: one row of a 200-character text is then one block, not seven
+# (minGRU's row took a third of the time, mLSTM's under half); with many rows, TIME_BLOCK steps batch best.
+AUTOGRAD_BLOCK_ROW_STEPS = 256
 # Integrated gradients refine their path until the completeness error is at most this fraction of the
 # score change: under half the 5 % a reader is warned at, so float noise and one unlucky row stay clear of it.
 COMPLETENESS_TOLERANCE = 0.02
@@ -126,7 +131,10 @@ class RecordedLayer(Protocol):
     """
 
     outputs: Tensor  # [batch, T, H]: the layer's output at every step
-    block_floats: int  # how many floats of gate adjoints one block of the sweep should hold at most
+
+    def block_start(self, block_end: int, active_rows: list[int], batch: int) -> int:
+        """Where the sweep's block that ends before step `block_end` should begin, given how many rows are active at each step."""
+        ...
 
     @property
     def input_weight(self) -> Tensor | None:
@@ -234,7 +242,27 @@ class _SteppedLayer:
     input_weight: Tensor
     input_factors: tuple[Tensor, ...]  # per step [B, gates, H]
     input_sources: tuple[int, ...]  # the source each gate takes
-    block_floats = BLOCK_FLOATS
+    outputs: Tensor  # [B, T, H]
+    # The attributes holding one entry per step: tuples of them, or lists of such tuples (one per level).
+    per_step_fields: tuple[str, ...]
+
+    def block_start(self, block_end: int, active_rows: list[int], batch: int) -> int:
+        rows = active_rows[block_end - 1] * batch
+        return max(0, block_end - min(TIME_BLOCK, max(1, BLOCK_FLOATS // (rows * self.adjoint_width))))
+
+    def state_after(self, step: int) -> State:
+        """The layer's state after `step`, as its unit takes it to go on."""
+        return self.outputs[:, step]
+
+    def joined(self, prefix: Self, start: int) -> Self:
+        """This layer, recorded over a text's steps from `start` on (from `prefix`'s state after step start - 1),
+        after `prefix`'s first `start` steps: the recording of the whole text, its first steps taken as they are."""
+        layer = copy.copy(self)
+        for name in self.per_step_fields:
+            ours, theirs = getattr(self, name), getattr(prefix, name)
+            setattr(layer, name, [t[:start] + o for t, o in zip(theirs, ours)] if isinstance(ours, list) else theirs[:start] + ours)
+        layer.outputs = torch.cat([prefix.outputs[:, :start], self.outputs], dim=1)
+        return layer
 
     @property
     def adjoint_width(self) -> int:
@@ -284,10 +312,14 @@ class _GRULayer(_SteppedLayer):
     """One recorded GRU layer (PyTorch's gate order r, z, n); its one source is the output's adjoint."""
 
     input_sources = (0, 0, 0)
+    per_step_fields = ("input_factors", "hidden_factors", "carry_factor")
 
-    def __init__(self, weight_ih: Tensor, weight_hh: Tensor, bias_ih: Tensor, bias_hh: Tensor, inputs: Tensor, outputs: Tensor) -> None:
+    def __init__(
+        self, weight_ih: Tensor, weight_hh: Tensor, bias_ih: Tensor, bias_hh: Tensor, inputs: Tensor, outputs: Tensor, initial: Tensor | None = None
+    ) -> None:
         self.input_weight, self.weight_hh, self.outputs = weight_ih, weight_hh, outputs
-        previous = torch.cat([outputs.new_zeros(outputs[:, :1].shape), outputs[:, :-1]], dim=1)
+        first = outputs.new_zeros(outputs[:, :1].shape) if initial is None else initial[:, None]
+        previous = torch.cat([first, outputs[:, :-1]], dim=1)
         input_r, input_z, input_n = (inputs @ weight_ih.t() + bias_ih).chunk(3, dim=-1)
         hidden_r, hidden_z, hidden_n = (previous @ weight_hh.t() + bias_hh).chunk(3, dim=-1)
         reset = torch.sigmoid(input_r + hidden_r)
@@ -325,6 +357,7 @@ class _RNNLayer(_PlainInputs, _SteppedLayer):
     """
 
     input_sources = (0,)
+    per_step_fields = ("slopes",)
 
     def __init__(self, weight_ih: Tensor, weight_hh: Tensor, inputs: Tensor, outputs: Tensor, nonlinearity: str) -> None:
         self.input_weight, self.weight_hh, self.outputs = weight_ih, weight_hh, outputs
@@ -366,16 +399,27 @@ class _LSTMLayer(_SteppedLayer):
     """One recorded LSTM layer (PyTorch's gate order i, f, g, o); its sources are the cell's and the output's adjoints."""
 
     input_sources = LSTM_SOURCES
+    per_step_fields = ("input_factors", "cell_factor", "forget", "cells")
 
-    def __init__(self, weight_ih: Tensor, weight_hh: Tensor, bias_ih: Tensor, bias_hh: Tensor, inputs: Tensor, outputs: Tensor) -> None:
+    def __init__(
+        self,
+        weight_ih: Tensor,
+        weight_hh: Tensor,
+        bias_ih: Tensor,
+        bias_hh: Tensor,
+        inputs: Tensor,
+        outputs: Tensor,
+        initial: tuple[Tensor, Tensor] | None = None,
+    ) -> None:
         self.input_weight, self.weight_hh, self.outputs = weight_ih, weight_hh, outputs
-        previous = torch.cat([outputs.new_zeros(outputs[:, :1].shape), outputs[:, :-1]], dim=1)
+        first_hidden, first_cell = (outputs.new_zeros(outputs[:, 0].shape),) * 2 if initial is None else initial
+        previous = torch.cat([first_hidden[:, None], outputs[:, :-1]], dim=1)
         gates = inputs @ weight_ih.t() + bias_ih + previous @ weight_hh.t() + bias_hh
         input_gate, forget_gate, candidate, output_gate = gates.chunk(4, dim=-1)
         input_gate, forget_gate, output_gate = input_gate.sigmoid(), forget_gate.sigmoid(), output_gate.sigmoid()
         candidate = candidate.tanh()
         cell_inputs = input_gate * candidate
-        cells = [outputs.new_zeros(outputs[:, 0].shape)]
+        cells = [first_cell]
         for step in range(outputs.shape[1]):
             cells.append(torch.addcmul(cell_inputs[:, step], forget_gate[:, step], cells[-1]))
         all_cells = torch.stack(cells, dim=1)  # [B, T + 1, H]: the zero state, then each step's cell
@@ -389,6 +433,10 @@ class _LSTMLayer(_SteppedLayer):
         self.input_factors = _per_step(torch.stack(factors, dim=2))
         self.cell_factor = _per_step(output_gate * (1 - tanh_cells**2))
         self.forget = _per_step(forget_gate)
+        self.cells = tuple(cells[1:])
+
+    def state_after(self, step: int) -> State:
+        return self.outputs[:, step], self.cells[step]
 
     def adjoint_buffers(self, rows: int, batch: int) -> list[Tensor]:
         size = self.weight_hh.shape[1]
@@ -408,7 +456,9 @@ class _NestedLSTMLayer(_SteppedLayer):
     adjoints and the output's (the innermost level's input and hidden adjoints are one).
     """
 
-    def __init__(self, layer: NestedLSTMLayer, inputs: Tensor) -> None:
+    per_step_fields = ("gate_factors", "retain_factors", "cell_factors", "cells")
+
+    def __init__(self, layer: NestedLSTMLayer, inputs: Tensor, initial: tuple[Tensor, Tensor] | None = None) -> None:
         outer, *inner = layer.levels
         self.input_weight = outer.weight[:, : outer.input_size]
         self.level_weights = [outer.weight[:, outer.input_size :]] + [level.weight for level in inner]
@@ -417,7 +467,7 @@ class _NestedLSTMLayer(_SteppedLayer):
         batch, length = inputs.shape[:2]
         input_gates = F.linear(inputs, self.input_weight, outer.bias).transpose(0, 1)  # [T, B, 4H]
         size = input_gates.shape[-1] // 4
-        h, cells = inputs.new_zeros(batch, size), inputs.new_zeros(depth, batch, size)
+        h, cells = (inputs.new_zeros(batch, size), inputs.new_zeros(depth, batch, size)) if initial is None else initial
         hs, all_cells = [h], [cells]
         for step in range(length):
             h, cells = nested_lstm_step(input_gates[step], h, cells, self.level_weights, biases)
@@ -427,6 +477,7 @@ class _NestedLSTMLayer(_SteppedLayer):
         hidden_states, cell_states = torch.stack(hs), torch.stack(all_cells)  # [T + 1, B, H], [T + 1, depth, B, H]
         previous_cells, new_cells = cell_states[:-1], cell_states[1:]
         self.outputs = hidden_states[1:].transpose(0, 1)
+        self.cells = tuple(all_cells[1:])
         self.level_sources = [NESTED_SOURCES] * (depth - 1) + [LSTM_SOURCES]
         self.input_sources = self.level_sources[0]
         self.gate_factors: list[tuple[Tensor, ...]] = []
@@ -447,6 +498,14 @@ class _NestedLSTMLayer(_SteppedLayer):
             if d + 1 < depth:
                 gates = torch.cat([inner_input, inner_hidden], dim=-1) @ self.level_weights[d + 1].t() + biases[d + 1]
         self.input_factors = self.gate_factors[0]
+
+    def state_after(self, step: int) -> State:
+        return self.outputs[:, step], self.cells[step]
+
+    def joined(self, prefix: Self, start: int) -> Self:
+        layer = super().joined(prefix, start)
+        layer.input_factors = layer.gate_factors[0]
+        return layer
 
     def adjoint_buffers(self, rows: int, batch: int) -> list[Tensor]:
         size = self.input_weight.shape[0] // 4
@@ -506,7 +565,6 @@ class _AutogradUnit(_PlainInputs):
     """
 
     input_weight: Tensor | None = None
-    block_floats = AUTOGRAD_BLOCK_FLOATS
 
     def __init__(self, unit: nn.Module, inputs: Tensor) -> None:
         self.unit, self.inputs = unit, inputs
@@ -522,6 +580,14 @@ class _AutogradUnit(_PlainInputs):
         assert state is not None, "a recording holds at least one step"
         self.final_state: State = state
         self.outputs = torch.cat(outputs, dim=1)
+
+    def block_start(self, block_end: int, active_rows: list[int], batch: int) -> int:
+        most_steps = max(1, AUTOGRAD_BLOCK_FLOATS // (active_rows[block_end - 1] * batch * self.adjoint_width))
+        start = max(0, block_end - min(TIME_BLOCK, most_steps))
+        # Few rows: go on back while the block stays within AUTOGRAD_BLOCK_ROW_STEPS of rows joined so far times steps.
+        while start > 0 and block_end - start < most_steps and active_rows[start - 1] * batch * (block_end - start + 1) <= AUTOGRAD_BLOCK_ROW_STEPS:
+            start -= 1
+        return start
 
     def state_before(self, step: int) -> State | None:
         start = max(kept for kept in self.kept_states if kept <= step)
@@ -559,19 +625,24 @@ def _has_hand_written_sweep(rnn: nn.Module) -> bool:
     return False
 
 
-def record_layers(net: AutocompleteNet, inputs: Tensor, force_autograd: bool = False) -> list[RecordedLayer]:
+def record_layers(
+    net: AutocompleteNet, inputs: Tensor, force_autograd: bool = False, states: list[State] | None = None
+) -> list[RecordedLayer]:
     """Run the unit on embedding outputs `inputs` [B, T, H] and record every layer, bottom first.
 
     A unit without a hand-written sweep (or any unit, with `force_autograd`) is recorded
-    as one layer that the sweep differentiates with autograd.
+    as one layer that the sweep differentiates with autograd. `states`, one per layer
+    (hand-written sweeps only), are the layers' states before the first step; by default zero.
     """
     rnn = net.rnn
     if force_autograd or not _has_hand_written_sweep(rnn):
+        assert states is None, "a recording that starts from a state has hand-written sweeps"
         return [_AutogradUnit(rnn, inputs)]
     layers: list[RecordedLayer] = []
     if isinstance(rnn, NestedLSTM):
-        for layer in cast(list[NestedLSTMLayer], list(rnn.layers)):
-            layers.append(_NestedLSTMLayer(layer, inputs))
+        for index, layer in enumerate(cast(list[NestedLSTMLayer], list(rnn.layers))):
+            initial = None if states is None else cast(tuple[Tensor, Tensor], states[index])
+            layers.append(_NestedLSTMLayer(layer, inputs, initial))
             inputs = layers[-1].outputs
         return layers
     rnn = cast(nn.RNNBase, rnn)
@@ -583,13 +654,17 @@ def record_layers(net: AutocompleteNet, inputs: Tensor, force_autograd: bool = F
     names = ["weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"]
     for index in range(rnn.num_layers):
         parameters = _layer_parameters(rnn, index)
-        outputs = functional_call(single, dict(zip(names, parameters)), (inputs,))[0]
+        state = None if states is None else states[index]
+        # The native modules take a state per layer: [layers = 1, B, H], a pair of them for the LSTM.
+        native_state = None if state is None else tuple(part[None] for part in state) if isinstance(state, tuple) else state[None]
+        outputs = functional_call(single, dict(zip(names, parameters)), (inputs, native_state))[0]
         weight_ih, weight_hh, bias_ih, bias_hh = parameters
         if isinstance(rnn, nn.RNN):
             layers.append(_RNNLayer(weight_ih, weight_hh, inputs, outputs, rnn.nonlinearity))
+        elif isinstance(rnn, nn.GRU):
+            layers.append(_GRULayer(weight_ih, weight_hh, bias_ih, bias_hh, inputs, outputs, cast(Tensor | None, state)))
         else:
-            layer_class = _GRULayer if isinstance(rnn, nn.GRU) else _LSTMLayer
-            layers.append(layer_class(weight_ih, weight_hh, bias_ih, bias_hh, inputs, outputs))
+            layers.append(_LSTMLayer(weight_ih, weight_hh, bias_ih, bias_hh, inputs, outputs, cast(tuple[Tensor, Tensor] | None, state)))
         inputs = outputs
     return layers
 
@@ -695,6 +770,32 @@ def record(
     return Recording(embeddings=embeddings, layers=layers, outputs=net.rnn(embeddings)[0][0], path=path)
 
 
+@torch.inference_mode()
+def record_continuing(net: AutocompleteNet, recording: Recording, start: int, chars: Tensor) -> Recording:
+    """The plain-gradient recording of character ids `chars` [T], whose first `start` characters are those of
+    `recording`'s text (a plain-gradient recording too): its first `start` steps are reused and only the rest is run.
+
+    This is a counterfactual's edited text: a word replaced leaves the text before it, and so the
+    recording of it, as it was. A unit without a hand-written sweep is recorded afresh.
+    """
+    if recording.path is not None:
+        raise ValueError("a recording at integrated gradients' path nodes is not continued; record the text afresh")
+    if not 0 < start <= recording.embeddings.shape[1] or not all(isinstance(layer, _SteppedLayer) for layer in recording.layers):
+        return record(net, chars, "gradient")
+    prefixes = cast(list[_SteppedLayer], recording.layers)
+    suffix_embeddings = net.embedding(chars[None, start:])
+    states = [layer.state_after(start - 1) for layer in prefixes]
+    suffixes = cast(list[_SteppedLayer], record_layers(net, suffix_embeddings, states=states))
+    layers = [suffix.joined(prefix, start) for prefix, suffix in zip(prefixes, suffixes)]
+    embeddings = torch.cat([recording.embeddings[:, :start], suffix_embeddings], dim=1)
+    return Recording(embeddings=embeddings, layers=cast(list[RecordedLayer], layers), outputs=layers[-1].outputs[0], path=None)
+
+
+def round_significant(values: list[float], digits: int) -> list[float]:
+    """Each value rounded to `digits` significant decimal digits: the double nearest that short decimal, so JSON prints it short."""
+    return list(map(float, map(f"{{:.{digits}g}}".format, values)))  # a third faster than an f-string per value
+
+
 def _active_rows(sorted_positions: list[int]) -> list[int]:
     """For each step up to the latest position: how many rows (sorted latest first) have reached it."""
     counts = [0] * (sorted_positions[0] + 2)
@@ -713,9 +814,7 @@ def _sweep(layers: list[RecordedLayer], sorted_positions: list[int], cotangents:
     values = cotangents.new_zeros(len(sorted_positions), width, batch)
     block_end = sorted_positions[0] + 1
     while block_end > 0:
-        latest_rows = active_rows[block_end - 1] * batch
-        steps = min([TIME_BLOCK] + [max(1, layer.block_floats // (latest_rows * layer.adjoint_width)) for layer in layers])
-        block_start = max(0, block_end - steps)
+        block_start = max(layer.block_start(block_end, active_rows, batch) for layer in layers)
         rows = active_rows[block_start]  # every row active anywhere in the block
         # Rows joining in this block start at their own position, with their word's output weights.
         adjoints = cotangents.new_zeros(block_end - block_start, rows, batch, cotangents.shape[1])

@@ -5,7 +5,7 @@ import torch
 
 from models import connectivity
 from models.checkpoint import load_checkpoint
-from models.connectivity import METHODS, connectivity_rows, record
+from models.connectivity import METHODS, connectivity_rows, record, record_continuing
 from models.net import AutocompleteNet, ModelConfig
 from models.text import SPACE, encode, normalise
 
@@ -89,6 +89,28 @@ def test_integrated_gradients_are_complete(tiny_net: AutocompleteNet) -> None:
     assert torch.all(rows.values[:, spaces] == 0)
 
 
+EDITED = TEXT.replace("on the mat", "in the box")
+
+
+def assert_continued_recording_equals_a_fresh_one(net: AutocompleteNet) -> None:
+    """A counterfactual's edited text, recorded from the original's recording on from the replaced word: every row as fresh."""
+    start = TEXT.index("on the mat")
+    original, edited = torch.tensor(encode(TEXT + " and more")), torch.tensor(encode(EDITED))
+    continued = record_continuing(net, record(net, original, "gradient"), start, edited)
+    fresh = record(net, edited, "gradient")
+    assert torch.allclose(continued.outputs, fresh.outputs, atol=1e-6)
+    positions = [len(EDITED) - 1, start + 3, start, 4]
+    word_ids = [2, 9, 5, 7]
+    for method in ("gradient", "gradient_x_input"):
+        expected = connectivity_rows(net, fresh, positions, word_ids, method).values
+        assert_relative_close(connectivity_rows(net, continued, positions, word_ids, method).values, expected, 1e-5)
+    assert_relative_close(connectivity_rows(net, continued, positions, word_ids, "gradient").values, reference_rows(net, edited, positions, word_ids, "gradient"))
+
+
+def test_a_continued_recording_equals_a_fresh_one(tiny_net: AutocompleteNet) -> None:
+    assert_continued_recording_equals_a_fresh_one(tiny_net)
+
+
 @pytest.mark.parametrize("unit,layers,depth", [("gru", 3, 1), ("lstm", 1, 1), ("nlstm", 2, 3)])
 def test_other_shapes_of_unit(unit: str, layers: int, depth: int) -> None:
     torch.manual_seed(1)
@@ -97,6 +119,7 @@ def test_other_shapes_of_unit(unit: str, layers: int, depth: int) -> None:
     for method in ("gradient", "gradient_x_input"):
         rows = connectivity_rows(net, record(net, chars, method), [12, 4], [2, 19], method)
         assert_relative_close(rows.values, reference_rows(net, chars, [12, 4], [2, 19], method))
+    assert_continued_recording_equals_a_fresh_one(net)
 
 
 @pytest.mark.parametrize("unit", ["gru", "lstm", "nlstm"])

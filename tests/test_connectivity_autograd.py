@@ -14,7 +14,7 @@ from models.connectivity import COMPLETENESS_TOLERANCE, METHODS, connectivity_ro
 from models.net import AutocompleteNet, ModelConfig
 from models.text import encode
 from models.units import Unit, register_unit, unregister_unit
-from tests.test_connectivity import IG_STEPS, TEXT, assert_relative_close, reference_rows
+from tests.test_connectivity import IG_STEPS, TEXT, assert_continued_recording_equals_a_fresh_one, assert_relative_close, reference_rows
 
 
 class LeakyGatedUnit(nn.Module):
@@ -110,6 +110,12 @@ def test_autograd_sweep_equals_the_elman_rnn_sweep(test_units_registered: None, 
         connectivity_rows(plug_in_net, autograd, positions, word_ids, method).values,
         connectivity_rows(plug_in_net, hand_written, positions, word_ids, method).values,
     )
+
+
+@pytest.mark.parametrize("unit", ["test-tanh-rnn", "test-relu-rnn", "test-leaky-gated"])
+def test_a_continued_recording_equals_a_fresh_one(test_units_registered: None, unit: str) -> None:
+    """The Elman RNN's recording continues from the original's; a unit without a hand-written sweep is recorded afresh."""
+    assert_continued_recording_equals_a_fresh_one(seeded_net(unit))
 
 
 @pytest.mark.parametrize("method", METHODS)

@@ -69,7 +69,7 @@ def command_train(args: argparse.Namespace) -> None:
     out = args.out or RUNS_ROOT / preset.name / args.unit
     train(TrainOptions(
         unit=args.unit, preset=preset, data=data, out=out, bf16=not args.no_bf16, resume=args.resume,
-        max_minutes=args.max_minutes, max_chars=args.max_chars, epochs=args.epochs, max_steps=args.max_steps,
+        max_minutes=args.max_minutes, stop_after_steps=args.stop_after_steps, max_chars=args.max_chars, epochs=args.epochs, max_steps=args.max_steps,
         hidden_size=args.hidden_size, eval_every=args.eval_every, eval_sequences=args.eval_sequences,
         save_minutes=args.save_minutes, compile=args.compile, graph=args.graph, snapshot_chars=args.snapshot_chars,
         sampled_words=args.sampled_words,
@@ -133,6 +133,20 @@ def command_export(args: argparse.Namespace) -> None:
         print(f"wrote {path}")
 
 
+def command_snapshot_rows(args: argparse.Namespace) -> None:
+    from models.checkpoint import load_vocabulary
+    from training.evaluate import example_text
+    from training.snapshot_rows import write_snapshot_rows
+
+    runs = args.runs or RUNS_ROOT / args.preset
+    units = args.units or units_with_runs(runs)
+    written = write_snapshot_rows(runs, units, args.out, example_text(), load_vocabulary(args.vocabulary))
+    if not written:
+        raise ValueError(f"the runs of {', '.join(units)} under {runs} have no snapshots or finished model yet")
+    for path in written:
+        print(f"wrote {path} ({path.stat().st_size / 1000:.1f} kB)")
+
+
 def command_reference(args: argparse.Namespace) -> None:
     from training.reference import write_paper_reference
 
@@ -182,6 +196,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--snapshot-chars", type=character_marks, default=TrainOptions.snapshot_chars,
                        help="comma-separated character counts at which to keep float16 weights, e.g. 20000000,60000000")
     train.add_argument("--max-minutes", type=float, help="stop cleanly (resumable) after this much wall-clock time")
+    train.add_argument("--stop-after-steps", type=int, metavar="N",
+                       help="stop cleanly (resumable) after N mini-batches of this invocation, as --max-minutes does by the clock; "
+                            "unlike --max-steps, the run is not finished")
     train.add_argument("--max-chars", type=int,
                        help="train this many characters instead of the preset's epochs, more or fewer (with --epochs: whichever comes first)")
     train.add_argument("--max-steps", type=int, help="stop after this many mini-batches in all")
@@ -218,6 +235,15 @@ def build_parser() -> argparse.ArgumentParser:
                                                  "--checkpoint ... --out FILE`) into its metrics.json, e.g. after the evaluation changed")
     commands.choices["export"].add_argument("--force", action="store_true",
                                             help="replace a checkpoint in --out that was trained on more characters than the run")
+
+    rows = commands.add_parser("snapshot-rows", help="the example sentence's connectivity at each snapshot of a run (memory forming)")
+    rows.add_argument("--preset", default="bundled", choices=list(PRESETS))
+    rows.add_argument("--units", nargs="+", choices=unit_names(), help="default: every registered unit that has a run there")
+    rows.add_argument("--runs", type=Path, help="directory holding one run directory per unit (default runs/<preset>)")
+    rows.add_argument("--vocabulary", type=Path, default=Path("models/checkpoints"), help="folder holding the vocab.json the runs use")
+    rows.add_argument("--out", type=Path, default=Path("static/data/snapshots"),
+                      help="folder to write <unit>/chars-N.json.gz into (default static/data/snapshots)")
+    rows.set_defaults(run=command_snapshot_rows)
 
     reference = commands.add_parser("reference", help="the paper's published connectivity, compact, with its memory profile")
     reference.add_argument("--paper-data", type=Path, default=Path("../shared/reference/paper-data"),
