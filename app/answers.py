@@ -129,6 +129,7 @@ class ArticleTexts:
 
     example_text: str
     demo_prefix: str
+    paper_units: tuple[str, ...]  # the model ids of the paper's units (paper.json's model_ids), which the page shows first
 
 
 class Answers:
@@ -289,9 +290,13 @@ class Answers:
         The requests must be the page's own, field for field, so its requests find
         them: static/api.js and the figures ask with these defaults.
         """
+        # The units Figures 1, 3 and 4 show first (static/unit-choice.js): the paper's, where any is served, in the server's order;
+        # a unit the reader adds is asked about alone.
+        shown = [model for model in self.engine.model_ids if model in texts.paper_units] or self.engine.model_ids
         questions = [
-            partial(self.autocomplete, texts.example_text, None, 3, "all", pinned=True),
-            partial(self.autocomplete, texts.demo_prefix, None, 3, "last", pinned=True),
+            partial(self.autocomplete, texts.example_text, shown, 3, "all", pinned=True),
+            partial(self.autocomplete, texts.demo_prefix, shown, 3, "last", pinned=True),
+            *(partial(self.autocomplete, texts.example_text, [model], 3, "all", pinned=True) for model in self.engine.model_ids if model not in shown),
             *(
                 partial(self.connectivity, texts.example_text, model, "all", None, "gradient", DISPLAY_DIGITS, pinned=True)
                 for model in self.engine.model_ids

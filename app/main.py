@@ -34,7 +34,11 @@ def article_texts(path: Path = PAPER_DATA) -> ArticleTexts | None:
     """The texts the article asks about on load, or None when the page's data is not there (nothing to warm)."""
     try:
         paper = json.loads(path.read_text())
-        return ArticleTexts(example_text=paper["connectivity"]["example_text"], demo_prefix=paper["autocomplete_demo"]["example_prefix"])
+        return ArticleTexts(
+            example_text=paper["connectivity"]["example_text"],
+            demo_prefix=paper["autocomplete_demo"]["example_prefix"],
+            paper_units=tuple(paper["model_ids"]["names"]),
+        )
     except (OSError, ValueError, KeyError, TypeError) as error:
         logger.warning("%s: the article's texts are not computed ahead (%s)", path, error)
         return None

@@ -57,14 +57,34 @@ async function errorMessage(response) {
   return `${response.status} ${response.statusText}`;
 }
 
+// Least recently used forgotten first: the answers a figure shows now stay while a reader's other questions come and go.
+// `load` may be left out for a key that is kept.
 function cached(key, load) {
-  if (!cache.has(key)) {
-    const promise = load();
-    cache.set(key, promise);
-    promise.catch(() => cache.delete(key));
-    if (cache.size > CACHE_LIMIT) cache.delete(cache.keys().next().value);
-  }
-  return cache.get(key);
+  const kept = cache.get(key);
+  const promise = kept ?? load();
+  if (!kept) promise.catch(() => cache.get(key) === promise && cache.delete(key));
+  cache.delete(key);
+  cache.set(key, promise);
+  if (cache.size > CACHE_LIMIT) cache.delete(cache.keys().next().value);
+  return promise;
+}
+
+/**
+ * A question asked of several models whose answer holds one entry per model under `models`: each model's part is kept
+ * on its own, so that asking again with a unit added asks the server about that unit only. `fetch(ids)` asks about
+ * `ids`; the answer's other fields (the normalised text, the edit) are the same whichever models are asked.
+ */
+function perModel(name, question, models, fetch) {
+  const key = (model) => `${name} ${JSON.stringify({ ...question, model })}`;
+  // The kept parts are recalled first, so that keeping the missing ones cannot push them out of the cache.
+  const kept = new Map(models.filter((model) => cache.has(key(model))).map((model) => [model, cached(key(model))]));
+  const missing = models.filter((model) => !kept.has(model));
+  const answer = missing.length ? fetch(missing) : null;
+  const parts = models.map((model) => kept.get(model) ?? cached(key(model), async () => {
+    const whole = await answer;
+    return { ...whole, models: { [model]: whole.models[model] } };
+  }));
+  return Promise.all(parts).then((each) => ({ ...each[0], models: Object.assign({}, ...each.map((part) => part.models)) }));
 }
 
 export function listModels() {
@@ -99,11 +119,11 @@ export function loadPaperConnectivity(unitId) {
   return cached(`paper connectivity ${unitId}`, () => request(`/static/data/paper/${unitId}.json`));
 }
 
-/** Suggestions; `positions: "last"` is the per-keystroke request (not cached: it is cheap and always new). */
+/** Suggestions of `models`; `positions: "last"` is the per-keystroke request (not cached: it is cheap and always new). */
 export function autocomplete({ text, models, topK = 3, positions = "all", signal }) {
-  const body = { text, top_k: topK, positions, ...(models ? { models } : {}) };
-  if (positions === "last") return request("/api/autocomplete", { method: "POST", body, signal });
-  return cached(`autocomplete ${JSON.stringify(body)}`, () => ask("/api/autocomplete", body));
+  const question = { text, top_k: topK, positions };
+  if (positions === "last") return request("/api/autocomplete", { method: "POST", body: { ...question, models }, signal });
+  return perModel("autocomplete", question, models, (missing) => ask("/api/autocomplete", { ...question, models: missing }));
 }
 
 /** Connectivity rows of one model: `positions` is "all" (the full matrix) or a list of indices. */
@@ -118,12 +138,12 @@ export function connectivity({ text, model, positions = "all", word, method = "g
  * (`typedWord`) or "spaces".
  */
 export function counterfactual({ text, position, replaceAt, replaceWith = "other_word", typedWord, draw = 0, models, word, method = "gradient" }) {
-  const body = {
+  const question = {
     text, position, replace_at: replaceAt, replace_with: replaceWith, draw, method,
-    ...(replaceWith === "typed_word" ? { typed_word: typedWord } : {}), ...(models ? { models } : {}), ...(word ? { word } : {}),
+    ...(replaceWith === "typed_word" ? { typed_word: typedWord } : {}), ...(word ? { word } : {}),
   };
-  return cached(`counterfactual ${JSON.stringify(body)}`, async () => {
-    const answer = await ask("/api/counterfactual", body);
+  return perModel("counterfactual", question, models, async (missing) => {
+    const answer = await ask("/api/counterfactual", { ...question, models: missing });
     const width = answer.edited_text.length;
     Object.values(answer.models).forEach((result) => padRow(result.connectivity, width));
     return answer;

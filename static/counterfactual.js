@@ -68,9 +68,12 @@ export function attachCounterfactual(explorer, element) {
     .property("hidden", true);
   const undoButton = actions.append("button").attr("type", "button").attr("class", "undo").text("Undo").property("disabled", true);
   const status = root.append("p").attr("class", "status").attr("role", "status").attr("aria-live", "polite");
-  const results = explorer.panels.append("p").attr("class", "counterfactual-result");
+  // A line under each panel, the panels of units added later included (placed by showUnits).
+  const results = () => explorer.panels.selectAll("p.counterfactual-result").data((unit) => [unit]).join("p").attr("class", "counterfactual-result");
+  results();
 
-  // The edit on screen: what restoreView needs, the edited text the explorer shows, and the view it was asked from.
+  // The edit on screen: what restoreView needs, the edited text the explorer shows, the question asked and the view it
+  // was asked from.
   let shown = null;
   let picking = false;
   let draw = 0;
@@ -124,21 +127,23 @@ export function attachCounterfactual(explorer, element) {
       typedBox.node().focus();
       return;
     }
+    await ask({ text: from.text, position: from.position, replaceAt: from.start, replaceWith: mode, typedWord: typed, draw, word: from.word, method: from.method }, from);
+  }
+
+  /** Asks the question for every unit shown (the server is asked about those it has not answered for) and shows the answer. */
+  async function ask(question, from) {
     const request = ++pending;
     status.text("Computing the edited text…").classed("error", false);
     try {
-      const answer = await api.counterfactual({
-        text: from.text, position: from.position, replaceAt: from.start, replaceWith: mode, typedWord: typed, draw,
-        models: explorer.units.map((unit) => unit.id), word: from.word, method: from.method,
-      });
+      const answer = await api.counterfactual({ ...question, models: explorer.units.map((unit) => unit.id) });
       if (request !== pending) return;
-      show(answer, from);
+      show(answer, question, from);
     } catch (error) {
       if (request === pending) status.text(`No counterfactual: ${error.message}`).classed("error", true);
     }
   }
 
-  function show(answer, from) {
+  function show(answer, question, from) {
     const restore = shown ? shown.restore : null;
     const position = answer.edited_position;
     const rows = Object.fromEntries(Object.entries(answer.models).map(([id, result]) => [id, result.connectivity]));
@@ -148,6 +153,7 @@ export function attachCounterfactual(explorer, element) {
     shown = {
       restore: restore ?? token,
       base: from,
+      question,
       text: answer.edited_text,
       span: { start: replaced.start, end: replaced.start + replaced.replacement.length },
     };
@@ -155,7 +161,7 @@ export function attachCounterfactual(explorer, element) {
     status.classed("error", false)
       .text(`Showing the text with ${replacement} for “${replaced.original}”, at the same character (${describeCharacter(answer.edited_text, position)}). `
         + "Undo brings the text back.");
-    results.each(function result(unit) {
+    results().each(function result(unit) {
       const found = answer.models[unit.id];
       const line = d3.select(this).text("");
       if (!found) return;
@@ -178,7 +184,7 @@ export function attachCounterfactual(explorer, element) {
     ++pending;
     if (shown && explorer.text === shown.text) explorer.restoreView(shown.restore);
     shown = null;
-    results.text("");
+    results().text("");
     undoButton.property("disabled", true);
     wordSelect.property("disabled", false);
     pickButton.property("disabled", false);
@@ -194,7 +200,7 @@ export function attachCounterfactual(explorer, element) {
 
   // While an edit is shown the highlighted position stays where the edit was asked; while picking, a click on the
   // text chooses a word instead of a position. Both listen before the explorer's own handlers (capture phase).
-  const panelsNode = explorer.panels.node().parentNode;
+  const panelsNode = explorer.grid.node();
   panelsNode.addEventListener("pointermove", (event) => {
     if (shown && explorer.text !== shown.text) undo(); // the explorer loaded another text meanwhile
     if ((shown || picking) && event.target.closest?.(".char-line")) event.stopPropagation();
@@ -205,8 +211,9 @@ export function attachCounterfactual(explorer, element) {
       status.text("The position stays where the edit was made; Undo to move it again.");
     }
   }, true);
-  // The words on offer follow the explorer's text and position.
-  new MutationObserver(listWords).observe(explorer.lines.node(), { childList: true, attributes: true, attributeFilter: ["aria-valuenow"] });
+  // The words on offer follow the explorer's text and position: every repaint, a new text's included, sets the panels'
+  // aria-valuenow.
+  new MutationObserver(listWords).observe(panelsNode, { subtree: true, attributes: true, attributeFilter: ["aria-valuenow"] });
   panelsNode.addEventListener("click", (event) => {
     if (shown && explorer.text !== shown.text) undo();
     const char = event.target.closest?.(".char");
@@ -251,7 +258,15 @@ export function attachCounterfactual(explorer, element) {
   });
   undoButton.on("click", undo);
   listWords();
-  return { refresh: listWords, undo };
+  return {
+    refresh: listWords,
+    undo,
+    /** After the units shown change: an edit on screen is asked again for them, which fetches the added units' answers only. */
+    showUnits() {
+      results();
+      if (shown && explorer.text === shown.text) ask(shown.question, shown.base);
+    },
+  };
 }
 
 /** A change in nats with its sign, three decimals as every figure writes nats: "−1.183", "+0.021". */

@@ -6,6 +6,7 @@ import * as api from "./api.js";
 import { revealFigure, scrollToFigure } from "./motion.js";
 import { hasViewState, requestView } from "./permalink.js";
 import { watchScrollers } from "./scrollers.js";
+import { UnitChoice } from "./unit-choice.js";
 import { servedUnits } from "./units.js";
 
 const FIGURES = {
@@ -24,12 +25,17 @@ const FIGURES = {
 };
 const LAZY_MARGIN = "300px 0px";
 
-// metrics.json arrives with the page as a JSON data block; it is null when the models have no record.
+// metrics.json arrives with the page as a JSON data block, less what /api/models gives each model (its memory profile,
+// accuracy by letters known, history and copy test: unit.model); it is null when the models have no record.
 // So do the API's limits (as GET /api/limits serves them), so that figures ask only for what the server will serve.
+// `units` are all the served units, which Figures 5 to 7 and the tables show; `choice` holds the ones Figures 1, 3
+// and 4 show, which the reader picks.
 const metrics = JSON.parse(document.getElementById("metrics").textContent);
 const limits = JSON.parse(document.getElementById("limits").textContent);
-const data = Promise.all([api.listModels(), api.loadPaper()])
-  .then(([models, paper]) => ({ units: servedUnits(models, paper), paper, metrics, limits }));
+const data = Promise.all([api.listModels(), api.loadPaper()]).then(([models, paper]) => {
+  const units = servedUnits(models, paper);
+  return { units, choice: new UnitChoice(units), paper, metrics, limits };
+});
 
 async function renderFigure(element) {
   try {

@@ -1,8 +1,10 @@
 // Figure 4's view lives in the query string (text, position, word, method, scale, shading, source), so a copied link
-// reopens it. Other parts of the page ask for a view through requestView; Figure 4 listens.
+// reopens it. Other parts of the page ask for a view through requestView; Figure 4 listens. The units Figures 1, 3
+// and 4 show (static/unit-choice.js) live there too, as ?units=gru,lstm,rnn.
 
 export const VIEW_EVENT = "connectivity-view";
 const KEYS = ["text", "position", "word", "method", "scale", "shading", "source"];
+const UNITS_KEY = "units";
 const WRITE_DELAY_MS = 250;
 let pendingWrite = null;
 
@@ -36,9 +38,31 @@ export function writeViewState(state, defaults) {
       if (value === null || value === undefined || value === defaults[key]) query.delete(key);
       else query.set(key, String(value));
     });
-    const search = query.toString();
-    window.history.replaceState(null, "", `${window.location.pathname}${search ? `?${search}` : ""}${window.location.hash}`);
+    replaceQuery(query);
   }, WRITE_DELAY_MS);
+}
+
+/** The unit ids in the URL, in its order, or [] where it names none. */
+export function readUnitChoice() {
+  return (new URLSearchParams(window.location.search).get(UNITS_KEY) ?? "").split(",").filter(Boolean);
+}
+
+/** Writes the units chosen; null (the default choice) leaves the parameter out. */
+export function writeUnitChoice(ids) {
+  const query = new URLSearchParams(window.location.search);
+  if (ids === null) query.delete(UNITS_KEY);
+  else query.set(UNITS_KEY, ids.join(","));
+  replaceQuery(query);
+}
+
+function replaceQuery(query) {
+  const search = searchOf(query);
+  window.history.replaceState(null, "", `${window.location.pathname}${search ? `?${search}` : ""}${window.location.hash}`);
+}
+
+// Commas are left as they are: a query string may hold them, and ?units=gru,lstm reads better than gru%2Clstm.
+function searchOf(query) {
+  return query.toString().replaceAll("%2C", ",");
 }
 
 // A word the prose points at (a position in it), outlined in Figure 4 without moving the selection: kept
@@ -65,6 +89,6 @@ export function requestView(state, { mark = null } = {}) {
     if (value === null) query.delete(key);
     else query.set(key, String(value));
   });
-  window.history.replaceState(null, "", `${window.location.pathname}?${query}`);
+  window.history.replaceState(null, "", `${window.location.pathname}?${searchOf(query)}`);
   window.dispatchEvent(new CustomEvent(VIEW_EVENT, { detail: readViewState() }));
 }

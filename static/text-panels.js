@@ -23,29 +23,33 @@ const KEY_STEPS = { ArrowRight: 1, ArrowDown: 1, ArrowLeft: -1, ArrowUp: -1, Pag
 export class ConnectivityExplorer {
   /**
    * @param element where the panels go
-   * @param units servedUnits(models, paper): one panel each, in this order
+   * @param units the units shown (static/unit-choice.js): one panel each, in this order; setUnits changes them
    * @param limits the API's limits (the page's #limits data block): which matrices it serves whole
    * @param onChange called with state() after the reader (or code) changes the view
    * @param onInteract called when the reader selects a position or a word with pointer or keyboard
    * @param overview whether narrow screens show the whole text, small, above each panel's window
    */
   constructor(element, { units, limits, onChange = () => {}, onInteract = () => {}, overview = false }) {
-    this.units = units;
     this.limits = limits;
     this.onChange = onChange;
     this.onInteract = onInteract;
+    this.overview = overview;
     this.text = "";
     this.method = "gradient";
     this.scale = "unit";
     this.shading = "linear";
     this.position = 0;
     this.word = null;
+    // Per unit id, for the text shown: a unit missing from `suggestions` has not been asked about it yet (fetchMissing).
     this.matrices = {};
     this.perRow = false;
     this.rowTimer = null;
     this.suggestions = {};
     this.wordRows = {};
+    // Every change of text or source counts one up; `settled` is the count whose view is complete, so a unit added
+    // while a text loads is left to that load to fetch.
     this.loading = 0;
+    this.settled = 0;
     // Narrow screens: the first line of the window, and the text's lines (wrapPositions) for the panel's width.
     this.windowLine = 0;
     this.wrapped = null;
@@ -57,6 +61,8 @@ export class ConnectivityExplorer {
     this.source = "ours";
     this.publishedLabel = "";
     this.publishedUnits = new Set();
+    // Whether the counterfactual's edited text is shown (showEdited), whose rows static/counterfactual.js asks for.
+    this.edited = false;
 
     const root = d3.select(element);
     this.status = root.append("p").attr("class", "status").attr("role", "status").attr("aria-live", "polite");
@@ -66,33 +72,95 @@ export class ConnectivityExplorer {
       .on("click", () => this.moveWindow(-1));
     this.later = pager.append("button").attr("type", "button").attr("class", "link").text("later line ▶")
       .on("click", () => this.moveWindow(1));
-    this.panels = unitPanels(root, units);
+    this.grid = root.append("div");
+    this.placePanels(units);
+    NARROW.addEventListener("change", () => this.paint());
+  }
+
+  /** A panel per unit, in their order: new units' panels are built, those of units no longer shown removed. */
+  placePanels(units) {
+    this.units = units;
+    this.panels = unitPanels(this.grid, units, (panel) => this.buildPanel(panel));
+    this.names = this.panels.select(".unit-name");
+    this.publishedLabels = this.panels.select(".published-label");
+    this.overviews = this.panels.select(".overview");
+    // The panels share one position, so only the first is a tab stop; its value speaks for all of them.
+    this.lines = this.panels.select(".char-line").attr("tabindex", (unit, index) => (index === 0 ? 0 : -1))
+      .attr("aria-label", (unit, index) => (index === 0 ? "Selected position, in every panel; arrow keys move it" : `${unit.name}: selected position`));
+    this.captions = this.panels.select(".row-caption");
+    this.checks = this.panels.select(".row-check");
+    this.suggestionLists = this.panels.select(".suggestions");
+  }
+
+  buildPanel(panel) {
     // Panel titles, not headings: the figures sit between the article's h2 sections.
-    const heading = this.panels.append("p").attr("class", "panel-title");
+    const heading = panel.append("p").attr("class", "panel-title");
     heading.append("span").attr("class", "unit-swatch").attr("aria-hidden", "true");
-    this.names = heading.append("span").attr("class", "unit-name");
-    this.publishedLabels = this.panels.append("p").attr("class", "published-label").property("hidden", true);
+    heading.append("span").attr("class", "unit-name");
+    panel.append("p").attr("class", "published-label").property("hidden", true);
     // Narrow screens only: the whole text, small; the window's lines are underlined. A tap moves the window there.
     // Hidden from screen readers, whose slider already speaks the whole row.
-    this.overviews = !overview ? d3.selectAll([]) : this.panels.append("div").attr("class", "overview").attr("aria-hidden", "true")
-      .on("click", (event) => this.showInWindow(event));
-    // The panels share one position, so only the first is a tab stop; its value speaks for all of them.
-    this.lines = this.panels.append("div").attr("class", "char-line")
-      .attr("role", "slider").attr("tabindex", (unit, index) => (index === 0 ? 0 : -1))
-      .attr("aria-valuemin", 0).attr("aria-valuemax", 0).attr("aria-valuenow", 0)
-      .attr("aria-label", (unit, index) => (index === 0 ? "Selected position, in every panel; arrow keys move it" : `${unit.name}: selected position`));
-    this.captions = this.panels.append("p").attr("class", "row-caption");
-    // Integrated gradients only: what the row sums to against the score change it should sum to.
-    this.checks = this.panels.append("p").attr("class", "row-check").property("hidden", true);
-    this.suggestionLists = this.panels.append("ul").attr("class", "suggestions").attr("aria-label", (unit) => `${unit.name}'s top guesses`);
-
-    this.lines
+    if (this.overview) {
+      panel.append("div").attr("class", "overview").attr("aria-hidden", "true").on("click", (event) => this.showInWindow(event));
+    }
+    panel.append("div").attr("class", "char-line")
+      .attr("role", "slider").attr("aria-valuemin", 0).attr("aria-valuemax", 0).attr("aria-valuenow", 0)
       // Moves, not "over": a page scrolling under a still pointer (after a walkthrough link) must not
       // take the selection away from the position the link chose.
       .on("pointermove", (event) => this.selectFromEvent(event))
       .on("click", (event) => this.selectFromEvent(event))
       .on("keydown", (event) => this.handleKey(event));
-    NARROW.addEventListener("change", () => this.paint());
+    panel.append("p").attr("class", "row-caption");
+    // Integrated gradients only: what the row sums to against the score change it should sum to.
+    panel.append("p").attr("class", "row-check").property("hidden", true);
+    panel.append("ul").attr("class", "suggestions").attr("aria-label", (unit) => `${unit.name}'s top guesses`);
+  }
+
+  /**
+   * Shows `units` instead: a unit added gets its panel at once, and the view's data for it alone is fetched (the
+   * other panels keep theirs); a unit removed loses its panel, its data kept in case it comes back.
+   */
+  async setUnits(units) {
+    this.placePanels(units);
+    this.fillCharacters();
+    this.paint();
+    await this.fetchMissing();
+  }
+
+  /**
+   * Asks the server, for the units shown that have nothing for this text yet, what the view needs: their suggestions,
+   * their matrix (or, per row, their row at the position) and their row for the chosen word. The paper's rows and the
+   * counterfactual's edit are filled by their own callers (static/figures/connectivity.js, static/counterfactual.js).
+   */
+  async fetchMissing() {
+    const missing = this.units.filter((unit) => !this.suggestions[unit.id]).map((unit) => unit.id);
+    if (missing.length === 0 || !this.text || this.settled !== this.loading || this.source !== "ours" || this.edited) return;
+    const request = this.loading;
+    const { text, method, position, word } = this;
+    // Marked as asked for, so that another change while these are on their way does not ask again.
+    missing.forEach((id) => {
+      this.suggestions[id] = [];
+      this.matrices[id] = [];
+    });
+    try {
+      const [suggestions, matrices, wordRows] = await Promise.all([
+        api.autocomplete({ text, models: missing, positions: "all" }),
+        this.perRow ? [] : Promise.all(missing.map((model) => api.connectivity({ text, model, positions: "all", method }))),
+        word === null ? [] : Promise.all(missing.map((model) => api.connectivity({ text, model, positions: [position], word, method }))),
+      ]);
+      if (request !== this.loading) return;
+      missing.forEach((id, index) => {
+        this.suggestions[id] = suggestions.models[id];
+        matrices[index]?.rows.forEach((row) => {
+          this.matrices[id][row.position] = row;
+        });
+        if (wordRows[index] && this.word === word && this.position === position) this.wordRows[id] = wordRows[index].rows[0];
+      });
+      if (this.perRow) await this.fetchRows(this.position);
+    } catch (error) {
+      if (request === this.loading) this.setStatus(`Could not compute the units added: ${error.message}`, true);
+    }
+    if (request === this.loading) this.paint();
   }
 
   state() {
@@ -114,20 +182,23 @@ export class ConnectivityExplorer {
    */
   async load(text, { method = this.method, position = null, word = null } = {}) {
     const request = ++this.loading;
+    // The units of this request: a unit added meanwhile is fetched at the end, by fetchMissing.
+    const { units } = this;
     this.method = method;
     this.source = "ours";
+    this.edited = false;
     this.setStatus("Computing suggestions and connectivity…");
-    const wholeMatrices = () => Promise.all(this.units.map((unit) => api.connectivity({ text, model: unit.id, positions: "all", method })));
+    const wholeMatrices = () => Promise.all(units.map((unit) => api.connectivity({ text, model: unit.id, positions: "all", method })));
     // Without digits, normalising adds at most the leading space, so the matrices can be asked for
     // alongside the suggestions; otherwise the normalised length decides, once it is known.
     let matrixRequests = !/\d/.test(text) && this.servesWhole(text.length + 1, method) ? wholeMatrices() : null;
     matrixRequests?.catch(() => {}); // Handled below, after the suggestions; this only silences the early rejection.
-    const suggestions = await api.autocomplete({ text, models: this.units.map((unit) => unit.id), positions: "all" });
+    const suggestions = await api.autocomplete({ text, models: units.map((unit) => unit.id), positions: "all" });
     if (request !== this.loading) return this.text;
     this.text = suggestions.text;
     this.lastPainted = {};
-    this.suggestions = Object.fromEntries(this.units.map((unit) => [unit.id, suggestions.models[unit.id]]));
-    this.matrices = Object.fromEntries(this.units.map((unit) => [unit.id, []]));
+    this.suggestions = Object.fromEntries(units.map((unit) => [unit.id, suggestions.models[unit.id]]));
+    this.matrices = Object.fromEntries(units.map((unit) => [unit.id, []]));
     this.perRow = false;
     this.wordRows = {};
     this.word = null;
@@ -140,7 +211,7 @@ export class ConnectivityExplorer {
       if (request !== this.loading) return this.text;
       matrices.forEach((matrix, index) => {
         matrix.rows.forEach((row) => {
-          this.matrices[this.units[index].id][row.position] = row;
+          this.matrices[units[index].id][row.position] = row;
         });
       });
       this.setStatus("");
@@ -150,7 +221,10 @@ export class ConnectivityExplorer {
       await this.fetchRows(this.position);
     }
     if (word) await this.chooseWord(word);
+    if (request !== this.loading) return this.text;
+    this.settled = request;
     this.paint();
+    await this.fetchMissing();
     return this.text;
   }
 
@@ -160,9 +234,10 @@ export class ConnectivityExplorer {
    * the paper did not train is absent, and its panel says so. `label` names the published models.
    */
   showPublished(text, published, { position = null, label }) {
-    ++this.loading; // a load still in flight must not paint over these rows
+    this.settled = ++this.loading; // a load still in flight must not paint over these rows
     clearTimeout(this.rowTimer);
     this.source = "paper";
+    this.edited = false;
     this.publishedLabel = label;
     this.publishedUnits = new Set(Object.keys(published));
     this.method = "gradient";
@@ -187,15 +262,16 @@ export class ConnectivityExplorer {
     this.paint();
   }
 
-  /** Per-row mode: every unit's row at `position`, unless already fetched. */
+  /** Per-row mode: every unit's row at `position`, for the units that lack it. */
   async fetchRows(position) {
-    if (this.units.every((unit) => this.matrices[unit.id][position])) return;
+    const lacking = this.units.filter((unit) => !this.matrices[unit.id]?.[position]);
+    if (lacking.length === 0) return;
     const text = this.text;
-    const responses = await Promise.all(this.units.map((unit) =>
+    const responses = await Promise.all(lacking.map((unit) =>
       api.connectivity({ text, model: unit.id, positions: [position], method: this.method })));
     if (text !== this.text) return;
     responses.forEach((response, index) => {
-      this.matrices[this.units[index].id][position] = response.rows[0];
+      (this.matrices[lacking[index].id] ??= [])[position] = response.rows[0];
     });
     if (this.position === position) this.paint();
   }
@@ -235,12 +311,13 @@ export class ConnectivityExplorer {
     this.wordRows = {};
     this.paint();
     this.onChange(this.state());
+    const { units } = this;
     try {
-      const responses = await Promise.all(this.units.map((unit) =>
+      const responses = await Promise.all(units.map((unit) =>
         api.connectivity({ text: this.text, model: unit.id, positions: [position], word, method: this.method })));
       if (this.position !== position || this.word !== word) return;
       responses.forEach((response, index) => {
-        this.wordRows[this.units[index].id] = response.rows[0];
+        this.wordRows[units[index].id] = response.rows[0];
       });
       this.setStatus("");
     } catch (error) {
@@ -287,7 +364,8 @@ export class ConnectivityExplorer {
    * back the view it replaces.
    */
   showEdited(text, position, rows, suggestions) {
-    ++this.loading; // a load still in flight must not paint over the edited text
+    this.settled = ++this.loading; // a load still in flight must not paint over the edited text
+    this.edited = true;
     clearTimeout(this.rowTimer);
     const saved = {
       text: this.text, position: this.position, word: this.word, wordRows: this.wordRows, matrices: this.matrices,
@@ -306,13 +384,15 @@ export class ConnectivityExplorer {
     return saved;
   }
 
-  /** Brings back a view that showEdited replaced. */
-  restoreView(saved) {
-    ++this.loading;
+  /** Brings back a view that showEdited replaced, and fetches it for the units added meanwhile. */
+  async restoreView(saved) {
+    this.settled = ++this.loading;
+    this.edited = false;
     Object.assign(this, saved);
     this.lastPainted = {};
     this.buildCharacters();
     this.paint();
+    await this.fetchMissing();
   }
 
   /** The unit's name, or in the paper's view the paper's name for it (or that the paper has none). */
@@ -359,9 +439,16 @@ export class ConnectivityExplorer {
   }
 
   buildCharacters() {
-    const characters = Array.from(this.text, (char, position) => ({ char, position }));
     this.marked = null;
-    this.lines.attr("aria-valuemax", this.text.length - 1)
+    this.fillCharacters();
+    this.windowLine = 0;
+    this.reveal(this.position);
+  }
+
+  /** Every panel's characters of the text (a new panel's too), and its slider's range. */
+  fillCharacters() {
+    const characters = Array.from(this.text, (char, position) => ({ char, position }));
+    this.lines.attr("aria-valuemax", Math.max(0, this.text.length - 1))
       .selectAll("span.char").data(characters).join("span")
       .attr("class", "char")
       .attr("data-position", (item) => item.position)
@@ -370,8 +457,6 @@ export class ConnectivityExplorer {
       .attr("class", "overview-char")
       .attr("data-position", (item) => item.position)
       .text((item) => item.char);
-    this.windowLine = 0;
-    this.reveal(this.position);
   }
 
   /** The text wrapped between words into lines of as many TARGET_PX-wide characters as a panel holds, and each position's line. */
@@ -580,17 +665,20 @@ export class ConnectivityExplorer {
 }
 
 /**
- * One section per unit, in a grid of as many columns as units (one column on a phone), each carrying
- * its unit's colour for the swatches and bars inside it. Shared by Figures 1, 3 and 4.
+ * One section per unit in `grid`, a grid of as many columns as units (one column on a phone), each carrying its unit's
+ * colour for the swatches and bars inside it; `build(panel)` fills a new unit's section. Called again with other
+ * units, it keeps the sections of units still there, builds those of new ones and removes the rest, in the units'
+ * order. Shared by Figures 1, 3 and 4.
  */
-export function unitPanels(parent, units) {
-  const grid = parent.append("div").attr("class", "unit-panels");
-  grid.node().style.setProperty("--unit-count", units.length);
-  return grid.selectAll("section").data(units).join("section")
-    .attr("class", "text-panel").attr("data-unit", (unit) => unit.id)
-    .each(function colour(unit) {
-      paintUnitColour(this, unit);
-    });
+export function unitPanels(grid, units, build) {
+  grid.attr("class", "unit-panels").node().style.setProperty("--unit-count", units.length);
+  return grid.selectAll(":scope > section").data(units, (unit) => unit.id)
+    .join((enter) => enter.append("section")
+      .attr("class", "text-panel").attr("data-unit", (unit) => unit.id)
+      .each(function fill(unit) {
+        paintUnitColour(this, unit);
+        build(d3.select(this));
+      }));
 }
 
 /** A list of guess buttons with probability bars in the colour of the panel; onChoose null: not choosable. */

@@ -1,6 +1,7 @@
-// The units every figure shows: the models the server lists (/api/models), in its order, each
-// with a colour from one palette by position and, where the paper trained the same model, the
-// paper's name for it (paper.json's model_ids), which keys the paper's published numbers.
+// The units the page offers: the models the server lists (/api/models), in its order, each with a colour
+// from one palette by position (the same in every figure, whichever units a figure shows) and, where the
+// paper trained the same model, the paper's name for it (paper.json's model_ids), which keys the paper's
+// published numbers.
 
 // ColorBrewer's Dark2, reordered so the paper's three units keep the colours they always had here.
 const PALETTE = ["#d95f02", "#7570b3", "#1b9e77", "#e7298a", "#66a61e", "#e6ab02", "#a6761d", "#666666"];

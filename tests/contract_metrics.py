@@ -107,15 +107,35 @@ def add_vanilla_rnn(directory: Path, metrics: dict) -> None:
     ]
 
 
-def write_contract_checkpoints(tiny_dir: Path, directory: Path, change: Callable[[dict], None] | None = None, vanilla: bool = False) -> Path:
+def add_newer_unit(directory: Path, metrics: dict) -> None:
+    """A tiny minGRU (the plug-in of examples/mingru) halfway through its budget, measured at the others' first point too."""
+    torch.manual_seed(4)
+    words = len(Vocabulary.load(directory / "vocab.json"))
+    net = AutocompleteNet(ModelConfig(unit="mingru", hidden_size=16, num_layers=2, num_words=words))
+    save_checkpoint(net, directory / "mingru.safetensors")
+    record = copy.deepcopy(metrics["models"]["lstm"])
+    first = record["history"][0]
+    record.update(unit="mingru", name="minGRU", config=net.config.to_dict(), parameters=net.parameter_counts(),
+                  characters_seen=first["characters"] + 100)
+    record["history"] = [{**first, "reach_10": 0.0123}, {**first, "characters": first["characters"] + 100, "reach_10": 0.0321}]
+    record["memory"]["test"].update(reach_10=0.0321, before_word=0.0456)
+    record["intervention"]["buckets"][1].update(gain_space=0.0071, gain_space_ci95=[0.0012, 0.0133])
+    metrics["models"]["mingru"] = record
+
+
+def write_contract_checkpoints(
+    tiny_dir: Path, directory: Path, change: Callable[[dict], None] | None = None, vanilla: bool = False, newer: bool = False
+) -> Path:
     """A copy of the tiny checkpoints in `directory` whose metrics.json has the contract's fields (and, with `vanilla`, a
-    vanilla RNN beside them), then `change`d in place."""
+    vanilla RNN beside them; with `newer`, a minGRU), then `change`d in place."""
     directory.mkdir(parents=True, exist_ok=True)
     for path in tiny_dir.iterdir():
         shutil.copy(path, directory)
     metrics = with_contract_fields(json.loads((tiny_dir / "metrics.json").read_text()))
     if vanilla:
         add_vanilla_rnn(directory, metrics)
+    if newer:
+        add_newer_unit(directory, metrics)
     if change is not None:
         change(metrics)
     (directory / "metrics.json").write_text(json.dumps(metrics))

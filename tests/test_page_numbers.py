@@ -47,8 +47,8 @@ def browser():
 
 @pytest.fixture(scope="module")
 def contract_server(tiny_checkpoint_dir: Path, tmp_path_factory: pytest.TempPathFactory):
-    """The tiny checkpoints and a vanilla RNN, with a metrics.json in the evaluation's full format; yields (url, checkpoint folder)."""
-    directory = write_contract_checkpoints(tiny_checkpoint_dir, tmp_path_factory.mktemp("contract"), vanilla=True)
+    """The tiny checkpoints, a vanilla RNN and a minGRU, with a metrics.json in the evaluation's full format; yields (url, checkpoint folder)."""
+    directory = write_contract_checkpoints(tiny_checkpoint_dir, tmp_path_factory.mktemp("contract"), vanilla=True, newer=True)
     with serve_app(directory) as url:
         yield url, directory
 
@@ -133,9 +133,14 @@ def test_every_number_from_a_data_file_matches_it_and_every_such_number_names_it
     for expected in ("metrics.json:models.rnn.memory.test.by_distance.8", "metrics.json:models.gru.test.accuracy_every_character_ci95",
                      "metrics.json:models.gru.memory.test.reach_10_ci95", "metrics.json:models.gru.legs.0.characters",
                      "metrics.json:models.rnn.test.sequences", "metrics.json:models.gru.test.accuracy_every_character - paper.json:test_results.GRU.accuracy",
-                     "paper/memory.json:units.nlstm.reach_10", "api:models.nlstm.parameters.recurrent"):
+                     "paper/memory.json:units.nlstm.reach_10", "api:models.nlstm.parameters.recurrent",
+                     # The newer units' section: its reach, the copy test and the point measured at equal characters.
+                     "metrics.json:models.mingru.memory.test.reach_10", "metrics.json:models.mingru.intervention.buckets.1.gain_space_ci95",
+                     "metrics.json:models.mingru.history.0.reach_10", "metrics.json:models.lstm.history.0.reach_10"):
         assert expected in checked
     assert untagged_numbers(page) == []
+    newer = page.locator("#newer-units").inner_text()
+    assert "minGRU" in newer and "its training goes on" in newer and "mLSTM" not in newer
     # The vanilla RNN keeps 1.7 × 10⁻²⁹ of its row 101–200 characters back: rounded, never truncated to 10⁻²⁹'s neighbour.
     assert "1.7 × 10⁻²⁹" in page.locator("#vanilla-rnn + p + p").inner_text()
     assert page.console_errors == []
@@ -198,9 +203,9 @@ def test_claims_intervals_and_conclusion_as_a_reader_sees_them(browser, contract
         box = rows.nth(index).locator(".verdict-word").bounding_box()
         assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= viewport[0]
     assert page.evaluate("document.documentElement.scrollWidth") <= viewport[0]
-    # Intervals: a bar in Table 1 for each of our units with one, a band in Figure 5 for each unit.
-    assert page.locator("#fig-tables .error-bar line:not(.axis-line)").count() == 4
-    assert page.locator("#fig-memory path.band").count() == 4
+    # Intervals: a bar in Table 1 for each of our units with one, a band in Figure 5 for each unit (the paper's three, the vanilla RNN, minGRU).
+    assert page.locator("#fig-tables .error-bar line:not(.axis-line)").count() == 5
+    assert page.locator("#fig-memory path.band").count() == 5
     assert page.locator("#memory ~ p", has_text="so the intervals cover the test sample, not the training").count() == 1
     conclusion = page.locator("#conclusion")
     assert conclusion.is_visible()

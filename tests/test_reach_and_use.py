@@ -29,8 +29,13 @@ def reach_server(tmp_path_factory: pytest.TempPathFactory):
 
 @pytest.fixture()
 def open_page(browser, reach_server):  # noqa: F811  (browser: the fixture imported above)
+    """Opens a path with every unit in Figures 1, 3 and 4 (?units=; the paper's three are the default), the vanilla RNN's among them."""
     with page_opener(browser, reach_server) as open_path:
-        yield open_path
+
+        def open_with_every_unit(path, **options):
+            return open_path(f"{path}{'&' if '?' in path else '?'}units={','.join(UNITS)}", **options)
+
+        yield open_with_every_unit
 
 
 def metrics(reach_server: str) -> dict:

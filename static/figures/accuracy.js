@@ -1,10 +1,11 @@
 // Figure 6: test accuracy by the number of letters of the word already read, per unit and for the top-1/2/3
-// criteria, from metrics.json. By default counted as the paper counts, at every character with a word outside the
+// criteria, from metrics.json (served by /api/models). By default counted as the paper counts, at every character with a word outside the
 // vocabulary a miss; a switch counts words in the vocabulary only. The paper's curves can be laid over, dimmed,
-// on its own count only.
+// on its own count only. The legend hides and shows a unit's curves.
 
-import { formatCount, formatPercent, metricsFor } from "../format.js";
+import { formatCount, formatPercent } from "../format.js";
 import { drawLineChart, drawResponsive, legendItem } from "../line-chart.js";
+import { renderUnitLegend } from "../unit-toggles.js";
 
 const d3 = window.d3;
 const CRITERIA = [
@@ -13,22 +14,22 @@ const CRITERIA = [
   { key: "top3", index: 2, label: "top 3", dash: "2 3" },
 ];
 const COUNTS = [
-  { key: "every_character", label: "every character, as the paper counts", curves: (record) => record.accuracy_by_letters_known.every_character },
-  { key: "real_words", label: "words in the vocabulary only", curves: (record) => record.accuracy_by_letters_known },
+  { key: "every_character", label: "every character, as the paper counts", curves: (accuracy) => accuracy.every_character },
+  { key: "real_words", label: "words in the vocabulary only", curves: (accuracy) => accuracy },
 ];
 const PAPER_LABEL = "paper, text8";
 // Below this many test words a point is mostly noise (a handful of 17-letter words), so the line stops.
 const MIN_CASES = 100;
 
-export function render(element, { units: served, metrics, paper }) {
+export function render(element, { units: served, paper }) {
   const body = d3.select(element).select(".figure-body").text("");
-  const units = served.filter((unit) => metricsFor(metrics, unit.id)?.accuracy_by_letters_known);
+  const units = served.filter((unit) => unit.model.accuracy_by_letters_known);
   if (units.length === 0) {
     body.append("p").attr("class", "notice").text("No accuracy record: models/checkpoints/metrics.json is missing or has no accuracy by letters known.");
     return;
   }
   // The paper's count where every record has it; records evaluated before it have only ours.
-  const counts = COUNTS.filter((count) => units.every((unit) => count.curves(metricsFor(metrics, unit.id))));
+  const counts = COUNTS.filter((count) => units.every((unit) => count.curves(unit.model.accuracy_by_letters_known)));
 
   const controls = body.append("div").attr("class", "controls");
   const choice = controls.append("fieldset").attr("class", "axis-toggle");
@@ -42,12 +43,12 @@ export function render(element, { units: served, metrics, paper }) {
   toggleLabel.append("span").text("overlay the paper's curves (dimmed, “paper, text8”)");
   const note = body.append("p").attr("class", "chart-note");
   const legend = body.append("div").attr("class", "chart-legend");
-  units.forEach((unit) => legendItem(legend.node(), { colour: unit.colour, label: unit.name }));
+  const shownUnits = renderUnitLegend(legend, units, () => draw());
   CRITERIA.forEach((criterion) => legendItem(legend.node(), { colour: "#555", dash: criterion.dash, label: criterion.label }));
   const chart = body.append("div").attr("class", "chart").node();
 
-  const ours = (count) => units.flatMap((unit) => {
-    const curves = count.curves(metricsFor(metrics, unit.id));
+  const ours = (count, shown) => shown.flatMap((unit) => {
+    const curves = count.curves(unit.model.accuracy_by_letters_known);
     return CRITERIA.map((criterion) => ({
       key: `${unit.id}-${criterion.key}`,
       unit,
@@ -58,17 +59,20 @@ export function render(element, { units: served, metrics, paper }) {
       points: curves[criterion.key].map((value, letters) => ({ x: letters, y: (curves.count?.[letters] ?? MIN_CASES) >= MIN_CASES ? value : null })),
     }));
   });
-  const theirs = units.filter((unit) => unit.paperName !== null).flatMap((unit) => CRITERIA.map((criterion) => ({
-    key: `paper-${unit.id}-${criterion.key}`,
-    unit,
-    criterion,
-    colour: unit.colour,
-    dash: criterion.dash,
-    className: "paper",
-    points: paper.accuracy_by_letters_known.values[unit.paperName][criterion.index].map((value, letters) => ({ x: letters, y: value })),
-  })));
-  // One label is enough to name the whole dimmed family.
-  if (theirs.length) theirs[0].label = PAPER_LABEL;
+  const theirs = (shown) => {
+    const series = shown.filter((unit) => unit.paperName !== null).flatMap((unit) => CRITERIA.map((criterion) => ({
+      key: `paper-${unit.id}-${criterion.key}`,
+      unit,
+      criterion,
+      colour: unit.colour,
+      dash: criterion.dash,
+      className: "paper",
+      points: paper.accuracy_by_letters_known.values[unit.paperName][criterion.index].map((value, letters) => ({ x: letters, y: value })),
+    })));
+    // One label is enough to name the whole dimmed family.
+    if (series.length) series[0].label = PAPER_LABEL;
+    return series;
+  };
 
   const draw = () => {
     const count = counts.find((item) => item.key === choice.select("input:checked").property("value")) ?? counts[0];
@@ -76,7 +80,8 @@ export function render(element, { units: served, metrics, paper }) {
     const comparable = count.key === "every_character";
     paperToggle.property("disabled", !comparable);
     note.text(comparable ? "" : "The paper's curves count every character, so they are not laid over this count.");
-    const series = comparable && paperToggle.property("checked") ? [...theirs, ...ours(count)] : ours(count);
+    const shown = shownUnits();
+    const series = comparable && paperToggle.property("checked") ? [...theirs(shown), ...ours(count, shown)] : ours(count, shown);
     drawLineChart(chart, {
       series,
       // The axis ends where the last line does, not at the longest word counted.

@@ -1,7 +1,7 @@
-// Figure 4: the connectivity explorer. The sentence is editable, the method and colour scale are
-// selectable, the view is mirrored in the URL, and the walkthrough notes are written from the
-// models' own output on the example sentence. A switch shows the paper's published rows for the
-// example sentence in the same panels instead of our models'.
+// Figure 4: the connectivity explorer, for the units the reader chose (static/unit-choice.js). The sentence is
+// editable, the method and colour scale are selectable, the view is mirrored in the URL, and the walkthrough notes are
+// written from the chosen models' own output on the example sentence. A switch shows the paper's published rows for
+// the example sentence in the same panels instead of our models'.
 
 import * as api from "../api.js";
 import { renderLegend, SHADINGS } from "../connectivity-colour.js";
@@ -11,6 +11,7 @@ import { formatPercent } from "../format.js";
 import { readViewState, takeRequestedMark, VIEW_EVENT, writeViewState } from "../permalink.js";
 import { earlierOccurrence, shareBeforeWord, shareOn } from "../reach.js";
 import { ConnectivityExplorer, describeCharacter, formatProbability, wordAt } from "../text-panels.js";
+import { renderUnitPicker } from "../unit-choice.js";
 
 const d3 = window.d3;
 const METHODS = [
@@ -29,10 +30,10 @@ const SCALES = [
 // The walkthrough notes name the farthest character whose value is at least this fraction of the row's maximum.
 const STRONG_FRACTION = 0.3;
 
-export async function render(element, { units, paper, limits }) {
+export async function render(element, { choice, paper, limits }) {
   const exampleText = paper.connectivity.example_text;
-  // The units the paper published rows for; the others' panels say they have none.
-  const paperUnits = units.filter((unit) => unit.paperName !== null);
+  // The units the paper published rows for; the other units' panels say they have none.
+  const paperUnits = (units) => units.filter((unit) => unit.paperName !== null);
   const defaults = { text: exampleText, word: null, method: "gradient", scale: "unit", shading: "linear", source: "ours" };
   const body = d3.select(element).select(".figure-body").text("");
 
@@ -45,7 +46,7 @@ export async function render(element, { units, paper, limits }) {
   const exampleButton = form.append("button").attr("type", "button").attr("class", "link").text("example sentence");
 
   const controls = body.append("div").attr("class", "controls");
-  const sourceSet = controls.append("fieldset").attr("class", "source-toggle").property("hidden", paperUnits.length === 0);
+  const sourceSet = controls.append("fieldset").attr("class", "source-toggle");
   sourceSet.append("legend").text("Show");
   const sourceLabels = sourceSet.selectAll("label").data(SOURCES).join("label");
   sourceLabels.append("input").attr("type", "radio").attr("name", `source-${element.id}`).attr("value", (source) => source.id);
@@ -71,9 +72,10 @@ export async function render(element, { units, paper, limits }) {
   const svgButton = downloadButton("svg");
   const legend = renderLegend(body.append("div").attr("class", "controls").node(), "");
   const publishedNote = body.append("p").attr("class", "published-note").attr("hidden", true);
+  renderUnitPicker(body, choice);
 
   const explorer = new ConnectivityExplorer(body.append("div").node(), {
-    units,
+    units: choice.units,
     limits,
     overview: true,
     onChange: (state) => {
@@ -81,10 +83,11 @@ export async function render(element, { units, paper, limits }) {
       updateControls(state);
     },
   });
-  attachCounterfactual(explorer, body.append("div").node());
+  const counterfactual = attachCounterfactual(explorer, body.append("div").node());
 
   function updateControls(state) {
     const published = state.source === "paper";
+    sourceSet.property("hidden", paperUnits(explorer.units).length === 0);
     sourceLabels.select("input").property("checked", (source) => source.id === state.source);
     methodSelect.property("value", published ? "gradient" : state.method).property("disabled", published);
     publishedNote.property("hidden", !published);
@@ -95,17 +98,13 @@ export async function render(element, { units, paper, limits }) {
     legend.update(state.shading, `fraction of ${state.scale === "shared" ? `the ${maximum} of all units` : `each unit's own ${maximum}`}`, signed);
   }
 
-  // The paper's rows, fetched the first time the reader switches to them.
-  let published = null;
+  // The paper's rows of the units shown, each fetched the first time it is shown.
   async function showPublished(position) {
-    published ??= Promise.all(paperUnits.map((unit) => api.loadPaperConnectivity(unit.id)));
-    const files = await published.catch((error) => {
-      published = null;
-      throw error;
-    });
+    const units = paperUnits(explorer.units);
+    const files = await Promise.all(units.map((unit) => api.loadPaperConnectivity(unit.id)));
     publishedNote.text(`Showing the paper's published models (${files[0].models}), not ours: their connectivity (gradient², `
       + "for the word in the text) and top three guesses on the example sentence. Editing the sentence switches back to our models.");
-    explorer.showPublished(exampleText, Object.fromEntries(paperUnits.map((unit, index) => [unit.id, files[index].positions])),
+    explorer.showPublished(exampleText, Object.fromEntries(units.map((unit, index) => [unit.id, files[index].positions])),
       { position: position ?? explorer.position, label: files[0].models });
   }
 
@@ -113,7 +112,7 @@ export async function render(element, { units, paper, limits }) {
     const text = state.text ?? exampleText;
     const method = METHODS.some((item) => item.id === state.method) ? state.method : defaults.method;
     // The paper's data covers the example sentence and the word in it only.
-    const source = state.source === "paper" && paperUnits.length > 0 && text === exampleText && !state.word ? "paper" : "ours";
+    const source = state.source === "paper" && paperUnits(explorer.units).length > 0 && text === exampleText && !state.word ? "paper" : "ours";
     explorer.scale = SCALES.some((item) => item.id === state.scale) ? state.scale : defaults.scale;
     explorer.shading = SHADINGS.some((item) => item.id === state.shading) ? state.shading : defaults.shading;
     if (document.activeElement !== textBox.node()) textBox.property("value", text.trim());
@@ -173,7 +172,7 @@ export async function render(element, { units, paper, limits }) {
   });
   csvButton.on("click", () => {
     const rows = explorer.currentRows();
-    const lines = units.flatMap((unit) => Array.from(explorer.text, (char, position) => [
+    const lines = explorer.units.flatMap((unit) => Array.from(explorer.text, (char, position) => [
       unit.id, rows[unit.id].word, explorer.method, explorer.position, position, char,
       rows[unit.id].connectivity?.[position], rows[unit.id].normalised?.[position],
     ]));
@@ -192,20 +191,39 @@ export async function render(element, { units, paper, limits }) {
 
   window.addEventListener(VIEW_EVENT, (event) => show({ ...event.detail, mark: takeRequestedMark() }));
 
+  // The notes speak of the units shown; only the last units asked for may write them.
+  let notesFor = 0;
+  const writeNotes = (units) => {
+    const request = ++notesFor;
+    writeWalkthroughNotes(units, paper, () => request === notesFor).catch((error) => console.error("walkthrough notes:", error));
+  };
+  choice.onChange(async (units) => {
+    writeNotes(units);
+    await explorer.setUnits(units);
+    counterfactual.showUnits();
+    // The paper's view takes the added units' published rows, or goes back to ours when none of them has any.
+    if (explorer.source === "paper") {
+      await show(explorer.state());
+      writeViewState(explorer.state(), defaults);
+    } else {
+      updateControls(explorer.state());
+    }
+  });
+
   const initial = readViewState();
   await show({ ...initial, position: initial.position ?? paper.connectivity.walkthrough_indices["1"], mark: takeRequestedMark() });
-  writeWalkthroughNotes(units, paper).catch((error) => console.error("walkthrough notes:", error));
+  writeNotes(choice.units);
 }
 
 /**
- * Fills the grey notes of the walkthrough with what our models do at each step's position. Like the
+ * Fills the grey notes of the walkthrough with what the units shown do at each step's position. Like the
  * paper's rows, ours are taken for the word in the text where the model knows that word (it suggests
  * it somewhere in the sentence: asking for a word outside its vocabulary would be refused), else for its
  * own first guess, and the note says which: how much of each row lies before the current word, beside
  * the same share in the paper's row, and the farthest character whose value reaches STRONG_FRACTION of
  * the row's maximum.
  */
-async function writeWalkthroughNotes(units, paper) {
+async function writeWalkthroughNotes(units, paper, isCurrent) {
   const text = paper.connectivity.example_text;
   const suggestions = await api.autocomplete({ text, models: units.map((unit) => unit.id), positions: "all" });
   const suggested = Object.fromEntries(units.map((unit) => [unit.id,
@@ -220,9 +238,11 @@ async function writeWalkthroughNotes(units, paper) {
     const about = note.dataset.about ? earlierOccurrence(text, note.dataset.about, position) : null;
     const rows = await Promise.all(units.map(async (unit) => {
       const known = suggested[unit.id].has(word);
-      // Without the word, the row for the model's own guess: Figure 4's matrix of the example sentence, already asked for.
-      const answer = await api.connectivity({ text, model: unit.id, positions: known ? [position] : "all", ...(known ? { word } : {}) });
-      return { known, values: known ? answer.rows[0].connectivity : answer.rows[position].connectivity };
+      // Figure 4's matrix of the example sentence, already asked for, holds the row for the model's own first guess: the
+      // row for the word where that guess is the word, and the one to show where the model does not know the word.
+      const ownGuess = !known || suggestions.models[unit.id][position].suggestions[0].word === word;
+      const answer = await api.connectivity({ text, model: unit.id, positions: ownGuess ? "all" : [position], ...(ownGuess ? {} : { word }) });
+      return { known, values: ownGuess ? answer.rows[position].connectivity : answer.rows[0].connectivity };
     }));
     const parts = units.map((unit, index) => {
       const best = suggestions.models[unit.id][position].suggestions[0];
@@ -239,6 +259,7 @@ async function writeWalkthroughNotes(units, paper) {
         + `, and its farthest character at ${formatProbability(STRONG_FRACTION)} of the row's maximum or more ${reach}`
         + (about ? `; ${formatPercent(shareOn(values, about, position))} of it lies on the earlier “${note.dataset.about}”` : "");
     });
+    if (!isCurrent()) return;
     note.textContent = `Our models here, for “${word}”, the word in the text, as in the paper's rows: ${parts.join("; ")}.`
       + copyTestNote(units, position);
   }));

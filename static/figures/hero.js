@@ -1,15 +1,16 @@
-// Figure 1: every served unit on the example sentence. Autoplay walks through a short span so the
-// figure explains itself, and stops for good as soon as the reader does anything with it.
+// Figure 1: the units the reader chose (static/unit-choice.js) on the example sentence. Autoplay walks through a short
+// span so the figure explains itself, and stops for good as soon as the reader does anything with it.
 
 import { renderLegend } from "../connectivity-colour.js";
 import { prefersReducedMotion, scrollToFigure } from "../motion.js";
 import { ConnectivityExplorer } from "../text-panels.js";
+import { renderUnitPicker } from "../unit-choice.js";
 
 const d3 = window.d3;
 const AUTOPLAY_SPAN = "formal study of grammar";
 const AUTOPLAY_STEP_MS = 650;
 
-export async function render(element, { units, paper, limits }) {
+export async function render(element, { choice, paper, limits }) {
   const body = d3.select(element).select(".figure-body").text("");
   const text = paper.connectivity.example_text;
   const heroLinks = paper.connectivity.walkthrough_indices.hero_links;
@@ -24,6 +25,8 @@ export async function render(element, { units, paper, limits }) {
     .text("Playing through “formal study of grammar”; hover or press a key to take over.");
   const reset = toolbar.append("button").attr("type", "button").attr("class", "link reset-link").text("reset");
 
+  renderUnitPicker(body, choice);
+
   let timer = null;
   const stopAutoplay = () => {
     if (timer !== null) clearInterval(timer);
@@ -31,10 +34,11 @@ export async function render(element, { units, paper, limits }) {
     autoplayNote.classed("idle", true);
   };
   const explorer = new ConnectivityExplorer(body.append("div").node(), {
-    units,
+    units: choice.units,
     limits,
     onInteract: stopAutoplay,
   });
+  choice.onChange((units) => explorer.setUnits(units));
   const startAutoplay = () => {
     stopAutoplay();
     explorer.select(spanStart);

@@ -2,11 +2,12 @@
 // served by /api/models): how much more probable a word is at its repeat when its first occurrence is
 // there than when that occurrence is swapped for another word of its length, in nats, per gap between
 // the two, with its 95 % interval. Right, the same unit's reach-10: the share of its connectivity more
-// than ten characters back. Under the chart, sentences written from the same numbers say what the two
-// measures are and whether they rank the units alike.
+// than ten characters back. The legend hides and shows a unit's row. Under the chart, sentences written from the
+// same numbers say what the two measures are and whether they rank the units alike.
 
 import { appendNumber, formatInterval, formatLoss, formatNatsInterval, formatPercent } from "../format.js";
 import { drawResponsive } from "../line-chart.js";
+import { renderUnitLegend } from "../unit-toggles.js";
 
 const d3 = window.d3;
 const PLACES = [
@@ -40,6 +41,7 @@ export function render(element, { units: served }) {
     .property("checked", (item) => item.id === place);
   placeLabels.append("span").text((item) => item.label);
   const legend = body.append("div").attr("class", "chart-legend");
+  const shownUnits = renderUnitLegend(legend, units, () => draw());
   buckets.forEach((bucket, index) => {
     const item = legend.append("span");
     item.append("svg").attr("width", 14).attr("height", 14).attr("aria-hidden", "true")
@@ -56,7 +58,7 @@ export function render(element, { units: served }) {
   const reachInterval = (unit) => unit.model.memory?.test?.reach_10_ci95 ?? [reach(unit), reach(unit)];
 
   function describe({ row, column }) {
-    const unit = units[row];
+    const unit = shownUnits()[row];
     if (column === buckets.length) {
       if (reach(unit) === null) return `${unit.name}: no reach-10 recorded.`;
       return `${unit.name}, reach-10: ${formatPercent(reach(unit))} of its connectivity more than ten characters back `
@@ -69,9 +71,11 @@ export function render(element, { units: served }) {
   }
 
   function draw() {
+    const shown = shownUnits();
+    if (cursor !== null && cursor.row >= shown.length) cursor = null;
     const width = Math.max(280, chart.clientWidth || 640);
     const narrow = width < NARROW_PX;
-    const plotHeight = units.length * ROW_HEIGHT;
+    const plotHeight = shown.length * ROW_HEIGHT;
     // Side by side on a wide screen (gain, then reach); on a phone the reach panel goes under the gain panel.
     const gainWidth = narrow ? width - MARGIN.left - MARGIN.right : Math.round((width - MARGIN.left - MARGIN.right) * 0.62);
     const reachLeft = narrow ? MARGIN.left : MARGIN.left + gainWidth + 40;
@@ -83,11 +87,11 @@ export function render(element, { units: served }) {
       .attr("aria-label", "Dot chart of each unit's gain in log-probability from a word's first occurrence, by gap, beside its "
         + "reach-10; focus and use the arrow keys to read values.");
     const svg = frame.append("svg").attr("viewBox", `0 0 ${width} ${height}`).attr("width", width).attr("height", height);
-    const lows = units.flatMap((unit) => unit.model.intervention.buckets.map((bucket) => interval(bucket)[0]));
-    const highs = units.flatMap((unit) => unit.model.intervention.buckets.map((bucket) => interval(bucket)[1]));
+    const lows = shown.flatMap((unit) => unit.model.intervention.buckets.map((bucket) => interval(bucket)[0]));
+    const highs = shown.flatMap((unit) => unit.model.intervention.buckets.map((bucket) => interval(bucket)[1]));
     const x = d3.scaleLinear().domain([Math.min(0, d3.min(lows)), Math.max(0, d3.max(highs))]).nice()
       .range([MARGIN.left, MARGIN.left + gainWidth]);
-    const y = d3.scaleBand().domain(units.map((unit) => unit.id)).range([MARGIN.top, MARGIN.top + plotHeight]).padding(0.2);
+    const y = d3.scaleBand().domain(shown.map((unit) => unit.id)).range([MARGIN.top, MARGIN.top + plotHeight]).padding(0.2);
     const offset = (index) => (index - (buckets.length - 1) / 2) * (y.bandwidth() / Math.max(buckets.length, 1));
 
     const gainPanel = svg.append("g").attr("class", "gain-panel");
@@ -98,9 +102,9 @@ export function render(element, { units: served }) {
     gainPanel.append("line").attr("class", "zero-rule").attr("x1", x(0)).attr("x2", x(0))
       .attr("y1", MARGIN.top).attr("y2", MARGIN.top + plotHeight);
     gainPanel.append("g").attr("class", "axis y-axis").attr("transform", `translate(${MARGIN.left},0)`)
-      .call(d3.axisLeft(y).tickFormat((id) => units.find((unit) => unit.id === id).name).tickSize(0))
+      .call(d3.axisLeft(y).tickFormat((id) => shown.find((unit) => unit.id === id).name).tickSize(0))
       .call((axis) => axis.select(".domain").remove());
-    const rows = gainPanel.selectAll("g.unit-row").data(units).join("g").attr("class", "unit-row")
+    const rows = gainPanel.selectAll("g.unit-row").data(shown).join("g").attr("class", "unit-row")
       .attr("data-unit", (unit) => unit.id).attr("color", (unit) => unit.colour);
     const marks = rows.selectAll("g.gap").data((unit) => unit.model.intervention.buckets.map((bucket, index) => ({ unit, bucket, index })))
       .join("g").attr("class", "gap").attr("data-gap", (item) => item.bucket.label)
@@ -110,10 +114,10 @@ export function render(element, { units: served }) {
     marks.append("path").attr("class", "gap-marker").attr("transform", (item) => `translate(${x(gain(item.bucket))},0)`)
       .attr("d", (item) => d3.symbol(SHAPES[item.index % SHAPES.length], 48)());
 
-    const reachValues = units.map(reach).filter((value) => value !== null);
+    const reachValues = shown.map(reach).filter((value) => value !== null);
     const reachPanel = svg.append("g").attr("class", "reach-panel");
     if (reachValues.length) {
-      const reachHigh = d3.max(units.filter((unit) => reach(unit) !== null), (unit) => reachInterval(unit)[1]);
+      const reachHigh = d3.max(shown.filter((unit) => reach(unit) !== null), (unit) => reachInterval(unit)[1]);
       const xReach = d3.scaleLinear().domain([0, reachHigh || 1]).nice().range([reachLeft, reachLeft + reachWidth]);
       const yReach = y.copy().range([reachTop, reachTop + plotHeight]);
       reachPanel.append("g").attr("class", "axis x-axis").attr("transform", `translate(0,${reachTop + plotHeight})`)
@@ -122,10 +126,10 @@ export function render(element, { units: served }) {
         .attr("text-anchor", "middle").text("reach-10: share more than 10 back");
       if (narrow) {
         reachPanel.append("g").attr("class", "axis y-axis").attr("transform", `translate(${reachLeft},0)`)
-          .call(d3.axisLeft(yReach).tickFormat((id) => units.find((unit) => unit.id === id).name).tickSize(0))
+          .call(d3.axisLeft(yReach).tickFormat((id) => shown.find((unit) => unit.id === id).name).tickSize(0))
           .call((axis) => axis.select(".domain").remove());
       }
-      const bars = reachPanel.selectAll("g.reach").data(units.filter((unit) => reach(unit) !== null)).join("g").attr("class", "reach")
+      const bars = reachPanel.selectAll("g.reach").data(shown.filter((unit) => reach(unit) !== null)).join("g").attr("class", "reach")
         .attr("data-unit", (unit) => unit.id).attr("data-reach", reach).attr("color", (unit) => unit.colour);
       bars.append("rect").attr("x", reachLeft).attr("y", (unit) => yReach(unit.id) + yReach.bandwidth() * 0.25)
         .attr("width", (unit) => xReach(reach(unit)) - reachLeft).attr("height", yReach.bandwidth() * 0.5);
@@ -137,7 +141,7 @@ export function render(element, { units: served }) {
     const highlight = () => {
       svg.selectAll(".selected").classed("selected", false);
       if (cursor === null) return;
-      const unit = units[cursor.row];
+      const unit = shown[cursor.row];
       if (cursor.column === buckets.length) reachPanel.selectAll("g.reach").filter((item) => item === unit).classed("selected", true);
       else marks.filter((item) => item.unit === unit && item.index === cursor.column).classed("selected", true);
       readout.text(describe(cursor));
@@ -149,17 +153,17 @@ export function render(element, { units: served }) {
       const [down, right] = steps[event.key];
       const from = cursor ?? { row: 0, column: -right };
       cursor = {
-        row: Math.max(0, Math.min(units.length - 1, from.row + down)),
+        row: Math.max(0, Math.min(shown.length - 1, from.row + down)),
         column: Math.max(0, Math.min(buckets.length, from.column + right)),
       };
       highlight();
     });
     marks.on("pointerenter", (event, item) => {
-      cursor = { row: units.indexOf(item.unit), column: item.index };
+      cursor = { row: shown.indexOf(item.unit), column: item.index };
       highlight();
     });
     reachPanel.selectAll("g.reach").on("pointerenter", (event, unit) => {
-      cursor = { row: units.indexOf(unit), column: buckets.length };
+      cursor = { row: shown.indexOf(unit), column: buckets.length };
       highlight();
     });
     highlight();

@@ -2,12 +2,13 @@
 // 3–5, … characters back (metrics.json's memory profile, served by /api/models), divided by the distances each
 // bucket spans, so that wide buckets do not look heavy, on logarithmic axes. By default over our sample of test
 // positions, with its 95 % interval as a band; the switch shows the example sentence instead, where the paper's
-// profile can be set beside ours (measured the same way on the same text). Under the chart, each unit's two reach
-// numbers in words.
+// profile can be set beside ours (measured the same way on the same text). The legend hides and shows a unit's
+// lines. Under the chart, each unit's two reach numbers in words.
 
 import * as api from "../api.js";
 import { appendNumber, appendProse, formatPercent } from "../format.js";
 import { drawLineChart, drawResponsive, legendItem } from "../line-chart.js";
+import { renderUnitLegend } from "../unit-toggles.js";
 
 const d3 = window.d3;
 const PAPER_LABEL = "paper, example sentence";
@@ -50,6 +51,8 @@ export async function render(element, { units: served }) {
     .property("checked", (view, index) => index === 0);
   labels.append("span").each(function label(view) { appendProse(d3.select(this), view.label); });
   const legend = body.append("div").attr("class", "chart-legend");
+  const shownUnits = renderUnitLegend(legend, units, () => draw());
+  const legendNotes = legend.append("span").attr("class", "legend-notes");
   const chart = body.append("div").attr("class", "chart").node();
   const belowNote = body.append("p").attr("class", "chart-note below-floor");
 
@@ -57,13 +60,13 @@ export async function render(element, { units: served }) {
   const band = (intervals) => intervals?.map(([low, high], index) => ({
     x: bucketCentre(buckets[index]), low: low / bucketWidth(buckets[index]), high: high / bucketWidth(buckets[index]),
   }));
-  const seriesFor = (view) => {
-    const ours = units.filter((unit) => unit.model.memory[view]).map((unit) => ({
+  const seriesFor = (view, shown) => {
+    const ours = shown.filter((unit) => unit.model.memory[view]).map((unit) => ({
       key: unit.id, unit, colour: unit.colour, markers: true, points: perCharacter(unit.model.memory[view].by_distance),
       band: view === "test" ? band(unit.model.memory.test.by_distance_ci95) : undefined,
     }));
     if (view === "test") return ours;
-    const theirs = units.filter(paperProfile).map((unit) => ({
+    const theirs = shown.filter(paperProfile).map((unit) => ({
       key: `paper-${unit.id}`, unit, colour: unit.colour, markers: true, className: "paper", points: perCharacter(paperProfile(unit).by_distance),
     }));
     if (theirs.length) theirs[0].label = PAPER_LABEL;
@@ -74,11 +77,10 @@ export async function render(element, { units: served }) {
 
   const draw = () => {
     const view = choice.select("input:checked").property("value");
-    const series = seriesFor(view);
-    legend.text("");
-    units.forEach((unit) => legendItem(legend.node(), { colour: unit.colour, label: unit.name }));
+    const series = seriesFor(view, shownUnits());
+    legendNotes.text("");
     if (view === "example" && series.some((item) => item.className === "paper")) {
-      legendItem(legend.node(), { colour: "#777", label: `dimmed: ${PAPER_LABEL}` });
+      legendItem(legendNotes.node(), { colour: "#777", label: `dimmed: ${PAPER_LABEL}` });
     }
     const values = series.flatMap((item) => [...item.points.map((point) => point.y), ...(item.band ?? []).map((point) => point.low)])
       .filter((value) => value > 0);

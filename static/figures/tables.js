@@ -1,9 +1,11 @@
 // Table 1: configurations and parameter counts, then test results, ours beside the paper's where the paper
 // trained the same unit. Accuracy is compared on the paper's count (every character, a word outside the vocabulary
 // a miss), each of our numbers with its 95 % interval, drawn as a bar on one scale for every row; ours over words in
-// the vocabulary only follows, which the paper did not publish. Every number names its source (data-source).
+// the vocabulary only follows, which the paper did not publish. Every number names its source (data-source). The
+// legend hides and shows a unit's rows, ours and the paper's.
 
 import { appendNumber, appendProse, metricsFor } from "../format.js";
+import { renderUnitLegend } from "../unit-toggles.js";
 
 const d3 = window.d3;
 const PAPER_LABEL = "paper, text8";
@@ -11,17 +13,21 @@ const BAR = { width: 96, height: 12, pad: 4 };
 
 export function render(element, { units, metrics, paper }) {
   const body = d3.select(element).select(".figure-body").text("");
+  const shownUnits = renderUnitLegend(body.append("div").attr("class", "chart-legend"), units, () => {
+    const shown = shownUnits();
+    body.selectAll("tbody tr").property("hidden", (row) => !shown.includes(row.unit));
+  });
 
   const configurations = units.flatMap((unit) => {
     const ours = unit.model;
     const row = {
-      paper: false, name: unit.name, source: "ours", layers: ours.num_layers, depth: ours.depth, width: ours.hidden_size,
+      unit, paper: false, name: unit.name, source: "ours", layers: ours.num_layers, depth: ours.depth, width: ours.hidden_size,
       parameters: ours.parameters, from: `api:models.${unit.id}`,
     };
     if (unit.paperName === null) return [row];
     const theirs = paper.models[unit.paperName];
     return [row, {
-      paper: true, name: unit.paperName, source: PAPER_LABEL, layers: theirs.layers, depth: theirs.depth ?? 1, width: theirs.units,
+      unit, paper: true, name: unit.paperName, source: PAPER_LABEL, layers: theirs.layers, depth: theirs.depth ?? 1, width: theirs.units,
       parameters: theirs.params, from: `paper.json:models.${unit.paperName}`,
     }];
   });
@@ -30,6 +36,7 @@ export function render(element, { units, metrics, paper }) {
   table(body, "Model configurations and parameter counts",
     ["model", "source", "layers", "depth", "width", "embedding", "recurrent", "output layer", "total"],
     configurations.map((row) => ({
+      unit: row.unit,
       paper: row.paper,
       cells: [row.name, row.source, row.layers, row.depth, row.width,
         ...["embedding", "recurrent", "dense"].map((part) => (cell) => appendNumber(cell, row.parameters[part], "count", parameterPath(row, part))),
@@ -54,6 +61,7 @@ export function render(element, { units, metrics, paper }) {
       ? (cell) => appendProse(cell, [`${record.corpus?.name ?? "our"} test split, `, [test.sequences, "count", `${path}.sequences`], " sequences"])
       : "–";
     const row = {
+      unit,
       paper: false,
       cells: [unit.name, "ours", tested,
         (cell) => withInterval(cell, test.cross_entropy, test.cross_entropy_ci95, "nats", `${path}.cross_entropy`),
@@ -64,6 +72,7 @@ export function render(element, { units, metrics, paper }) {
     const theirs = paper.test_results[unit.paperName];
     const from = `paper.json:test_results.${unit.paperName}`;
     return [row, {
+      unit,
       paper: true,
       cells: [unit.paperName, PAPER_LABEL, "text8 test split",
         (cell) => withInterval(cell, theirs.cross_entropy, null, "nats", `${from}.cross_entropy`),
@@ -103,7 +112,8 @@ function table(parent, caption, header, rows, textColumns = 2) {
   const element = scroll.append("table").attr("class", "data");
   element.append("caption").text(caption);
   element.append("thead").append("tr").selectAll("th").data(header).join("th").attr("scope", "col").text((cell) => cell);
-  const bodyRows = element.append("tbody").selectAll("tr").data(rows).join("tr").classed("paper", (row) => row.paper);
+  const bodyRows = element.append("tbody").selectAll("tr").data(rows).join("tr").classed("paper", (row) => row.paper)
+    .attr("data-unit", (row) => row.unit.id);
   bodyRows.selectAll("td").data((row) => row.cells).join("td")
     .attr("class", (cell, index) => (index < textColumns ? "text" : null))
     .each(function fill(cell) {

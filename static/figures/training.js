@@ -2,13 +2,15 @@
 // metrics.json, against characters seen, mini-batches or wall-clock time, beside the paper's validation curve;
 // a tick marks where a unit switched to a sampled softmax, and a note says where and what it did to the losses.
 // Below, what more characters bought: top-1 test accuracy (every character) and reach at each snapshot of
-// metrics.json's history, beside the paper's models after their two epochs where it published the measure.
+// metrics.json's history (served by /api/models), beside the paper's models after their two epochs where it
+// published the measure. Each chart's legend hides and shows a unit's lines.
 
 import * as api from "../api.js";
 import {
   appendProse, formatCount, formatDuration, formatLarge, formatLoss, formatPercent, formatTick, legsOf, metricsFor, trainedOn, trainingTimeParts,
 } from "../format.js";
 import { drawLineChart, drawResponsive, legendItem, pointAt } from "../line-chart.js";
+import { renderUnitLegend } from "../unit-toggles.js";
 
 const d3 = window.d3;
 const HOUR = 3600;
@@ -47,8 +49,8 @@ export async function render(element, { units: served, metrics, paper }) {
   }
   const [paperTraining, paperMemory] = await Promise.all([api.loadPaperTraining(), api.loadPaperMemory()]);
   drawLosses(body, units, metrics, paperTraining);
-  const historical = units.filter((unit) => metricsFor(metrics, unit.id).history?.length);
-  if (historical.length > 0) drawHistory(body, historical, metrics, paper, paperMemory, paperTraining);
+  const historical = units.filter((unit) => unit.model.history?.length);
+  if (historical.length > 0) drawHistory(body, historical, paper, paperMemory, paperTraining);
 }
 
 /** Where a unit switched to a sampled softmax after starting with the full one: {characters, seconds}, or null. */
@@ -72,6 +74,8 @@ function drawLosses(body, units, metrics, paperTraining) {
   const zoom = zoomLabel.append("input").attr("type", "checkbox").attr("name", "loss-zoom");
   zoomLabel.append("span").text("zoom in on the loss where the units differ");
   const legend = body.append("div").attr("class", "chart-legend");
+  const shownUnits = renderUnitLegend(legend, units, () => draw());
+  const legendNotes = legend.append("span").attr("class", "legend-notes");
   const chart = body.append("div").attr("class", "chart loss-chart").node();
   const machinesNote = body.append("p").attr("class", "chart-note machines-note");
   appendProse(body.append("p").attr("class", "chart-note switch-note"), switchesInWords(units, metrics));
@@ -84,7 +88,8 @@ function drawLosses(body, units, metrics, paperTraining) {
     const axis = checked(axisLabels, AXES);
     machinesNote.text("");
     if (axis.key === "seconds" && machines.length) appendProse(machinesNote, ["Training moved between machines, whose times add up here. ", ...machines, "."]);
-    const series = units.flatMap((unit) => {
+    const shown = shownUnits();
+    const series = shown.flatMap((unit) => {
       const record = metricsFor(metrics, unit.id);
       const curve = record.training_curve;
       const switched = samplingSwitch(record);
@@ -97,18 +102,17 @@ function drawLosses(body, units, metrics, paperTraining) {
         ...paperSeries(unit, axis, paperTraining),
       ];
     });
-    const marks = units.flatMap((unit) => {
+    const marks = shown.flatMap((unit) => {
       const record = metricsFor(metrics, unit.id);
       const switched = samplingSwitch(record);
       const row = switched && rowAtSwitch(record.training_curve, switched);
       return row ? [{ x: row[axis.key], y: row.train_loss, colour: unit.colour }] : [];
     });
-    legend.text("");
-    units.forEach((unit) => legendItem(legend.node(), { colour: unit.colour, label: unit.name }));
-    legendItem(legend.node(), { colour: "#555", label: "training" });
-    legendItem(legend.node(), { colour: "#555", dash: VALID_DASH, label: "validation" });
+    legendNotes.text("");
+    legendItem(legendNotes.node(), { colour: "#555", label: "training" });
+    legendItem(legendNotes.node(), { colour: "#555", dash: VALID_DASH, label: "validation" });
     if (series.some((item) => item.className === "paper")) {
-      legendItem(legend.node(), { colour: "#555", dash: PAPER_DASH, label: "the paper's validation (text8)" });
+      legendItem(legendNotes.node(), { colour: "#555", dash: PAPER_DASH, label: "the paper's validation (text8)" });
     }
     const allPoints = series.flatMap((item) => item.points);
     const xMax = d3.max(allPoints, (point) => point.x) || 1;
@@ -206,18 +210,20 @@ function paperSeries(unit, axis, paperTraining) {
   return [{ key: `${unit.id}-paper`, unit, kind: "paper's validation", colour: unit.colour, className: "paper", dash: PAPER_DASH, points }];
 }
 
-function drawHistory(body, units, metrics, paper, paperMemory, paperTraining) {
+function drawHistory(body, units, paper, paperMemory, paperTraining) {
   const paperCharacters = paper.training.minibatches * paperTraining.characters_per_step;
-  const measures = MEASURES.filter((measure) => units.some((unit) => metricsFor(metrics, unit.id).history.some((point) => point[measure.key] !== undefined)));
+  const measures = MEASURES.filter((measure) => units.some((unit) => unit.model.history.some((point) => point[measure.key] !== undefined)));
   const controls = body.append("div").attr("class", "controls history-controls");
   const measureLabels = radioGroup(controls, "measure", "history-measure", measures);
   const legend = body.append("div").attr("class", "chart-legend");
+  const shownUnits = renderUnitLegend(legend, units, () => draw());
+  const legendNotes = legend.append("span").attr("class", "legend-notes");
   const chart = body.append("div").attr("class", "chart history-chart").node();
 
   const draw = () => {
     const measure = checked(measureLabels, measures);
-    const series = units.flatMap((unit) => {
-      const history = metricsFor(metrics, unit.id).history;
+    const series = shownUnits().flatMap((unit) => {
+      const { history } = unit.model;
       const ours = {
         key: `${unit.id}-history`, unit, kind: "ours", colour: unit.colour, className: "history", markers: true,
         points: history.map((point) => ({ x: point.characters, y: point[measure.key] ?? null, sequences: point.test_sequences })),
@@ -229,9 +235,8 @@ function drawHistory(body, units, metrics, paper, paperMemory, paperTraining) {
         points: [{ x: paperCharacters, y: theirs }],
       }];
     });
-    legend.text("");
-    units.forEach((unit) => legendItem(legend.node(), { colour: unit.colour, label: unit.name }));
-    if (series.some((item) => item.marker)) legendItem(legend.node(), { colour: "#555", marker: "diamond", label: "the paper's model after two epochs (text8)" });
+    legendNotes.text("");
+    if (series.some((item) => item.marker)) legendItem(legendNotes.node(), { colour: "#555", marker: "diamond", label: "the paper's model after two epochs (text8)" });
     const allPoints = series.flatMap((item) => item.points).filter((point) => point.y !== null);
     const most = d3.max(allPoints, (point) => point.sequences ?? 0);
     drawLineChart(chart, {
