@@ -250,12 +250,15 @@ def test_a_stopped_run_exports_and_the_next_machine_goes_on_from_it_with_its_his
     shipped_gru = json.loads((shipped / "metrics.json").read_text())["models"]["gru"]
     assert [point["characters"] for point in shipped_gru["history"]] == [30000, shipped_gru["characters_seen"]]
 
-    # A new machine: no runs/, so --resume warm-starts from the export; the run is stopped by the clock, unfinished.
+    # A new machine: no runs/, so --resume warm-starts from the export; the run is stopped unfinished after 10 steps
+    # (by a count, not --max-minutes: how far a clock gets decides whether float16 storage flips top-1 predictions).
     warm = tmp_path / "machine-2" / "gru"
+    refused = cli("train", "--unit", "gru", *TINY, "--data", str(tiny_data), "--out", str(warm), "--stop-after-steps", "0", check=False)
+    assert refused.returncode == 2 and "--stop-after-steps must be a positive number of steps, not 0" in refused.stderr
     cli("train", "--unit", "gru", *TINY, "--data", str(tiny_data), "--out", str(warm), "--resume",
-        "--warm-start", str(shipped), "--max-minutes", "0.01", "--snapshot-chars", "30000")
+        "--warm-start", str(shipped), "--stop-after-steps", "10", "--snapshot-chars", "30000")
     progress = torch.load(warm / "state.pt", weights_only=True)["progress"]
-    assert not progress["done"] and progress["step"] > shipped_gru["steps"] and not (warm / "model.safetensors").exists()
+    assert not progress["done"] and progress["step"] == shipped_gru["steps"] + 10 and not (warm / "model.safetensors").exists()
     assert progress["history"] == shipped_gru["history"]
     out = tmp_path / "exported"
     unevaluated = cli("export", "--runs", str(warm.parent), "--data", str(tiny_data), "--out", str(out), check=False)
@@ -273,7 +276,7 @@ def test_a_stopped_run_exports_and_the_next_machine_goes_on_from_it_with_its_his
         torch.testing.assert_close(tensor, saved[name], atol=1e-3, rtol=1e-3)
 
     # Trained on after its evaluation, the run's evaluation no longer describes its weights.
-    cli("train", "--unit", "gru", *TINY, "--data", str(tiny_data), "--out", str(warm), "--resume", "--max-minutes", "0.01")
+    cli("train", "--unit", "gru", *TINY, "--data", str(tiny_data), "--out", str(warm), "--resume", "--stop-after-steps", "1")
     stale = cli("export", "--runs", str(warm.parent), "--data", str(tiny_data), "--out", str(out), check=False)
     assert stale.returncode == 2 and f"is of the weights after {progress['characters']} characters" in stale.stderr
 

@@ -50,6 +50,7 @@ class TrainOptions:
     bf16: bool = True
     resume: bool = False
     max_minutes: float | None = None
+    stop_after_steps: int | None = None  # like max_minutes, by a count of this invocation's steps: a stop, not the budget
     max_chars: int | None = None
     epochs: float | None = None
     max_steps: int | None = None
@@ -373,6 +374,8 @@ def train(options: TrainOptions) -> Path:
     batches = BatchOrder(len(train_chars), batch_size, options.seed)
     if batches.batches_per_epoch == 0:
         raise ValueError(f"the training split has {len(train_chars)} sequences, fewer than one batch of {batch_size}")
+    if options.stop_after_steps is not None and options.stop_after_steps <= 0:
+        raise ValueError(f"--stop-after-steps must be a positive number of steps, not {options.stop_after_steps}")
     if options.max_chars is not None and options.max_chars <= 0:
         raise ValueError(f"--max-chars must be a positive number of characters, not {options.max_chars}")
     max_chars = options.max_chars or options.preset.max_train_chars or math.inf
@@ -452,6 +455,7 @@ def train(options: TrainOptions) -> Path:
     stop = StopRequest()
     began = time.time()
     seconds_before = progress.seconds
+    step_before = progress.step
     last_save = began
     window = RunningLoss()
     bar = tqdm(total=budget_chars, initial=progress.characters, unit="char", unit_scale=True,
@@ -460,8 +464,9 @@ def train(options: TrainOptions) -> Path:
     while True:
         finished = budget_spent(progress)
         out_of_time = options.max_minutes is not None and time.time() - began >= options.max_minutes * 60
+        out_of_steps = options.stop_after_steps is not None and progress.step - step_before >= options.stop_after_steps
         # Decided together, so that every process leaves the loop at the same step.
-        finished, stopping = map(bool, processes.any([finished, stop.requested or out_of_time]).tolist())
+        finished, stopping = map(bool, processes.any([finished, stop.requested or out_of_time or out_of_steps]).tolist())
         if finished or stopping:
             break
 
