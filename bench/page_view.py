@@ -69,6 +69,9 @@ def main() -> int:
     parser.add_argument("--views", type=int, default=5, help="measured page views (default 5)")
     parser.add_argument("--processes", type=int, help="RNN_PROCESSES for the server (default: its own default)")
     args = parser.parse_args()
+    if not Path(CHROMIUM).is_file():
+        print(f"exit 1: {CHROMIUM} does not exist; this bench drives Debian's chromium (`make browser` installs it)", file=sys.stderr)
+        return 1
 
     with tempfile.TemporaryDirectory(prefix="page-view-") as scratch:
         checkpoints = choose_checkpoints(args.checkpoints, Path(scratch))
@@ -101,7 +104,10 @@ def main() -> int:
     print("\ntargets:")
     for description, met in targets:
         print(f"  [{'met' if met else 'MISSED'}] {description}")
-    return 0 if all(met for _, met in targets) else 1
+    if all(met for _, met in targets):
+        return 0
+    print("exit 1: a target was missed (marked MISSED above)", file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":
