@@ -244,8 +244,8 @@ def test_pages_and_static_files(tiny_client: TestClient) -> None:
 
 def test_bundled_models_answer(bundled_client: TestClient) -> None:
     models = bundled_client.get("/api/models").json()
-    # The paper's three and the vanilla RNN, from its own package (examples/vanilla-rnn).
-    assert [model["id"] for model in models] == [*UNITS, "rnn"]
+    # The paper's three, then the shipped plug-ins from their own packages: minGRU (examples/mingru), the vanilla RNN (examples/vanilla-rnn).
+    assert [model["id"] for model in models] == [*UNITS, "mingru", "rnn"]
     body = bundled_client.post("/api/autocomplete", json={"text": "the united states of americ", "positions": "last"}).json()
     for rows in body["models"].values():
         assert "america" in [s["word"] for s in rows[0]["suggestions"]]
