@@ -21,7 +21,27 @@ export function revealFigure(element, focusSelector) {
     // smooth scroll short of its mark.
     element.scrollIntoView({ block: "start" });
     element.querySelector(focusSelector)?.focus({ preventScroll: true });
+    keepAligned(element);
   });
+}
+
+// What a reader does to move the page themselves: from then on the page leaves the scroll position alone.
+const READER_MOVES = ["wheel", "touchstart", "pointerdown", "keydown"];
+const ALIGNED_MS = 3000;
+
+/**
+ * Figures above may still be drawing when this one has (their unit pickers, their panels): for a few
+ * seconds, or until the reader moves the page, every change of the page's height aims at the figure again.
+ */
+function keepAligned(element) {
+  const observer = new ResizeObserver(() => element.scrollIntoView({ block: "start" }));
+  const stop = () => {
+    observer.disconnect();
+    READER_MOVES.forEach((type) => window.removeEventListener(type, stop));
+  };
+  READER_MOVES.forEach((type) => window.addEventListener(type, stop, { passive: true }));
+  observer.observe(document.body);
+  setTimeout(stop, ALIGNED_MS);
 }
 
 function whenRendered(element) {
