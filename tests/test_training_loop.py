@@ -154,6 +154,10 @@ def ddp_rank_gradients(rank: int, world: int, store: str, chars: torch.Tensor, t
     loss, positions = model(chars[rank::world], targets[rank::world])
     share_of_batch_mean(loss, positions, int((targets > 1).sum()), world).backward()
     torch.save({name: parameter.grad for name, parameter in model.module.named_parameters()}, f"{out}.{rank}")
+    # DDP's reducer lets go of its gloo work and both ranks leave together: a rank that tears gloo
+    # down while the other still talks to it dies with SIGABRT ("terminate called without an active exception").
+    del model
+    dist.barrier()
     dist.destroy_process_group()
 
 

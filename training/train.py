@@ -522,5 +522,7 @@ def train(options: TrainOptions) -> Path:
     if processes.distributed:
         # Every rank states its weights' digest, so a run can show that DDP kept them identical.
         print(f"rank {processes.rank}: weights digest {weights_digest(net)}", flush=True)
+        # Ranks leave together: one tearing the group down while another still talks to it aborts.
+        dist.barrier()
         dist.destroy_process_group()
     return run.path
