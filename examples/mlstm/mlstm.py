@@ -122,13 +122,16 @@ def mlstm_parallel(queries: Tensor, keys: Tensor, values: Tensor, log_input: Ten
 def mlstm_step(query: Tensor, key: Tensor, value: Tensor, log_input: Tensor, log_forget: Tensor, memory: Memory) -> tuple[Tensor, Memory]:
     """One step of the recurrent form: h̃ [batch, heads, d_v] and the new memory, for q, k, v [batch, heads, d] and gates [batch, heads]."""
     cells, normaliser, stabiliser = memory
-    new_stabiliser = torch.maximum(log_forget + stabiliser, log_input).detach()
-    forget = torch.exp(log_forget + stabiliser - new_stabiliser)[..., None]
-    write = torch.exp(log_input - new_stabiliser)[..., None]
-    # C is stored as Σ k vᵀ (d_k × d_v), so the equations' C q is qᵀ C here.
-    cells = forget[..., None] * cells + write[..., None] * key[..., :, None] * value[..., None, :]
-    normaliser = forget * normaliser + write * key
-    output = (query[..., None, :] @ cells)[..., 0, :] / denominator((query * normaliser).sum(dim=-1), new_stabiliser)[..., None]
+    decayed = log_forget + stabiliser
+    new_stabiliser = torch.maximum(decayed, log_input).detach()
+    forget = torch.exp(decayed - new_stabiliser)[..., None]
+    written_key = torch.exp(log_input - new_stabiliser)[..., None] * key
+    # C is stored as Σ k vᵀ (d_k × d_v), so the equations' C q is qᵀ C here. Fused operations, and squeeze rather
+    # than an index: a step is paid per operation (and per node of its gradient), not per element.
+    cells = torch.addcmul(forget[..., None] * cells, written_key[..., :, None], value[..., None, :])
+    normaliser = torch.addcmul(written_key, forget, normaliser)
+    read = (query[..., None, :] @ cells).squeeze(-2)
+    output = read / denominator((query * normaliser).sum(dim=-1), new_stabiliser)[..., None]
     return output, (cells, normaliser, new_stabiliser)
 
 
@@ -156,24 +159,29 @@ class MLSTMBlock(nn.Module):
                 torch.zeros(batch, self.heads, self.key_size, device=device), torch.zeros(batch, self.heads, device=device))
 
     def forward(self, x: Tensor, memory: Memory | None) -> tuple[Tensor, Memory]:
+        batch, steps = x.shape[:2]
         key_width, inner = self.heads * self.key_size, self.skip.shape[0]
-        normed_x = self.norm(x)
+        # One character (a keystroke, a step of the unrolled figure) drops the time axis: a step costs per tensor
+        # operation, not per element, and each axis moved or index taken is one more, with its own gradient.
+        features = x.squeeze(1) if steps == 1 else x  # [batch, (T,) width]
+        normed_x = self.norm(features)
         queries, keys, values, output_gate = self.up(normed_x).split([key_width, key_width, inner, inner], dim=-1)
-        log_input, forget_logits = self.gates(normed_x).float().transpose(1, 2).chunk(2, dim=1)  # [batch, heads, T] each
+        log_input, forget_logits = self.gates(normed_x).float().chunk(2, dim=-1)  # [batch, (T,) heads] each
         log_forget = F.logsigmoid(forget_logits)
-
-        def heads(features: Tensor) -> Tensor:  # [batch, T, heads × d] -> [batch, heads, T, d]
-            return features.unflatten(-1, (self.heads, -1)).transpose(1, 2)
-
-        queries, keys, head_values = heads(queries), heads(keys) / math.sqrt(self.key_size), heads(values)
-        if x.shape[1] == 1:
+        root_key_size = math.sqrt(self.key_size)
+        if steps == 1:
+            queries, keys, head_values = (features.view(batch, self.heads, -1) for features in (queries, keys, values))
             if memory is None:
-                memory = self.empty_memory(x.shape[0], x.device)
-            cell_output, memory = mlstm_step(queries[:, :, 0], keys[:, :, 0], head_values[:, :, 0], log_input[..., 0], log_forget[..., 0], memory)
-            cell_output = cell_output[:, None]
+                memory = self.empty_memory(batch, x.device)
+            cell_output, memory = mlstm_step(queries, keys / root_key_size, head_values, log_input, log_forget, memory)
         else:
+            def heads(features: Tensor) -> Tensor:  # [batch, T, heads × d] -> [batch, heads, T, d]
+                return features.unflatten(-1, (self.heads, -1)).transpose(1, 2)
+
+            queries, keys, head_values = heads(queries), heads(keys) / root_key_size, heads(values)
+            log_input, log_forget = log_input.transpose(1, 2), log_forget.transpose(1, 2)  # [batch, heads, T]
             outputs = []
-            for start in range(0, x.shape[1], CHUNK):
+            for start in range(0, steps, CHUNK):
                 chunk = slice(start, start + CHUNK)
                 output, memory = mlstm_parallel(queries[:, :, chunk], keys[:, :, chunk], head_values[:, :, chunk],
                                                 log_input[..., chunk], log_forget[..., chunk], memory)
@@ -181,11 +189,11 @@ class MLSTMBlock(nn.Module):
             cell_output = torch.cat(outputs, dim=1)  # [batch, T, heads, d_v]
             assert memory is not None, "a sequence of more than one step passes through at least one chunk"
         # GroupNorm: each head's h̃ normalised on its own.
-        inner = self.skip.shape[0]
         normed = F.group_norm(cell_output.reshape(-1, inner), self.heads, self.head_norm_weight).view(values.shape)
         # In the projections' precision (bf16 under autocast): W_down reads it in that precision anyway.
         hidden = torch.addcmul(normed.to(values.dtype), self.skip.to(values.dtype), values) * F.silu(output_gate)
-        return x + self.down(hidden), memory
+        update = self.down(hidden)
+        return x + (update[:, None] if steps == 1 else update), memory
 
 
 class MLSTM(nn.Module):
