@@ -130,6 +130,7 @@ class ArticleTexts:
     example_text: str
     demo_prefix: str
     paper_units: tuple[str, ...]  # the model ids of the paper's units (paper.json's model_ids), which the page shows first
+    walkthrough_rows: tuple[tuple[int, str], ...]  # each walkthrough note's position in the example text, and the word there
 
 
 class Answers:
@@ -300,6 +301,14 @@ class Answers:
             *(
                 partial(self.connectivity, texts.example_text, model, "all", None, "gradient", DISPLAY_DIGITS, pinned=True)
                 for model in self.engine.model_ids
+            ),
+            # The walkthrough notes' rows (static/figures/connectivity.js) for the word in the text, which the page asks for
+            # where a unit's first guess there is another word; where it is that word, the matrix above holds the row.
+            *(
+                partial(self.connectivity, texts.example_text, model, [position], word, "gradient", DISPLAY_DIGITS, pinned=True)
+                for position, word in texts.walkthrough_rows
+                if word in self.engine.registry.vocabulary.ids
+                for model in shown
             ),
             # static/figures/vanishing.js opens on the last character of the example sentence's first UNROLLED_EXAMPLE_CHARS.
             *(

@@ -11,7 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from app.answers import Answer, AnswerCache, Answers, ArticleTexts
-from app.claims import Claims
+from app.claims import Claims, word_at
 from app.describe import describe_limits, describe_models
 from app.engine import InferenceEngine, InputError
 from app.http import CachedStaticFiles, static_cache_control
@@ -26,21 +26,27 @@ logger = logging.getLogger("app")
 
 STATIC_DIR = PROJECT_ROOT / "static"
 D3_DIR = PROJECT_ROOT / "node_modules" / "d3" / "dist"
-# The article's own texts (example sentence, autocomplete demo), as the page reads them, and the paper's published data.
+# The article's own texts (example sentence, walkthrough), as the page reads them, and the paper's published data.
 PAPER_DATA = STATIC_DIR / "data" / "paper.json"
+# The autocomplete demo's starting prefix (app/demo_prefix.py), which Figure 3 opens on.
+DEMO_DATA = STATIC_DIR / "data" / "demo.json"
 
 
-def article_texts(path: Path = PAPER_DATA) -> ArticleTexts | None:
+def article_texts(paper_path: Path = PAPER_DATA, demo_path: Path = DEMO_DATA) -> ArticleTexts | None:
     """The texts the article asks about on load, or None when the page's data is not there (nothing to warm)."""
     try:
-        paper = json.loads(path.read_text())
+        paper = json.loads(paper_path.read_text())
+        example_text = paper["connectivity"]["example_text"]
+        # The numbered steps' positions; the other entries ("inline", "hero_links") are links, which ask nothing.
+        steps = {key: value for key, value in paper["connectivity"]["walkthrough_indices"].items() if key.isdigit()}
         return ArticleTexts(
-            example_text=paper["connectivity"]["example_text"],
-            demo_prefix=paper["autocomplete_demo"]["example_prefix"],
+            example_text=example_text,
+            demo_prefix=json.loads(demo_path.read_text())["prefix"],
             paper_units=tuple(paper["model_ids"]["names"]),
+            walkthrough_rows=tuple((position, word_at(example_text, position).word) for position in sorted(steps.values())),
         )
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        logger.warning("%s: the article's texts are not computed ahead (%s)", path, error)
+    except (OSError, ValueError, KeyError, TypeError, IndexError) as error:
+        logger.warning("%s or %s: the article's texts are not computed ahead (%s)", paper_path, demo_path, error)
         return None
 
 

@@ -8,9 +8,11 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
+import pytest
 import torch
 from conftest import free_port, tiny_memory, write_tiny_checkpoints
 from fastapi.testclient import TestClient
@@ -20,7 +22,7 @@ from starlette.routing import Mount
 from app.answers import Answer, AnswerCache, Answers
 from app.engine import InferenceEngine
 from app.http import CachedStaticFiles
-from app.main import PAPER_DATA, create_app
+from app.main import DEMO_DATA, PAPER_DATA, article_texts, create_app
 from app.pool import InferencePool
 from app.registry import load_registry
 from app.settings import PROJECT_ROOT, Settings
@@ -200,7 +202,12 @@ def test_the_server_cache_stays_within_its_setting(tiny_checkpoint_dir: Path) ->
         assert 0 < cache.bytes <= 30_000 and len(cache) < 40
 
 
-def test_the_article_texts_are_ready_before_the_first_reader(tiny_checkpoint_dir: Path) -> None:
+def test_the_article_texts_are_ready_before_the_first_reader(tiny_checkpoint_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    texts = article_texts()
+    assert texts is not None
+    # The tiny models' vocabulary lacks the walkthrough's words: a note's row here is for "the", as the page would ask for it.
+    the = EXAMPLE_TEXT.index(" the ") + 1
+    monkeypatch.setattr("app.main.article_texts", lambda: replace(texts, walkthrough_rows=((the, "the"),)))
     with fresh_client(tiny_checkpoint_dir) as client:
         engine = client.app.state.engine
 
@@ -211,9 +218,21 @@ def test_the_article_texts_are_ready_before_the_first_reader(tiny_checkpoint_dir
         for model in UNITS:
             answer = client.get("/api/connectivity", params={"text": EXAMPLE_TEXT, "model": model, "positions": "all", "method": "gradient"})
             assert answer.status_code == 200 and len(answer.json()["rows"]) == len(answer.json()["text"])
+            note = {"text": EXAMPLE_TEXT, "model": model, "positions": [the], "word": "the", "method": "gradient", "significant_digits": 4}
+            assert client.post("/api/connectivity", json=note).json()["rows"][0]["word"] == "the"
         assert client.get("/api/autocomplete", params={"text": EXAMPLE_TEXT, "models": ",".join(UNITS), "top_k": 3}).status_code == 200
-        keystroke = {"text": PAPER["autocomplete_demo"]["example_prefix"], "positions": "last", "top_k": 3, "models": UNITS}
+        keystroke = {"text": texts.demo_prefix, "positions": "last", "top_k": 3, "models": UNITS}
         assert client.post("/api/autocomplete", json=keystroke).status_code == 200
+
+
+def test_the_article_texts_are_those_the_page_asks_about() -> None:
+    texts = article_texts()
+    assert texts is not None and texts.example_text == EXAMPLE_TEXT
+    # Figure 3 opens on the demo's prefix (static/data/demo.json), which app/demo_prefix.py chose; not on the paper's.
+    assert texts.demo_prefix == json.loads(DEMO_DATA.read_text())["prefix"]
+    # Each walkthrough note's position and the word being typed there, which its note's row is for.
+    assert texts.walkthrough_rows == ((106, "learning"), (141, "schools"), (159, "grammar"))
+    assert [EXAMPLE_TEXT[position - 1 : position + 1] for position, _ in texts.walkthrough_rows] == ["le", " s", " g"]
 
 
 def test_readers_asking_the_same_question_at_once_share_one_computation(tiny_checkpoint_dir: Path) -> None:
