@@ -148,18 +148,31 @@ class InferenceEngine:
         0 by causality), rounded to `significant_digits`.
         """
         model = self.model(model_id)
-        steps = self.integrated_gradients_steps if method == "integrated_gradients" else 1
-        positions = self._rows(text, positions, steps)
+        positions = self._rows(text, positions, method)
         word_ids = None if word is None else [self._word_id(word)] * len(positions)
+        return self._connectivity(model, text, positions, word_ids, method, significant_digits)
+
+    def _connectivity(
+        self,
+        model: LoadedModel,
+        text: str,
+        positions: list[int],
+        word_ids: list[int] | None,
+        method: Method,
+        significant_digits: int,
+        recording: Recording | None = None,
+    ) -> list[ConnectivityRow]:
+        """The rows at checked `positions` for `word_ids` (None: the model's first guesses); a plain-gradient
+        `recording` covering them, if the caller holds one, spares recording the text again."""
         prefix = text[: max(positions) + 1]
         if method == "integrated_gradients":
             if word_ids is None:
                 word_ids = self._best_words(model, model.net.features(torch.tensor(encode(prefix))[None])[0][0, positions])
             # The path starts with `steps` nodes and gets more where it needs them, as many as the work limit allows these rows.
             max_steps = self.max_connectivity_work // sum(position + 1 for position in positions)
-            rows = integrated_gradients(model.net, torch.tensor(encode(prefix)), positions, word_ids, steps, max_steps)
+            rows = integrated_gradients(model.net, torch.tensor(encode(prefix)), positions, word_ids, self.integrated_gradients_steps, max_steps)
         else:
-            recording = self._recording(model, prefix, method)
+            recording = recording or self._recording(model, prefix, method)
             if word_ids is None:
                 word_ids = self._best_words(model, recording.outputs[positions])
             rows = connectivity_rows(model.net, recording, positions, word_ids, method)
@@ -180,8 +193,9 @@ class InferenceEngine:
             for row, (position, word_id, error, change) in enumerate(zip(positions, word_ids, errors, changes))
         ]
 
-    def _rows(self, text: str, positions: list[int] | None, steps: int) -> list[int]:
+    def _rows(self, text: str, positions: list[int] | None, method: Method) -> list[int]:
         """The requested rows of normalised `text` (None: the last position), or an InputError when one is out of range or they are too much work."""
+        steps = self.integrated_gradients_steps if method == "integrated_gradients" else 1
         length = len(text)
         positions = [length - 1] if positions is None else positions
         if not positions:
@@ -217,18 +231,26 @@ class InferenceEngine:
         The word compared is `word`, or the model's first guess in the original text.
         """
         model = self.model(model_id, "models")
+        self._rows(edited_text, [edited_position], method)
+        asked_word = None if word is None else self._word_id(word)
         original, edited = text[: position + 1], edited_text[: edited_position + 1]
-        if method != "integrated_gradients" and self.recordings.covering(model.id, edited) is None:
-            # The edited text's recording reuses the original's up to the replaced word, as the text there is the same.
-            shared = len(os.path.commonprefix([original, edited]))
-            recording = record_continuing(model.net, self._recording(model, original, method), shared, torch.tensor(encode(edited)))
-            self.recordings.put((model.id, edited), recording)
-        before_hidden = self._hidden_at(model, original)
-        word_id = self._word_id(word) if word is not None else self._best_words(model, before_hidden[None])[0]
-        # After the recordings, so that its forward pass of the edited text is the one the guesses below read (for the plain-gradient methods).
-        row = self.connectivity(model_id, edited_text, [edited_position], self.registry.vocabulary.words[word_id], method, significant_digits)[0]
+        if method == "integrated_gradients":
+            edited_recording = None
+            before_hidden, after_hidden = self._last_hidden(model, original), self._last_hidden(model, edited)
+        else:
+            original_recording = self._recording(model, original, method)
+            edited_recording = self.recordings.covering(model.id, edited)
+            if edited_recording is None:
+                # The edited text's recording reuses the original's up to the replaced word, as the text there is the same.
+                shared = len(os.path.commonprefix([original, edited]))
+                edited_recording = record_continuing(model.net, original_recording, shared, torch.tensor(encode(edited)))
+                self.recordings.put((model.id, edited), edited_recording)
+            # The guesses read the forward passes the row is computed on.
+            before_hidden, after_hidden = original_recording.outputs[position], edited_recording.outputs[edited_position]
+        word_id = asked_word if asked_word is not None else self._best_words(model, before_hidden[None])[0]
+        row = self._connectivity(model, edited_text, [edited_position], [word_id], method, significant_digits, edited_recording)[0]
         before, log_before = self._guesses(model, before_hidden, word_id, top_k)
-        after, log_after = self._guesses(model, self._hidden_at(model, edited), word_id, top_k)
+        after, log_after = self._guesses(model, after_hidden, word_id, top_k)
         return ModelCounterfactual(
             word=row.word,
             before=before,
@@ -238,13 +260,6 @@ class InferenceEngine:
             change_nats=log_after - log_before,
             connectivity=row,
         )
-
-    def _hidden_at(self, model: LoadedModel, prefix: str) -> Tensor:
-        """The unit's output at the last character of `prefix`: from a recorded forward pass over it if one is kept, else computed."""
-        recording = self.recordings.covering(model.id, prefix)
-        if recording is not None:
-            return recording.outputs[len(prefix) - 1]
-        return self._last_hidden(model, prefix)
 
     def _guesses(self, model: LoadedModel, hidden: Tensor, word_id: int, top_k: int) -> tuple[list[Suggestion], float]:
         """The top-k real words for one output `hidden` [H], and the log-probability of `word_id` among real words."""
@@ -263,7 +278,7 @@ class InferenceEngine:
         model = self.model(model_id)
         if positions is not None and len(positions) > len(text):
             raise InputError("positions", f"lists {len(positions):,} positions; the normalised text has {len(text)}")
-        positions = self._rows(text, positions, 1)
+        positions = self._rows(text, positions, "gradient")
         norms = unrolled_gradient_norms(
             model.net, torch.tensor(encode(text)), positions, lambda outputs: self._best_words(model, outputs)
         )

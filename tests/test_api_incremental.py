@@ -10,6 +10,7 @@ import torch
 from fastapi.testclient import TestClient
 from torch import nn
 
+from app import engine as engine_module
 from app.caches import ResumePoint, StateCache
 from app.engine import InferenceEngine
 from app.main import create_app
@@ -98,6 +99,24 @@ def test_a_recording_serves_every_earlier_position(tiny_checkpoint_dir) -> None:
         assert all(len(row.connectivity) == row.position + 1 for row in rows)
     # Position 12 was recorded first; the last position needed a longer recording, which then served position 20.
     assert [len(key[1]) for key in cached.recordings._entries] == [13, len(text)]
+
+
+def test_a_counterfactual_records_each_text_once_with_or_without_a_recording_cache(tiny_checkpoint_dir, monkeypatch) -> None:
+    registry = load_registry(tiny_checkpoint_dir)
+    cached = InferenceEngine(registry, 0, 32, 100_000, recording_cache_size=4)
+    uncached = InferenceEngine(registry, 0, 32, 100_000, recording_cache_size=0)
+    calls: list[str] = []
+    for name in ("record", "record_continuing"):
+        original = getattr(engine_module, name)
+        monkeypatch.setattr(engine_module, name, lambda *args, name=name, original=original: calls.append(name) or original(*args))
+    text, edited = normalise("the cat sat on the mat"), normalise("the dog sat on the mat")
+    answers = []
+    for engine in (cached, uncached):
+        calls.clear()
+        answers.append(engine.counterfactual("gru", text, len(text) - 1, edited, len(edited) - 1, None, "gradient", 3, 6))
+        # The original text, then the edited one from where they part: neither recorded twice.
+        assert calls == ["record", "record_continuing"]
+    assert answers[0] == answers[1]
 
 
 def test_cache_is_bounded_lru() -> None:
