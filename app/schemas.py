@@ -268,17 +268,22 @@ VERSION_DESCRIPTION = (
 )
 
 
-class AutocompleteQuery(StrictModel):
+class AnswerQuery(StrictModel):
+    """A question asked in a GET query string: the POST form's fields, and the answer version the URL names."""
+
+    v: str | None = Field(None, max_length=64, description=VERSION_DESCRIPTION)
+
+
+class AutocompleteQuery(AnswerQuery):
     text: str = Field(description=AutocompleteRequest.model_fields["text"].description, examples=["The quick brown fox"])
     models: str | None = Field(
         None, pattern=r"^[A-Za-z0-9_.-]+(,[A-Za-z0-9_.-]+){0,15}$", description="Comma-separated model ids; default: every loaded model."
     )
     top_k: int = Field(3, ge=1, le=MAX_TOP_K, description=f"Suggestions per position, 1 to {MAX_TOP_K}.")
     positions: Literal["all", "last"] = Field("all", description=AutocompleteRequest.model_fields["positions"].description)
-    v: str | None = Field(None, max_length=64, description=VERSION_DESCRIPTION)
 
 
-class ConnectivityQuery(StrictModel):
+class ConnectivityQuery(AnswerQuery):
     text: str = Field(description=ConnectivityRequest.model_fields["text"].description, examples=["The quick brown fox"])
     model: str = Field(description="Model id, e.g. `gru`.", examples=["gru"])
     positions: str | None = Field(
@@ -295,7 +300,6 @@ class ConnectivityQuery(StrictModel):
         le=MAX_SIGNIFICANT_DIGITS,
         description=ConnectivityRequest.model_fields["significant_digits"].description,
     )
-    v: str | None = Field(None, max_length=64, description=VERSION_DESCRIPTION)
 
 
 # The paper's claims re-tested (app/claims.py): GET /api/claims, and the article's "What holds up" table.
@@ -424,7 +428,7 @@ class CounterfactualResponse(BaseModel):
     models: dict[str, ModelCounterfactual] = Field(description="For each requested model id, its guesses before and after and its new row.")
 
 
-class CounterfactualQuery(StrictModel):
+class CounterfactualQuery(AnswerQuery):
     text: str = Field(description=CounterfactualRequest.model_fields["text"].description, examples=["the cat sat on the mat"])
     position: int = Field(ge=0, description=CounterfactualRequest.model_fields["position"].description, examples=[19])
     replace_at: int = Field(ge=0, description=CounterfactualRequest.model_fields["replace_at"].description, examples=[5])
@@ -438,7 +442,6 @@ class CounterfactualQuery(StrictModel):
     significant_digits: int = Field(
         DEFAULT_SIGNIFICANT_DIGITS, ge=1, le=MAX_SIGNIFICANT_DIGITS, description=ConnectivityRequest.model_fields["significant_digits"].description
     )
-    v: str | None = Field(None, max_length=64, description=VERSION_DESCRIPTION)
 
 
 # The vanishing gradient, unrolled (POST/GET /api/unrolled): gradient norms by layer and step, models/unrolled.py.
@@ -480,7 +483,7 @@ class UnrolledResponse(BaseModel):
     rows: list[UnrolledRow] = Field(description="One row per requested position, in request order.")
 
 
-class UnrolledQuery(StrictModel):
+class UnrolledQuery(AnswerQuery):
     text: str = Field(description=UnrolledRequest.model_fields["text"].description, examples=["the cat sat on the mat"])
     model: str = Field(description="Model id, e.g. `rnn`.", examples=["gru"])
     positions: str | None = Field(
@@ -489,4 +492,3 @@ class UnrolledQuery(StrictModel):
     significant_digits: int = Field(
         DEFAULT_SIGNIFICANT_DIGITS, ge=1, le=MAX_SIGNIFICANT_DIGITS, description=UnrolledRequest.model_fields["significant_digits"].description
     )
-    v: str | None = Field(None, max_length=64, description=VERSION_DESCRIPTION)

@@ -6,13 +6,14 @@ answer comes from `Answers`, so it is computed once per process and sent as
 the same bytes, with a strong ETag, gzip-compressed when the client accepts it.
 """
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
-from app.answers import Answer
+from app.answers import Answer, Answers
 from app.dependencies import AnswersDep, ClaimsDep, EngineDep, LimitsAnswerDep, ModelsAnswerDep, SettingsDep
 from app.engine import InputError
 from app.http import answer_response
@@ -93,11 +94,8 @@ async def autocomplete(body: AutocompleteRequest, request: Request, answers: Ans
 @router.get("/api/autocomplete", response_model=AutocompleteResponse, responses=GET_RESPONSES, tags=["models"])
 async def autocomplete_get(query: Annotated[AutocompleteQuery, Query()], request: Request, answers: AnswersDep) -> Response:
     """The POST form's answer, for a question asked in the query string (`models` comma-separated)."""
-    if stale := _stale_version(request, query.v, answers.version):
-        return stale
     models = query.models.split(",") if query.models else None
-    answer = await answers.autocomplete(query.text, models, query.top_k, query.positions)
-    return _get_response(request, answer, query.v, answers.version)
+    return await _get_answer(request, query.v, answers, lambda: answers.autocomplete(query.text, models, query.top_k, query.positions))
 
 
 @router.post("/api/connectivity", response_model=ConnectivityResponse, responses=ERROR_RESPONSES, tags=["models"])
@@ -110,19 +108,11 @@ async def connectivity(body: ConnectivityRequest, request: Request, answers: Ans
 @router.get("/api/connectivity", response_model=ConnectivityResponse, responses=GET_RESPONSES, tags=["models"])
 async def connectivity_get(query: Annotated[ConnectivityQuery, Query()], request: Request, answers: AnswersDep, settings: SettingsDep) -> Response:
     """The POST form's answer, for a question asked in the query string (`positions` comma-separated, or `all`)."""
-    if stale := _stale_version(request, query.v, answers.version):
-        return stale
-    positions: list[int] | Literal["all"] | None
-    if query.positions is None:
-        positions = None
-    elif query.positions == "all":
-        positions = "all"
-    else:
-        positions = [int(position) for position in query.positions.split(",")]
-        if len(positions) > settings.max_text_chars:
-            raise InputError("positions", f"lists {len(positions):,} positions; a text has at most {settings.max_text_chars:,}")
-    answer = await answers.connectivity(query.text, query.model, positions, query.word, query.method, query.significant_digits)
-    return _get_response(request, answer, query.v, answers.version)
+    positions = _query_positions(query.positions, settings.max_text_chars)
+    return await _get_answer(
+        request, query.v, answers,
+        lambda: answers.connectivity(query.text, query.model, positions, query.word, query.method, query.significant_digits),
+    )
 
 
 @router.post("/api/counterfactual", response_model=CounterfactualResponse, responses=ERROR_RESPONSES, tags=["models"])
@@ -139,13 +129,14 @@ async def counterfactual(body: CounterfactualRequest, request: Request, answers:
 @router.get("/api/counterfactual", response_model=CounterfactualResponse, responses=GET_RESPONSES, tags=["models"])
 async def counterfactual_get(query: Annotated[CounterfactualQuery, Query()], request: Request, answers: AnswersDep) -> Response:
     """The POST form's answer, for a question asked in the query string (`models` comma-separated)."""
-    if stale := _stale_version(request, query.v, answers.version):
-        return stale
-    answer = await answers.counterfactual(
-        query.text, query.position, query.replace_at, query.replace_with, query.typed_word, query.draw,
-        query.models.split(",") if query.models else None, query.word, query.method, query.top_k, query.significant_digits,
+    models = query.models.split(",") if query.models else None
+    return await _get_answer(
+        request, query.v, answers,
+        lambda: answers.counterfactual(
+            query.text, query.position, query.replace_at, query.replace_with, query.typed_word, query.draw, models, query.word,
+            query.method, query.top_k, query.significant_digits,
+        ),
     )
-    return _get_response(request, answer, query.v, answers.version)
 
 
 @router.post("/api/unrolled", response_model=UnrolledResponse, responses=ERROR_RESPONSES, tags=["models"])
@@ -157,30 +148,28 @@ async def unrolled(body: UnrolledRequest, request: Request, answers: AnswersDep)
 
 
 @router.get("/api/unrolled", response_model=UnrolledResponse, responses=GET_RESPONSES, tags=["models"])
-async def unrolled_get(query: Annotated[UnrolledQuery, Query()], request: Request, answers: AnswersDep) -> Response:
+async def unrolled_get(query: Annotated[UnrolledQuery, Query()], request: Request, answers: AnswersDep, settings: SettingsDep) -> Response:
     """The POST form's answer, for a question asked in the query string (`positions` comma-separated, or `all`)."""
-    if stale := _stale_version(request, query.v, answers.version):
-        return stale
-    answer = await answers.unrolled(query.text, query.model, _query_positions(query.positions), query.significant_digits)
-    return _get_response(request, answer, query.v, answers.version)
+    positions = _query_positions(query.positions, settings.max_text_chars)
+    return await _get_answer(request, query.v, answers, lambda: answers.unrolled(query.text, query.model, positions, query.significant_digits))
 
 
-def _query_positions(positions: str | None) -> list[int] | Literal["all"] | None:
-    """`positions` of a query string: omitted, `all`, or comma-separated indices."""
+def _query_positions(positions: str | None, max_positions: int) -> list[int] | Literal["all"] | None:
+    """`positions` of a query string: omitted, `all`, or comma-separated indices, at most as many as a text has characters."""
     if positions is None:
         return None
     if positions == "all":
         return "all"
-    return [int(position) for position in positions.split(",")]
+    indices = [int(position) for position in positions.split(",")]
+    if len(indices) > max_positions:
+        raise InputError("positions", f"lists {len(indices):,} positions; a text has at most {max_positions:,}")
+    return indices
 
 
-def _stale_version(request: Request, asked: str | None, current: str) -> Response | None:
-    """A redirect to the current version when the URL names another one: its own answer is gone with its models."""
-    if asked is None or asked == current:
-        return None
-    query = urlencode([(name, current if name == "v" else value) for name, value in request.query_params.multi_items()])
-    return RedirectResponse(f"{request.url.path}?{query}", status_code=307, headers={"Cache-Control": "no-store"})
-
-
-def _get_response(request: Request, answer: Answer, asked: str | None, current: str) -> Response:
-    return answer_response(request, answer, IMMUTABLE if asked == current else REVALIDATE, current)
+async def _get_answer(request: Request, asked: str | None, answers: Answers, ask: Callable[[], Awaitable[Answer]]) -> Response:
+    """A GET question's answer: immutable under the version its URL names, or a redirect to the current version when the URL
+    names another one (its own answer is gone with its models)."""
+    if asked is not None and asked != answers.version:
+        query = urlencode([(name, answers.version if name == "v" else value) for name, value in request.query_params.multi_items()])
+        return RedirectResponse(f"{request.url.path}?{query}", status_code=307, headers={"Cache-Control": "no-store"})
+    return answer_response(request, await ask(), IMMUTABLE if asked == answers.version else REVALIDATE, answers.version)
