@@ -5,7 +5,6 @@ Other test modules (the browser tests too) reuse `tiny_checkpoint_dir`,
 """
 
 import json
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -17,6 +16,7 @@ import pytest
 import torch
 import uvicorn
 from fastapi.testclient import TestClient
+from processes import free_port
 
 from app.main import create_app
 from app.settings import BUNDLED_CHECKPOINTS, Settings
@@ -107,12 +107,6 @@ def tiny_checkpoint_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def bundled_checkpoints_present() -> bool:
     return all((BUNDLED_CHECKPOINTS / f"{unit}.safetensors").is_file() for unit in UNITS) and (BUNDLED_CHECKPOINTS / "vocab.json").is_file()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @contextmanager

@@ -14,8 +14,9 @@ from pathlib import Path
 import httpx
 import pytest
 import torch
-from conftest import free_port, tiny_memory, write_tiny_checkpoints
+from conftest import tiny_memory, write_tiny_checkpoints
 from fastapi.testclient import TestClient
+from processes import free_port
 from starlette.applications import Starlette
 from starlette.routing import Mount
 

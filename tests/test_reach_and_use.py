@@ -47,6 +47,17 @@ def show(page, figure: str) -> None:
     page.wait_for_function("(figure) => document.querySelector(figure).dataset.rendered === 'true'", arg=figure)
 
 
+def replace_by_typed_word(page, word: str, unfold: bool = True) -> None:
+    """In Figure 4's counterfactual, replace the word chosen by `word`, and wait for the results."""
+    figure = page.locator("#fig-connectivity")
+    if unfold:
+        figure.locator(".counterfactual summary").click()
+    figure.get_by_label("a word I type").check()
+    figure.locator("input[name=typed-word]").fill(word)
+    figure.get_by_role("button", name="Replace").click()
+    page.wait_for_function("() => document.querySelector('#fig-connectivity .counterfactual-result').textContent")
+
+
 def fits_the_screen(page, width: int) -> bool:
     return page.evaluate("document.documentElement.scrollWidth") <= width
 
@@ -129,10 +140,7 @@ def test_a_word_pointed_at_and_replaced_changes_the_guesses_and_the_row_and_undo
     figure.get_by_role("button", name="point at it in the text").click()
     figure.locator(f".text-panel[data-unit=gru] .char[data-position='{WORD_A}']").click()
     assert figure.locator("select[name=replace-word]").input_value() == str(WORD_A)
-    figure.get_by_label("a word I type").check()
-    figure.locator("input[name=typed-word]").fill("the")
-    figure.get_by_role("button", name="Replace").click()
-    page.wait_for_function("() => document.querySelector('#fig-connectivity .counterfactual-result').textContent")
+    replace_by_typed_word(page, "the", unfold=False)
 
     answer = httpx.post(reach_server + "/api/counterfactual", json={
         "text": EXAMPLE_TEXT, "position": POSITION, "replace_at": WORD_A, "replace_with": "typed_word", "typed_word": "the",
@@ -283,12 +291,7 @@ def test_axe_finds_no_serious_violation_in_the_new_figures(open_page, viewport):
     wait_for_panels(page)
     page.wait_for_function("() => document.querySelectorAll('#fig-vanishing .vanishing-panel:not(.stale)').length === 2")
     # With an edit shown, so its results are checked too.
-    figure = page.locator("#fig-connectivity")
-    figure.locator(".counterfactual summary").click()
-    figure.get_by_label("a word I type").check()
-    figure.locator("input[name=typed-word]").fill("the")
-    figure.get_by_role("button", name="Replace").click()
-    page.wait_for_function("() => document.querySelector('#fig-connectivity .counterfactual-result').textContent")
+    replace_by_typed_word(page, "the")
     page.add_script_tag(path=str(AXE))
     violations = page.evaluate(
         """async () => (await axe.run(document, { resultTypes: ["violations"] })).violations
@@ -309,12 +312,7 @@ def test_every_text_of_the_new_figures_has_a_contrast_of_at_least_4_5(open_page,
     page.wait_for_function("() => document.querySelector('#fig-vanishing .unrolled').getAttribute('aria-valuenow') === '30'")
     page.wait_for_function("() => document.querySelectorAll('#fig-vanishing .vanishing-panel:not(.stale)').length === 2")
     wait_for_panels(page)
-    figure = page.locator("#fig-connectivity")
-    figure.locator(".counterfactual summary").click()
-    figure.get_by_label("a word I type").check()
-    figure.locator("input[name=typed-word]").fill("the")
-    figure.get_by_role("button", name="Replace").click()
-    page.wait_for_function("() => document.querySelector('#fig-connectivity .counterfactual-result').textContent")
+    replace_by_typed_word(page, "the")
     texts = page.evaluate(TEXT_COLOURS_JS, "#fig-intervention, #fig-vanishing, #fig-connectivity .counterfactual, .counterfactual-result")
     assert len(texts) > 60
     low = [(item["text"], item["where"], round(contrast(item["ink"], item["behind"]), 2)) for item in texts if contrast(item["ink"], item["behind"]) < 4.5]

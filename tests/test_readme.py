@@ -16,7 +16,6 @@ import os
 import re
 import shlex
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -30,6 +29,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from processes import free_port, stop_process
 
 from training.corpus import TEXT8_MEMBER, TEXT8_SIZE
 
@@ -133,12 +133,6 @@ def tiny_corpus_text(words: int = 20_000) -> str:
     return " ".join(phrases)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def command_env() -> dict[str, str]:
     """The environment `. .venv/bin/activate` gives a shell, one thread per process (tests share the machine)."""
     env = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "PYTHONHOME")}
@@ -230,8 +224,7 @@ def serve(args: list[str], cwd: Path) -> str:
             assert served == {path.stem for path in folder.glob("*.safetensors")} and served
             return f"serves {', '.join(sorted(served))}"
         finally:
-            server.terminate()
-            server.wait(timeout=30)
+            stop_process(server, timeout=30)
 
 
 def run_command(command: str, cwd: Path, text8_url: str, live_server: str | None) -> str:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import free_port
+from processes import free_port, stop_process
 
 ROOT = Path(__file__).resolve().parent.parent
 MAX_HEAD_BYTES = 4096
@@ -57,12 +57,7 @@ def app_server(checkpoint_dir: Path, **environment: str) -> Iterator[tuple[int, 
             time.sleep(0.2)
         yield port, process
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
 
 
 @pytest.fixture(scope="module")

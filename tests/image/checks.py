@@ -28,7 +28,6 @@ import math
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -40,13 +39,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from processes import free_port, stop_process
+
+from app.registry import checkpoint_paths
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 CONTAINERS_CONF = HERE / "containers.conf"
 CHECKPOINTS = ROOT / "models" / "checkpoints"
-# The vanilla RNN too: the image installs its package (examples/vanilla-rnn) as make install does.
-MODELS = ("gru", "lstm", "nlstm", "rnn")
+# Every shipped checkpoint in the server's order, the plug-in units' too: the image installs their packages (examples/) as make install does.
+MODELS = tuple(path.stem for path in checkpoint_paths(CHECKPOINTS))
 CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 WHEELS = Path(os.environ.get("RNN_IMAGE_WHEELS", "/opt/wheels"))
 APT_PACKAGES = ("podman", "buildah", "runc", "mmdebstrap")
@@ -138,12 +140,6 @@ def podman(*args: str, check: bool = True, timeout: float = 120, **kwargs) -> su
     if check and result.returncode != 0:
         pytest.fail(f"podman {' '.join(args)} exited {result.returncode}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}", pytrace=False)
     return result
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def http(url: str, body: dict | None = None, timeout: float = 60) -> tuple[int, bytes, dict]:
@@ -342,12 +338,7 @@ def host_server() -> Iterator[str]:
             raise
         yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
         log.close()
 
 
