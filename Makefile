@@ -58,15 +58,16 @@ deploy-test: $(TEST_INSTALLED)
 bundled: install
 	@test "$(CORPUS)" = text8 || test -f "$(CORPUS)" || { echo "make bundled: $(CORPUS) does not exist (the default is the bundled models' corpus, wiki100m.txt.xz, which is not distributed: README, \"Data\"); pass CORPUS=text8 to download text8, or CORPUS=<a .txt, .xz or .zip file of text>" >&2; exit 2; }
 	$(PY) -m training prepare --corpus $(CORPUS)
-	for unit in gru lstm nlstm rnn; do $(PY) -m training train --unit $$unit --preset bundled --resume || exit 1; done
+	for unit in gru lstm nlstm mingru mlstm rnn; do $(PY) -m training train --unit $$unit --preset bundled --resume || exit 1; done
 	$(PY) -m training evaluate --preset bundled
 	$(PY) -m training export --preset bundled
 
+# Every script runs, whatever the one before it found; then the target fails if any of them did, naming them.
 bench: install
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[bench]'
-	$(PY) bench/train_throughput.py
-	$(PY) bench/serve_latency.py
-	$(PY) bench/load.py
+	@missed=""; \
+	for script in train_throughput serve_latency load; do $(PY) bench/$$script.py || missed="$$missed bench/$$script.py"; done; \
+	test -z "$$missed" || { echo "make bench: exit 1 from$$missed (each says why above)" >&2; exit 1; }
 
 clean:
 	rm -rf $(VENV) node_modules
