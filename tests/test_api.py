@@ -10,9 +10,9 @@ from fastapi.testclient import TestClient
 
 from app.main import create_app
 from app.middleware import CONTENT_SECURITY_POLICY
-from app.settings import Settings
+from app.settings import BUNDLED_CHECKPOINTS, Settings
 from models.text import normalise
-from models.units import get_unit
+from models.units import get_unit, unit_names
 
 UNITS = ["gru", "lstm", "nlstm"]
 
@@ -244,8 +244,9 @@ def test_pages_and_static_files(tiny_client: TestClient) -> None:
 
 def test_bundled_models_answer(bundled_client: TestClient) -> None:
     models = bundled_client.get("/api/models").json()
-    # The paper's three, then the shipped plug-ins from their own packages: minGRU (examples/mingru), the vanilla RNN (examples/vanilla-rnn).
-    assert [model["id"] for model in models] == [*UNITS, "mingru", "rnn"]
+    # The paper's three, then the shipped plug-ins from their own packages (examples/), in the order they register.
+    plug_ins = [unit for unit in unit_names() if unit not in UNITS and (BUNDLED_CHECKPOINTS / f"{unit}.safetensors").is_file()]
+    assert [model["id"] for model in models] == [*UNITS, *plug_ins] and {"mingru", "rnn"} <= set(plug_ins)
     body = bundled_client.post("/api/autocomplete", json={"text": "the united states of americ", "positions": "last"}).json()
     for rows in body["models"].values():
         assert "america" in [s["word"] for s in rows[0]["suggestions"]]
