@@ -126,11 +126,11 @@ def mlstm_step(query: Tensor, key: Tensor, value: Tensor, log_input: Tensor, log
     new_stabiliser = torch.maximum(decayed, log_input).detach()
     forget = torch.exp(decayed - new_stabiliser)[..., None]
     written_key = torch.exp(log_input - new_stabiliser)[..., None] * key
-    # C is stored as Σ k vᵀ (d_k × d_v), so the equations' C q is qᵀ C here. Fused operations, and squeeze rather
-    # than an index: a step is paid per operation (and per node of its gradient), not per element.
+    # C is stored as Σ k vᵀ (d_k × d_v), so the equations' C q is qᵀ C here. Few, fused operations: a step is paid
+    # per operation (and per node of its gradient), not per element.
     cells = torch.addcmul(forget[..., None] * cells, written_key[..., :, None], value[..., None, :])
     normaliser = torch.addcmul(written_key, forget, normaliser)
-    read = (query[..., None, :] @ cells).squeeze(-2)
+    read = (query[..., None] * cells).sum(dim=-2)  # a product and a sum: fewer nodes than a batched matrix product's
     output = read / denominator((query * normaliser).sum(dim=-1), new_stabiliser)[..., None]
     return output, (cells, normaliser, new_stabiliser)
 
