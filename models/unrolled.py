@@ -215,7 +215,7 @@ def unrolled_gradient_norms(
                 if state is not None and active[step] < active[step - 1]:
                     state = _rebuild(state, [part.narrow(dim, 0, active[step]) for part, dim in zip(_parts(state), dims)])
                 output, state = layer(below[step][:, None], state)
-                output = output[:, 0]
+                output = output.squeeze(1)  # a view whose gradient is one too (an index's is a zero-filled copy)
                 if step == 0:
                     dims = _batch_dims(layer, below[0][:, None], state) if active[0] > 1 else [0] * len(_parts(state))
                 parts, tied = _tie(output, _parts(state), dims)
