@@ -39,6 +39,7 @@ from bench_checkpoints import choose_checkpoints
 
 from app.edits import edit_word
 from app.engine import InferenceEngine
+from app.settings import Settings
 from app.pool import configure_inference_thread, configure_process
 from app.registry import load_registry
 from models.connectivity import connectivity_rows, record
@@ -254,7 +255,9 @@ def main() -> None:
         print(f"  incremental (cached state, one step): {incremental:8.2f}")
         print(f"  full recompute of the text:           {recompute:8.2f}\n")
 
-        cold = InferenceEngine(registry, state_cache_size=0, integrated_gradients_steps=32, max_connectivity_work=10**9)
+        # The server's work limit: integrated gradients add path steps until the row adds up or the limit is reached, and a row
+        # that never adds up (the vanilla RNN's at some positions) would otherwise go on for as long as 10**9 allows.
+        cold = InferenceEngine(registry, state_cache_size=0, integrated_gradients_steps=32, max_connectivity_work=Settings().max_connectivity_work)
         warm = InferenceEngine(registry, 0, 32, 10**9, recording_cache_size=len(registry.models))
         for model_id in registry.models:  # as when the figure has asked for the whole text once
             warm.connectivity(model_id, text[:200], None, None, "gradient")
