@@ -39,9 +39,9 @@ from bench_checkpoints import choose_checkpoints
 
 from app.edits import edit_word
 from app.engine import InferenceEngine
-from app.settings import Settings
 from app.pool import configure_inference_thread, configure_process
 from app.registry import load_registry
+from app.settings import Settings
 from models.connectivity import connectivity_rows, record
 from models.net import BUNDLED, AutocompleteNet, ModelConfig
 from models.text import encode, normalise
