@@ -471,7 +471,19 @@ def test_api_answers_equal_the_host_app(container: Container, host_server: str, 
     on_host = http(host_server + path, body)
     assert in_container[0] == 200, f"container {path}: {in_container[0]} {in_container[1][:300]!r}"
     assert on_host[0] == 200, f"host {path}: {on_host[0]} {on_host[1][:300]!r}"
-    assert json.loads(in_container[1]) == json.loads(on_host[1]), f"{path} {body}: the container's answer differs from the host app's"
+    assert same_answer(json.loads(in_container[1]), json.loads(on_host[1])), f"{path} {body}: the container's answer differs from the host app's"
+
+
+def same_answer(ours: object, theirs: object) -> bool:
+    """Equal, numbers to float32 rounding: a keystroke resumes from a cached state where its process has one, and a unit
+    with a parallel form (minGRU, the mLSTM) gives the step and the whole text the same values only to rounding."""
+    if isinstance(ours, dict) and isinstance(theirs, dict):
+        return ours.keys() == theirs.keys() and all(same_answer(ours[key], theirs[key]) for key in ours)
+    if isinstance(ours, list) and isinstance(theirs, list):
+        return len(ours) == len(theirs) and all(same_answer(a, b) for a, b in zip(ours, theirs))
+    if isinstance(ours, float) and isinstance(theirs, float):
+        return math.isclose(ours, theirs, rel_tol=1e-5, abs_tol=1e-9)
+    return ours == theirs
 
 
 def test_root_file_system_is_read_only(container: Container) -> None:
