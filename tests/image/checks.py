@@ -476,13 +476,15 @@ def test_api_answers_equal_the_host_app(container: Container, host_server: str, 
 
 def same_answer(ours: object, theirs: object) -> bool:
     """Equal, numbers to float32 rounding: a keystroke resumes from a cached state where its process has one, and a unit
-    with a parallel form (minGRU, the mLSTM) gives the step and the whole text the same values only to rounding."""
+    with a parallel form (minGRU, the mLSTM) gives the step and the whole text the same values only to rounding. The
+    mLSTM's exponential input gate and normaliser amplify it: its step and parallel probabilities for TEXT + " and"
+    differ by 1.8e-5 of their value (minGRU's by 2.9e-6), hence 1e-4."""
     if isinstance(ours, dict) and isinstance(theirs, dict):
         return ours.keys() == theirs.keys() and all(same_answer(ours[key], theirs[key]) for key in ours)
     if isinstance(ours, list) and isinstance(theirs, list):
         return len(ours) == len(theirs) and all(same_answer(a, b) for a, b in zip(ours, theirs))
     if isinstance(ours, float) and isinstance(theirs, float):
-        return math.isclose(ours, theirs, rel_tol=1e-5, abs_tol=1e-9)
+        return math.isclose(ours, theirs, rel_tol=1e-4, abs_tol=1e-9)
     return ours == theirs
 
 
