@@ -4,7 +4,7 @@
 second, each for `--duration` seconds, and do what the article makes a browser
 do (bench/readers.py says exactly what). For each rate it prints p50/p95/p99 per
 request kind, errors, server CPU-seconds per page view and RSS, against the
-targets: 0 errors, keystroke p99 < 250 ms, custom-text p99 < 3 s (all three
+targets: 0 errors, keystroke p99 < 250 ms, custom-text p99 < 3 s (every
 matrices of a reader's own text), RSS growth < 10 %; then the highest rate that
 met them all and the first that did not. Rates are run in the order given, on
 one server, so list them rising:

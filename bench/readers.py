@@ -5,13 +5,15 @@ following the page's scripts, their imports and the data files they always
 fetch), over up to six keep-alive connections as a browser opens, accepting
 gzip; then makes the page's API calls in the page's order, as static/api.js
 makes them: `/api/models`, the example sentence's suggestions and one
-connectivity matrix per served model (GET, with the answer version), and the
+connectivity matrix per unit the page shows (GET, with the answer version), and the
 autocomplete demo's first keystroke (POST). Then one reader in three types 20
 characters into the demo, one request per key, a key every 0.2-0.4 s on a fixed
 schedule (a key's latency counts from when it was due, so a slow server cannot
 slow the typist down and hide its own queue), and one in ten asks about a text
 of their own: 100-200 characters never seen before, its suggestions and one
-full matrix per served model at once, as Figure 4 does.
+full matrix per unit shown at once, as Figure 4 does. The units shown are the
+page's default (static/unit-choice.js): the paper's, where they are served, and
+every served unit otherwise; the page asks only for the units it shows.
 
 Used by `bench/load.py --mode readers`.
 """
@@ -120,7 +122,7 @@ class Stats:
 
 @dataclass(frozen=True)
 class Site:
-    """What the page loads: its static files, and the answer version for GET questions."""
+    """What the page loads: its static files, the answer version for GET questions, and the units it shows at first."""
 
     static_paths: list[str]
     version: str
@@ -149,7 +151,9 @@ def discover(host: str, port: int) -> Site:
                 # whose path is built at run time (the paper's rows of one unit) happens only on a reader's request.
                 pending.extend(re.findall(r'request\("(/static/[^"]+)"\)', source))
         models = client.get("/api/models")
-        return Site(static_paths=found, version=models.headers.get("x-answers-version", ""), models=[model["id"] for model in models.json()])
+        served = [model["id"] for model in models.json()]
+        shown = [model for model in served if model in PAPER["model_ids"]["names"]] or served
+        return Site(static_paths=found, version=models.headers.get("x-answers-version", ""), models=shown)
 
 
 async def timed(stats: Stats, kind: str, connection: Connection, method: str, path: str, body: dict | None = None, started: float | None = None) -> bool:
