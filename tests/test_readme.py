@@ -61,6 +61,7 @@ RULES = [
     Rule((".", ".venv/bin/activate"), skip="every command here runs with .venv's bin first on PATH, as after it"),
     Rule(("make", "run"), skip="serves until stopped; `RNN_CHECKPOINT_DIR=... python -m app` is started and asked here"),
     Rule(("make", "test"), skip="this test is part of it"),
+    Rule(("docker", "compose"), skip="tests/deploy/checks.py (`make deploy-test`) brings deploy/compose.yaml up and loads it"),
     Rule(("docker",), skip="tests/image/checks.py (`make image-test`) builds and runs the image"),
     Rule(("git", "clone"), skip="needs the network; a stand-in of the clone lies where it would go"),
     Rule(("pip", "install", "-e", "examples/vanilla-rnn"), skip="`make install` ran it; test_the_vanilla_rnn_package_is_installed"),
