@@ -9,7 +9,7 @@ not normalised again, so a word of spaces stays in place and positions before th
 import random
 from dataclasses import dataclass
 
-from app.engine import FIRST_REAL_WORD, InputError
+from app.engine import InputError
 from app.schemas import Replacement
 from models.text import normalise
 from models.vocab import Vocabulary
@@ -45,7 +45,7 @@ def word_at(text: str, index: int) -> tuple[int, int]:
 
 def other_word(vocabulary: Vocabulary, word: str, draw: int) -> str:
     """Another real vocabulary word of the same length, the same one for the same word and draw (seeded by both)."""
-    candidates = [candidate for candidate in vocabulary.words[FIRST_REAL_WORD:] if len(candidate) == len(word) and candidate != word]
+    candidates = [candidate for candidate in vocabulary.words_of_length(len(word)) if candidate != word]
     if not candidates:
         raise InputError("replace_with", f"no other vocabulary word has {len(word)} letters like {word!r}; type a replacement or use spaces")
     return random.Random(f"{word}:{draw}").choice(candidates)

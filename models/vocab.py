@@ -18,9 +18,14 @@ class Vocabulary:
 
     words: list[str]
     ids: dict[str, int] = field(init=False, repr=False, compare=False)
+    by_length: dict[int, list[str]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "ids", {word: index for index, word in enumerate(self.words)})
+        by_length: dict[int, list[str]] = {}
+        for word in self.words[len(SPECIAL_WORDS) :]:
+            by_length.setdefault(len(word), []).append(word)
+        object.__setattr__(self, "by_length", by_length)
 
     def __len__(self) -> int:
         return len(self.words)
@@ -28,6 +33,10 @@ class Vocabulary:
     def id(self, word: str) -> int:
         """Id of a word, `UNKNOWN` for a word outside the vocabulary."""
         return self.ids.get(word, UNKNOWN)
+
+    def words_of_length(self, length: int) -> list[str]:
+        """The real words of `length` letters, in id order: what a word is swapped for in the copy test and a counterfactual."""
+        return self.by_length.get(length, [])
 
     @classmethod
     def from_counts(cls, counts: Counter[str], size: int) -> "Vocabulary":

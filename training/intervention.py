@@ -47,9 +47,6 @@ def find_cases(chars: np.ndarray, vocabulary: Vocabulary, gap: int, count: int, 
                max_gap: int | None = None) -> list[Case]:
     """Up to `count` cases, one per test sequence in the order given: its first repeat whose gap lies in `gap`..`max_gap`."""
     rng = random.Random(seed)
-    by_length: dict[int, list[str]] = {}
-    for word in vocabulary.words[2:]:
-        by_length.setdefault(len(word), []).append(word)
     cases = []
     for row in chars:
         text = "".join(CHARS[char] for char in row if char)
@@ -57,10 +54,10 @@ def find_cases(chars: np.ndarray, vocabulary: Vocabulary, gap: int, count: int, 
         start = 0
         for word in text.split(" "):
             earlier = first_start.get(word)
-            if earlier is not None and len(by_length[len(word)]) > 1:
+            if earlier is not None and len(vocabulary.words_of_length(len(word))) > 1:
                 distance = start - (earlier + len(word))
                 if distance >= gap and (max_gap is None or distance <= max_gap):
-                    other = rng.choice([candidate for candidate in by_length[len(word)] if candidate != word])
+                    other = rng.choice([candidate for candidate in vocabulary.words_of_length(len(word)) if candidate != word])
                     swapped = text[:earlier] + other + text[earlier + len(word) :]
                     cases.append(Case(text, swapped, start - 1, vocabulary.id(word)))
                     break
