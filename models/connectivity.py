@@ -52,7 +52,7 @@ import copy
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Literal, Protocol, Self, cast, get_args
+from typing import Any, Literal, Protocol, Self, cast, get_args
 
 import torch
 import torch.nn.functional as F
@@ -566,14 +566,22 @@ class _AutogradUnit(_PlainInputs):
 
     input_weight: Tensor | None = None
 
-    def __init__(self, unit: nn.Module, inputs: Tensor) -> None:
+    def __init__(self, unit: nn.Module, inputs: Tensor, prefix: Self | None = None, shared: int = 0) -> None:
+        """Run `unit` over `inputs` [B, T, H]; with `prefix`, the recording of a text whose first `shared` steps are
+        these inputs' too, its outputs and kept states there are taken as they are and only the rest is run."""
         self.unit, self.inputs = unit, inputs
         self.adjoint_width = inputs.shape[-1]
         length = inputs.shape[1]
-        starts = sorted({0, *range(length % TIME_BLOCK, length, TIME_BLOCK)})
-        outputs, state = [], None
+        starts = {0, *range(length % TIME_BLOCK, length, TIME_BLOCK)}
+        outputs: list[Tensor] = []
+        state: State | None = None
         self.kept_states: dict[int, State | None] = {}  # chunk start -> the state before it
-        for start, end in zip(starts, starts[1:] + [length]):
+        if prefix is not None and shared > 0:
+            self.kept_states = {start: kept for start, kept in prefix.kept_states.items() if start < shared}
+            outputs, state = [prefix.outputs[:, :shared]], prefix.state_before(shared)
+            starts = {shared, *(start for start in starts if start > shared)}
+        ordered = sorted(starts)
+        for start, end in zip(ordered, ordered[1:] + [length]):
             self.kept_states[start] = state
             output, state = unit(inputs[:, start:end], state)
             outputs.append(output)
@@ -605,11 +613,23 @@ class _AutogradUnit(_PlainInputs):
         # Autograd is needed here alone; the parameters' own gradients are not.
         with torch.inference_mode(False), torch.no_grad(), _without_onednn():
             pullback = vjp(lambda inputs, state=None: self.unit(inputs, state), *primals)[1]
-            adjoints = vmap(pullback)((output_adjoints.permute(1, 2, 0, 3), state_adjoints))
+            cotangents = (output_adjoints.permute(1, 2, 0, 3), state_adjoints)
+            # One row (a hover, a counterfactual) skips vmap, whose batching cost a sixth of such a row's sweep.
+            adjoints = _with_batch(pullback(_without_batch(cotangents))) if rows == 1 else vmap(pullback)(cotangents)
         if start > 0:
             for part, adjoint in zip(carry, _state_tensors(adjoints[1])):
                 part[:rows] = adjoint
         return adjoints[0].permute(2, 0, 1, 3)
+
+
+def _without_batch(tensors: Any) -> Any:
+    """A tensor or nested tuple of tensors, each without its leading axis of one."""
+    return tensors[0] if isinstance(tensors, Tensor) else tuple(_without_batch(part) for part in tensors)
+
+
+def _with_batch(tensors: Any) -> Any:
+    """A tensor or nested tuple of tensors, each with a leading axis of one."""
+    return tensors[None] if isinstance(tensors, Tensor) else tuple(_with_batch(part) for part in tensors)
 
 
 def _layer_parameters(rnn: nn.RNNBase, index: int) -> list[Tensor]:
@@ -776,18 +796,22 @@ def record_continuing(net: AutocompleteNet, recording: Recording, start: int, ch
     `recording`'s text (a plain-gradient recording too): its first `start` steps are reused and only the rest is run.
 
     This is a counterfactual's edited text: a word replaced leaves the text before it, and so the
-    recording of it, as it was. A unit without a hand-written sweep is recorded afresh.
+    recording of it, as it was. A unit without a hand-written sweep goes on from the state it kept
+    before the chunk that holds `start`.
     """
     if recording.path is not None:
         raise ValueError("a recording at integrated gradients' path nodes is not continued; record the text afresh")
-    if not 0 < start <= recording.embeddings.shape[1] or not all(isinstance(layer, _SteppedLayer) for layer in recording.layers):
+    if not 0 < start <= recording.embeddings.shape[1] or start >= chars.shape[0]:
         return record(net, chars, "gradient")
-    prefixes = cast(list[_SteppedLayer], recording.layers)
     suffix_embeddings = net.embedding(chars[None, start:])
+    embeddings = torch.cat([recording.embeddings[:, :start], suffix_embeddings], dim=1)
+    if isinstance(recording.layers[0], _AutogradUnit):
+        layer = _AutogradUnit(net.rnn, embeddings, recording.layers[0], start)
+        return Recording(embeddings=embeddings, layers=[layer], outputs=layer.outputs[0], path=None)
+    prefixes = cast(list[_SteppedLayer], recording.layers)
     states = [layer.state_after(start - 1) for layer in prefixes]
     suffixes = cast(list[_SteppedLayer], record_layers(net, suffix_embeddings, states=states))
     layers = [suffix.joined(prefix, start) for prefix, suffix in zip(prefixes, suffixes)]
-    embeddings = torch.cat([recording.embeddings[:, :start], suffix_embeddings], dim=1)
     return Recording(embeddings=embeddings, layers=cast(list[RecordedLayer], layers), outputs=layers[-1].outputs[0], path=None)
 
 

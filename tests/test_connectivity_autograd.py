@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from models.connectivity import COMPLETENESS_TOLERANCE, METHODS, connectivity_rows, integrated_gradients, record
+from models.connectivity import COMPLETENESS_TOLERANCE, METHODS, connectivity_rows, integrated_gradients, record, record_continuing
 from models.net import AutocompleteNet, ModelConfig
 from models.text import encode
 from models.units import Unit, register_unit, unregister_unit
@@ -114,8 +114,29 @@ def test_autograd_sweep_equals_the_elman_rnn_sweep(test_units_registered: None, 
 
 @pytest.mark.parametrize("unit", ["test-tanh-rnn", "test-relu-rnn", "test-leaky-gated"])
 def test_a_continued_recording_equals_a_fresh_one(test_units_registered: None, unit: str) -> None:
-    """The Elman RNN's recording continues from the original's; a unit without a hand-written sweep is recorded afresh."""
+    """The Elman RNN's recording continues from the original's layers; a unit without a hand-written sweep from its kept states."""
     assert_continued_recording_equals_a_fresh_one(seeded_net(unit))
+
+
+def test_a_continued_autograd_recording_reuses_the_chunks_before_the_word(test_units_registered: None) -> None:
+    """Over several of the autograd recording's chunks: the states kept before the replaced word are the original's own,
+    and the outputs and rows (one row, which skips vmap, and several) are those of a fresh recording."""
+    net = seeded_net("test-leaky-gated")
+    text = " ".join([TEXT] * 4)
+    start = text.index("mat", 100)
+    edited = text[:start] + "dog" + text[start + 3 :] + " more"
+    original = record(net, torch.tensor(encode(text)), "gradient")
+    continued = record_continuing(net, original, start, torch.tensor(encode(edited)))
+    fresh = record(net, torch.tensor(encode(edited)), "gradient")
+    kept_before = {step: state for step, state in continued.layers[0].kept_states.items() if step < start}
+    assert len(kept_before) > 1 and all(state is original.layers[0].kept_states[step] for step, state in kept_before.items())
+    assert torch.allclose(continued.outputs, fresh.outputs, atol=1e-6)
+    chars = torch.tensor(encode(edited))
+    for positions in ([len(edited) - 1], [len(edited) - 1, start + 1, 40]):
+        word_ids = [3, 7, 11][: len(positions)]
+        rows = connectivity_rows(net, continued, positions, word_ids, "gradient").values
+        assert_relative_close(rows, connectivity_rows(net, fresh, positions, word_ids, "gradient").values, 1e-5)
+        assert_relative_close(rows, reference_rows(net, chars, positions, word_ids, "gradient"))
 
 
 @pytest.mark.parametrize("method", METHODS)
