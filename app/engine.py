@@ -181,6 +181,7 @@ class InferenceEngine:
         nothing = [None] * len(positions)
         errors = rows.completeness_errors.tolist() if rows.completeness_errors is not None else nothing
         changes = rows.score_changes.tolist() if rows.score_changes is not None else nothing
+        jumps = rows.unresolved_jumps.tolist() if rows.unresolved_jumps is not None else nothing
         return [
             ConnectivityRow(
                 position=position,
@@ -189,8 +190,9 @@ class InferenceEngine:
                 completeness_error=error,
                 score_change=change,
                 integration_steps=rows.integration_steps,
+                unresolved_jump=jump,
             )
-            for row, (position, word_id, error, change) in enumerate(zip(positions, word_ids, errors, changes))
+            for row, (position, word_id, error, change, jump) in enumerate(zip(positions, word_ids, errors, changes, jumps))
         ]
 
     def _rows(self, text: str, positions: list[int] | None, method: Method) -> list[int]:

@@ -252,6 +252,12 @@ class ConnectivityRow(BaseModel):
         description="Integrated gradients only: the gradients summed along the path, `integrated_gradients_steps` at first and more "
         "where the sum missed (within the work limit); null otherwise.",
     )
+    unresolved_jump: float | None = Field(
+        None,
+        description="Integrated gradients only: how far the score moves, beyond what the gradients there say, within stretches of the "
+        "path that cannot be cut finer (their ends are neighbouring float32 inputs): a jump no number of steps resolves, which "
+        "`completeness_error` includes; 0 when there is none, null for the other methods.",
+    )
 
 
 class ConnectivityResponse(BaseModel):

@@ -733,7 +733,8 @@ const SPOKEN_STRONGEST = 3;
 
 /**
  * What an integrated-gradients row adds up to: "The row sums to 12.46; the score change from the baseline
- * (every letter a space) is 12.50, off by 0.3 % (74 steps)", with a warning past COMPLETENESS_WARNING.
+ * (every letter a space) is 12.50, off by 0.3 % (74 steps)", with a warning past COMPLETENESS_WARNING that says why:
+ * mostly a jump of the score that the path cannot be cut fine enough to see (`unresolved_jump`), or the work limit.
  */
 export function completenessText(row) {
   const sum = row.connectivity.reduce((total, value) => total + value, 0);
@@ -742,6 +743,11 @@ export function completenessText(row) {
   const share = completenessShare(row);
   const check = `The row sums to ${formatScore(sum)}; the score change from the baseline (every letter a space) is ${formatScore(row.score_change)}`;
   if (share <= COMPLETENESS_WARNING) return `${check}, off by ${formatPercent(share)} (${steps}).`;
+  if ((row.unresolved_jump ?? 0) >= row.completeness_error / 2) {
+    return `⚠ ${check}, off by ${formatPercent(share)} after ${steps}: ${formatScore(row.unresolved_jump)} of the score change happens `
+      + "between inputs that float32 cannot tell apart (this unit is that sensitive to its input here), a jump no gradient sees, "
+      + "so no number of steps resolves it and these colours leave it out.";
+  }
   return `⚠ ${check}, off by ${formatPercent(share)} even after ${steps}: the integration did not converge within the server's work limit, `
     + "so these colours are not reliable.";
 }

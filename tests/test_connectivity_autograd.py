@@ -42,6 +42,23 @@ class LeakyGatedUnit(nn.Module):
         return torch.stack(outputs, dim=1), (h, c)
 
 
+class ThresholdUnit(nn.Module):
+    """h_t = tanh(W x_t) + 1[(x_t - p) · n > 0]: a step where the input crosses a plane, which no gradient sees.
+
+    The plane (`point` p, `normal` n) is set by the test; at first no input crosses it.
+    """
+
+    def __init__(self, hidden_size: int) -> None:
+        super().__init__()
+        self.linear = nn.Linear(hidden_size, hidden_size)
+        self.register_buffer("point", torch.full((hidden_size,), 1e6))
+        self.register_buffer("normal", torch.ones(hidden_size))
+
+    def forward(self, x: Tensor, state: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        outputs = torch.tanh(self.linear(x)) + (((x - self.point) @ self.normal) > 0).to(x.dtype)[..., None]
+        return outputs, outputs[:, -1]
+
+
 class RenamedGRU(nn.GRU):
     """A subclass may compute anything, so only the exact nn.GRU gets the hand-written sweep."""
 
@@ -55,16 +72,17 @@ TEST_UNITS = [
     Unit("test-gru-no-bias", "GRU without biases", "nn.GRU, bias=False", lambda hidden, layers, depth: nn.GRU(hidden, hidden, layers, bias=False, batch_first=True)),
     Unit("test-gru-subclass", "GRU subclass", "a subclass of nn.GRU", lambda hidden, layers, depth: RenamedGRU(hidden, hidden, layers, batch_first=True)),
 ]
+THRESHOLD_UNIT = Unit("test-threshold", "threshold", "a step of the input", lambda hidden, layers, depth: ThresholdUnit(hidden))
 
 
 @pytest.fixture(scope="module")
 def test_units_registered() -> Iterator[None]:
-    for unit in TEST_UNITS:
+    for unit in [*TEST_UNITS, THRESHOLD_UNIT]:
         register_unit(unit)
     try:
         yield
     finally:
-        for unit in TEST_UNITS:
+        for unit in [*TEST_UNITS, THRESHOLD_UNIT]:
             unregister_unit(unit.name)
 
 
@@ -170,3 +188,27 @@ def test_plug_in_integrated_gradients_are_complete(plug_in_net: AutocompleteNet)
     assert rows.completeness_errors is not None and rows.score_changes is not None
     assert torch.all(rows.completeness_errors <= COMPLETENESS_TOLERANCE * rows.score_changes.abs())
     assert rows.values.shape == (2, len(TEXT)) and torch.all(rows.values[1, 13:] == 0)
+
+
+def test_a_jump_on_the_path_is_reported_and_not_cut_for_ever(test_units_registered: None) -> None:
+    """The score of the last position steps up by the output weights' sum where alpha passes 0.3: the gradients never see
+    it, so the row misses it whatever the steps. The slices around it are cut until float32 cannot cut them, then no more."""
+    net = seeded_net("test-threshold")
+    chars = torch.tensor(encode(TEXT))
+    last, word_id = len(TEXT) - 1, 5
+    with torch.no_grad():
+        letter, space = net.embedding(chars[last]), net.embedding(torch.tensor(encode(" ")))[0]
+        net.rnn.point.copy_(space + 0.3 * (letter - space))
+        net.rnn.normal.copy_(letter - space)
+        jump = float(net.output.weight[word_id].sum())
+    rows = integrated_gradients(net, chars, [last], [word_id], steps=32, max_steps=2000)
+    assert rows.unresolved_jumps is not None and rows.completeness_errors is not None and rows.integration_steps is not None
+    assert abs(float(rows.unresolved_jumps[0]) - abs(jump)) < 1e-3 * abs(jump)
+    assert abs(float(rows.completeness_errors[0]) - abs(jump)) < 1e-3 * abs(jump)
+    assert rows.integration_steps < 200, "the cuts went on where float32 cannot cut"
+    # Without the jump (the plane out of reach), the same row adds up and reports none.
+    with torch.no_grad():
+        net.rnn.point.fill_(1e6)
+    smooth = integrated_gradients(net, chars, [last], [word_id], steps=32, max_steps=2000)
+    assert smooth.unresolved_jumps is not None and float(smooth.unresolved_jumps[0]) == 0
+    assert float(smooth.completeness_errors[0]) <= COMPLETENESS_TOLERANCE * abs(float(smooth.score_changes[0]))

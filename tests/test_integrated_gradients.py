@@ -96,8 +96,9 @@ def bundled_engine() -> InferenceEngine:
     return InferenceEngine(load_registry(BUNDLED_CHECKPOINTS), state_cache_size=0, integrated_gradients_steps=32, max_connectivity_work=120_000)
 
 
-def assert_complete(engine: InferenceEngine, unit: str, positions: list[int], or_out_of_work: bool = False) -> None:
-    """Each row adds up to within WARNING_SHARE of its score change; with `or_out_of_work`, unless it used every step the work limit allows."""
+def assert_complete(engine: InferenceEngine, unit: str, positions: list[int], or_out_of_work: bool = False, or_jump: bool = False) -> None:
+    """Each row adds up to within WARNING_SHARE of its score change; with `or_out_of_work`, unless it used every step the work
+    limit allows; with `or_jump`, unless at least half its miss is a jump the path cannot be cut fine enough to see (as the page says)."""
     for position in positions:
         (row,) = engine.connectivity(unit, EXAMPLE_TEXT, [position], None, "integrated_gradients")
         assert row.score_change is not None and row.completeness_error is not None and row.integration_steps is not None
@@ -105,16 +106,19 @@ def assert_complete(engine: InferenceEngine, unit: str, positions: list[int], or
         max_steps = engine.max_connectivity_work // (position + 1)
         assert row.integration_steps <= max_steps
         out_of_work = or_out_of_work and row.integration_steps >= max_steps - 1  # no slice left to cut in three
-        assert out_of_work or row.completeness_error <= WARNING_SHARE * abs(row.score_change), (unit, position, row)
+        assert row.unresolved_jump is not None and 0 <= row.unresolved_jump <= row.completeness_error + 1e-4 * abs(row.score_change)
+        jumped = or_jump and row.unresolved_jump >= row.completeness_error / 2
+        assert out_of_work or jumped or row.completeness_error <= WARNING_SHARE * abs(row.score_change), (unit, position, row)
 
 
 @pytest.mark.parametrize("unit", ["gru", "lstm", "nlstm", "rnn"])
 def test_example_sentence_adds_up_at_the_acceptance_positions(bundled_engine: InferenceEngine, unit: str) -> None:
     if unit not in bundled_engine.model_ids:
         pytest.skip(f"{unit} is not among the bundled checkpoints")
-    # The vanilla RNN at the full budget misses by 0.54 on a score change of 0.42 at position 158 with 754 steps and with
-    # 6,288 alike: its path holds what the midpoint rule does not resolve, and the page warns where the work runs out.
-    assert_complete(bundled_engine, unit, ACCEPTANCE_POSITIONS, or_out_of_work=unit == "rnn")
+    # The vanilla RNN at the full budget misses by 0.52 on a score change of 0.42 at position 158, with 754 steps and with
+    # 6,288 alike: along the path its score jumps by 0.30 between two neighbouring float32 inputs (alpha 0.2129085), and by
+    # 0.22 at three more points, which no gradient sees. The row reports the jump and the page says so.
+    assert_complete(bundled_engine, unit, ACCEPTANCE_POSITIONS, or_jump=unit == "rnn")
 
 
 @pytest.mark.skipif(not os.environ.get("RNN_TEST_EVERY_POSITION"), reason="minutes per unit; set RNN_TEST_EVERY_POSITION=1 to run")
