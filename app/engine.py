@@ -249,10 +249,14 @@ class InferenceEngine:
                 self.recordings.put((model.id, edited), edited_recording)
             # The guesses read the forward passes the row is computed on.
             before_hidden, after_hidden = original_recording.outputs[position], edited_recording.outputs[edited_position]
-        word_id = asked_word if asked_word is not None else self._best_words(model, before_hidden[None])[0]
+        # Both outputs' logits at once; the first guess and the guesses before read the same ones (the 16,384-word output
+        # layer is most of the guesses' cost).
+        logits = next(_real_word_logits(model, torch.stack([before_hidden, after_hidden])))
+        word_id = asked_word if asked_word is not None else int(logits[0].argmax()) + FIRST_REAL_WORD
         row = self._connectivity(model, edited_text, [edited_position], [word_id], method, significant_digits, edited_recording)[0]
-        before, log_before = self._guesses(model, before_hidden, word_id, top_k)
-        after, log_after = self._guesses(model, after_hidden, word_id, top_k)
+        log_probabilities = logits.log_softmax(dim=-1)
+        before, log_before = self._guesses(log_probabilities[0], word_id, top_k)
+        after, log_after = self._guesses(log_probabilities[1], word_id, top_k)
         return ModelCounterfactual(
             word=row.word,
             before=before,
@@ -263,9 +267,8 @@ class InferenceEngine:
             connectivity=row,
         )
 
-    def _guesses(self, model: LoadedModel, hidden: Tensor, word_id: int, top_k: int) -> tuple[list[Suggestion], float]:
-        """The top-k real words for one output `hidden` [H], and the log-probability of `word_id` among real words."""
-        log_probabilities = next(_real_word_logits(model, hidden[None]))[0].log_softmax(dim=-1)
+    def _guesses(self, log_probabilities: Tensor, word_id: int, top_k: int) -> tuple[list[Suggestion], float]:
+        """The top-k real words of one output's `log_probabilities` [real words], and the log-probability of `word_id` there."""
         top = log_probabilities.topk(top_k)
         words = self.registry.vocabulary.words
         suggestions = [
