@@ -10,7 +10,9 @@ sweep) beside the hand-written sweeps, for every served model, every installed u
 without a served checkpoint (random weights at the bundled size) and a random
 width-256, 2-layer tanh RNN. Last, the two answers of issue 33, uncached: a counterfactual
 (one earlier word replaced, every served unit's guesses and edited row) at T = 200, and the
-unrolled gradient norms (Figure 5c) at T = 60, per unit.
+unrolled gradient norms (Figure 5c) at T = 60, per unit. It runs with as many PyTorch
+threads as one process of the server has by default (`--threads` to change it), so the
+times are the ones a reader waits for.
 
     python bench/serve_latency.py                   # bundled checkpoints, or random ones of that size
     python bench/serve_latency.py --sample-rows 0   # time every per-row baseline row instead of a sample
@@ -21,7 +23,6 @@ Captum is a bench-only dependency (`pip install .[bench]`).
 
 import argparse
 import itertools
-import os
 import statistics
 import sys
 import tempfile
@@ -226,7 +227,10 @@ def print_reach_latency(registry, passage: str, repeats: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint-dir", type=Path, default=None, help="default: the bundled checkpoints if present, else random ones")
-    parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument(
+        "--threads", type=int, default=Settings().threads,
+        help="PyTorch threads; default: the server's own (the cores shared among its processes, one each by default)",
+    )
     parser.add_argument("--lengths", type=int, nargs="+", default=[100, 200, 400])
     parser.add_argument("--sample-rows", type=int, default=20, help="per-row baselines are timed on this many rows and scaled (0: all)")
     parser.add_argument("--no-captum", action="store_true")
