@@ -19,12 +19,18 @@ Value = TypeVar("Value")
 
 
 class LRUCache(Generic[Key, Value]):
-    """A bounded, thread-safe map that forgets its least recently used entry first; capacity 0 keeps nothing."""
+    """A bounded, thread-safe map that forgets its least recently used entries first: beyond `capacity` entries, and
+    beyond `max_bytes` of entries as `entry_bytes` counts them (by default they count nothing); capacity 0 keeps nothing."""
 
-    def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
+    def __init__(self, capacity: int, max_bytes: int | None = None) -> None:
+        self.capacity, self.max_bytes = capacity, max_bytes
         self._entries: OrderedDict[Key, Value] = OrderedDict()
+        self._sizes: dict[Key, int] = {}
+        self.bytes = 0
         self._lock = threading.Lock()
+
+    def entry_bytes(self, value: Value) -> int:
+        return 0
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -39,11 +45,14 @@ class LRUCache(Generic[Key, Value]):
     def put(self, key: Key, value: Value) -> None:
         if self.capacity == 0:
             return
+        size = self.entry_bytes(value)
         with self._lock:
-            self._entries[key] = value
+            self.bytes += size - self._sizes.get(key, 0)
+            self._entries[key], self._sizes[key] = value, size
             self._entries.move_to_end(key)
-            while len(self._entries) > self.capacity:
-                self._entries.popitem(last=False)
+            while self._entries and (len(self._entries) > self.capacity or (self.max_bytes is not None and self.bytes > self.max_bytes)):
+                forgotten, _ = self._entries.popitem(last=False)
+                self.bytes -= self._sizes.pop(forgotten)
 
 
 @dataclass(frozen=True)
@@ -59,11 +68,16 @@ class ResumePoint:
 
 
 class StateCache(LRUCache[tuple[str, str], ResumePoint]):
-    """Resume points keyed by (model id, normalised text prefix).
+    """Resume points keyed by (model id, normalised text prefix), bounded in bytes too: a unit's state may be
+    large (the mLSTM's matrix memories are 100 kB at width 256, the GRU's state 2 kB).
 
     Entries are stored as private clones and never modified afterwards, so
     concurrent requests can start from the same entry safely.
     """
+
+    def entry_bytes(self, point: ResumePoint) -> int:
+        parts = point.state if isinstance(point.state, tuple) else (point.state,)
+        return sum(part.nbytes for part in parts) + point.last_output.nbytes
 
     def longest_prefix(self, model_id: str, text: str) -> tuple[int, ResumePoint | None]:
         """Length of the longest cached prefix of `text` (0 if none) and its resume point."""

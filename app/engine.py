@@ -65,9 +65,10 @@ class InferenceEngine:
         integrated_gradients_steps: int,
         max_connectivity_work: int,
         recording_cache_size: int = 0,
+        state_cache_bytes: int | None = None,
     ) -> None:
         self.registry = registry
-        self.cache = StateCache(state_cache_size)
+        self.cache = StateCache(state_cache_size, state_cache_bytes)
         # Hovering one character after another asks about the same text each time: its forward pass is kept.
         self.recordings = RecordingCache(recording_cache_size)
         self.integrated_gradients_steps = integrated_gradients_steps

@@ -66,6 +66,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.engine = InferenceEngine(
         registry,
         state_cache_size=settings.state_cache_size,
+        state_cache_bytes=settings.state_cache_bytes,
         integrated_gradients_steps=settings.integrated_gradients_steps,
         max_connectivity_work=settings.max_connectivity_work,
         recording_cache_size=settings.recording_cache_size,

@@ -76,6 +76,12 @@ class Settings(BaseSettings):
         description="`python -m app`: open connections each server process holds; one more gets 503 at once and is closed.",
     )
     state_cache_size: int = Field(4096, ge=0, description="Recurrent states kept for the incremental keystroke path (entries, all models together); 0 disables it.")
+    state_cache_bytes: int = Field(
+        32 * 2**20,
+        ge=0,
+        description="Most bytes of those states each process keeps, least recently used forgotten first: a state is 2 kB for the GRU "
+        "at the bundled size and 100 kB for the mLSTM, whose 4,096 would take 400 MB.",
+    )
     recording_cache_size: int = Field(
         12,
         ge=0,

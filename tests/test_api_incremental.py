@@ -132,6 +132,25 @@ def test_cache_is_bounded_lru() -> None:
     assert StateCache(capacity=0).longest_prefix("gru", " a") == (0, None)
 
 
+def test_the_cache_is_bounded_in_bytes_too() -> None:
+    """Three 4 kB states fit in 10 kB of cache, a fourth pushes out the least recently used; one larger than it all is not kept."""
+    cache = StateCache(capacity=100, max_bytes=10_000)
+
+    def point(size: int) -> ResumePoint:
+        return ResumePoint((torch.zeros(size // 4 - 4), torch.zeros(2)), torch.zeros(2))
+
+    for text in (" a", " ab"):
+        cache.put(("mlstm", text), point(4000))
+    assert cache.bytes == 8000 and len(cache) == 2
+    cache.get(("mlstm", " a"))
+    cache.put(("mlstm", " abc"), point(4000))
+    assert len(cache) == 2 and cache.get(("mlstm", " ab")) is None and cache.get(("mlstm", " a")) is not None
+    cache.put(("mlstm", " abc"), point(2000))  # the same key again: counted once
+    assert cache.bytes == 6000
+    cache.put(("mlstm", " abcd"), point(20_000))
+    assert len(cache) == 0 and cache.bytes == 0
+
+
 def test_the_cache_keeps_its_own_copies_of_tensor_and_tuple_states() -> None:
     cache = StateCache(capacity=4)
     for key, state in ((("gru", " a"), torch.zeros(2, 1, 3)), (("lstm", " a"), (torch.zeros(2, 1, 3), torch.zeros(2, 1, 3)))):
