@@ -216,12 +216,19 @@ def print_reach_latency(registry, passage: str, repeats: int) -> None:
     print(f"  {'unit':8} {'cold':>15} {'original kept':>15}")
     for model_id in cold:
         print(f"  {model_id:8} {cold[model_id][0]:7.1f} / {cold[model_id][1]:5.1f} {warm[model_id][0]:7.1f} / {warm[model_id][1]:5.1f}")
-    print("  (cold: the original text's forward pass computed too; original kept: as Figure 4 leaves it)\n")
+    print("  (cold: the original text's forward pass computed too; original kept: as Figure 4 leaves it)")
+    print(f"  {verdict(cold['all'][0] <= 150)} cold {cold['all'][0]:.1f} ms, {verdict(warm['all'][0] <= 150)} original kept {warm['all'][0]:.1f} ms (wall)\n")
     print("unrolled gradient norms at T=60, per unit, median ms, wall / CPU (target: within 100 ms per unit)")
     print(f"  {'unit':8} {'last position':>15} {'all 60 positions':>17}")
-    for model_id, (one, every) in unrolled_latency(registry, passage[:60], repeats).items():
+    unrolled = unrolled_latency(registry, passage[:60], repeats)
+    for model_id, (one, every) in unrolled.items():
         print(f"  {model_id:8} {one[0]:7.1f} / {one[1]:5.1f} {every[0]:9.1f} / {every[1]:5.1f}")
-    print()
+    slowest = max(unrolled, key=lambda model_id: unrolled[model_id][0][0])
+    print(f"  {verdict(unrolled[slowest][0][0] <= 100)} slowest, the last position: {slowest} {unrolled[slowest][0][0]:.1f} ms (wall)\n")
+
+
+def verdict(met: bool) -> str:
+    return "[met]" if met else "[MISSED]"
 
 
 def main() -> None:
