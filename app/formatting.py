@@ -9,9 +9,15 @@ from decimal import ROUND_HALF_UP, Decimal
 
 # A no-break space keeps a number and its unit on one line.
 NBSP = "\u00a0"
+MINUS = "\u2212"
 SUPERSCRIPTS = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
 # Below this share a percentage needs a power of ten to be read (0.01 %).
 SMALLEST_PLAIN_SHARE = 1e-4
+
+
+def with_minus(text: str) -> str:
+    """The minus sign of a negative number as typeset: "−0.040", not a hyphen."""
+    return MINUS + text.removeprefix("-") if text.startswith("-") else text
 
 
 def fixed(value: float, decimals: int) -> str:
@@ -40,22 +46,27 @@ def percent(share: float) -> str:
     """A share as a percentage: "55.3 %" (one decimal) from 1 %, two significant digits below ("0.84 %"), a power of ten below 0.01 %."""
     magnitude = abs(share)
     if magnitude >= 0.01 or share == 0:
-        return f"{fixed(share * 100, 1 if share else 0)}{NBSP}%"
+        return f"{with_minus(fixed(share * 100, 1 if share else 0))}{NBSP}%"
     if magnitude >= SMALLEST_PLAIN_SHARE:
         rounded, exponent = significant(share * 100, 2)
-        return f"{fixed(float(rounded), max(0, 1 - exponent))}{NBSP}%"
+        return f"{with_minus(fixed(float(rounded), max(0, 1 - exponent)))}{NBSP}%"
     return f"{power(share * 100)}{NBSP}%"
+
+
+def join_ends(low: str, high: str) -> str:
+    """The ends of an interval joined by an en dash, or by "to" where one is negative ("−0.001 to 0.002")."""
+    return f"{low}{' to ' if MINUS in (low[:1], high[:1]) else '–'}{high}"
 
 
 def interval(bounds: list[float] | tuple[float, float]) -> str:
     """A 95 % interval of shares: "49.8–50.2 %" (each end as `percent` writes it, the unit once)."""
     low, high = (percent(bound).removesuffix(f"{NBSP}%") for bound in bounds)
-    return f"{low}–{high}{NBSP}%"
+    return f"{join_ends(low, high)}{NBSP}%"
 
 
 def nats_interval(bounds: list[float] | tuple[float, float]) -> str:
     """A 95 % interval in nats: "2.250–2.270"."""
-    return f"{nats(bounds[0])}–{nats(bounds[1])}"
+    return join_ends(nats(bounds[0]), nats(bounds[1]))
 
 
 def points(difference: float) -> str:
@@ -78,8 +89,8 @@ def count(value: float) -> str:
 
 
 def nats(value: float) -> str:
-    """A cross-entropy in nats, three decimals: "2.261"."""
-    return fixed(value, 3)
+    """A cross-entropy or a change in nats, three decimals: "2.261", "−0.040"."""
+    return with_minus(fixed(value, 3))
 
 
 def millions(characters: float) -> str:

@@ -12,8 +12,14 @@ const SMALLEST_PLAIN_SHARE = 1e-4;
 /** 25391 -> "25,391". */
 export const formatCount = (value) => d3.format(",")(Math.round(value));
 
-/** A cross-entropy in nats, three decimals: "2.261". */
-export const formatLoss = (value) => value.toFixed(3);
+/** The minus sign of a negative number as typeset: "−0.040", not a hyphen. */
+const withMinus = (text) => text.replace(/^-/, "\u2212");
+
+/** A cross-entropy or a change in nats, three decimals: "2.261", "−0.040". */
+export const formatLoss = (value) => withMinus(value.toFixed(3));
+
+/** The ends of an interval joined by an en dash, or by "to" where one is negative ("−0.001 to 0.002"). */
+const joinEnds = (low, high) => `${low}${low.startsWith("\u2212") || high.startsWith("\u2212") ? " to " : "–"}${high}`;
 
 /** 5.94e-3 -> "5.9 × 10⁻³": two significant digits and the power of ten, rounded. */
 export function formatPower(value) {
@@ -25,19 +31,19 @@ export function formatPower(value) {
 /** A share as a percentage: "55.3 %" from 1 %, "0.84 %" (two significant digits) below, a power of ten below 0.01 %. */
 export function formatPercent(share) {
   const magnitude = Math.abs(share);
-  if (magnitude >= 0.01 || share === 0) return `${(share * 100).toFixed(share ? 1 : 0)}${NBSP}%`;
-  if (magnitude >= SMALLEST_PLAIN_SHARE) return `${(share * 100).toPrecision(2)}${NBSP}%`;
+  if (magnitude >= 0.01 || share === 0) return `${withMinus((share * 100).toFixed(share ? 1 : 0))}${NBSP}%`;
+  if (magnitude >= SMALLEST_PLAIN_SHARE) return `${withMinus((share * 100).toPrecision(2))}${NBSP}%`;
   return `${formatPower(share * 100)}${NBSP}%`;
 }
 
 /** A 95 % interval of shares: "49.8–50.2 %". */
 export function formatInterval([low, high]) {
   const bare = (share) => formatPercent(share).slice(0, -2);
-  return `${bare(low)}–${bare(high)}${NBSP}%`;
+  return `${joinEnds(bare(low), bare(high))}${NBSP}%`;
 }
 
 /** A 95 % interval in nats: "2.250–2.270". */
-export const formatNatsInterval = ([low, high]) => `${formatLoss(low)}–${formatLoss(high)}`;
+export const formatNatsInterval = ([low, high]) => joinEnds(formatLoss(low), formatLoss(high));
 
 /** A difference of two shares in percentage points, unsigned: "2.0 points". */
 export const formatPoints = (difference) => `${Math.abs(difference * 100).toFixed(1)}${NBSP}points`;

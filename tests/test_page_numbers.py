@@ -165,13 +165,13 @@ def test_the_browser_formats_numbers_as_the_server_does(browser, contract_server
     page = browser.new_page()
     page.goto(url + "/")
     values = {
-        "percent": [0.5534295, 0.0083833, 0.00054, 1.7074157901505907e-29, 0.0, 0.0999, 0.00996, 0.125, 0.00125, 1.0],
+        "percent": [0.5534295, 0.0083833, 0.00054, 1.7074157901505907e-29, 0.0, 0.0999, 0.00996, 0.125, 0.00125, 1.0, -0.0201, -0.005],
         "power": [5.94e-3, 4.2e-3, 4.8e-9, 1.7074157901505907e-29, 9.96e-4, 0.0],
-        "interval": [[0.551, 0.555], [0.0081, 0.0086]],
+        "interval": [[0.551, 0.555], [0.0081, 0.0086], [-0.001, 0.02]],
         "points": [-0.0201, 0.0061, 0.00049],
         "count": [25391, 2048, 4525212],
-        "nats": [2.2611792594563456, 2.1175],
-        "nats_interval": [[2.25, 2.2705]],
+        "nats": [2.2611792594563456, 2.1175, -0.0404, -0.00004],
+        "nats_interval": [[2.25, 2.2705], [-0.0012, 0.0021]],
         "millions": [179997436, 60494272, 119503164],
         "large": [179997436, 96425312, 20000000, 12345],
         "duration": [4750.9, 20577.9, 90, 433.9],
@@ -186,6 +186,9 @@ def test_the_browser_formats_numbers_as_the_server_does(browser, contract_server
     assert shown == {format: [FORMATS[format](value) for value in values[format]] for format in values}
     assert shown["power"][:3] == ["5.9 × 10⁻³", "4.2 × 10⁻³", "4.8 × 10⁻⁹"]
     assert shown["percent"][1] == "0.84\u00a0%"
+    # A negative number's minus is the typeset one, and an interval with a negative end reads "to", not a dash beside it.
+    assert shown["nats"][2:] == ["\u22120.040", "\u22120.000"] and shown["nats_interval"][1] == "\u22120.001 to 0.002"
+    assert shown["interval"][2] == "\u22120.10 to 2.0\u00a0%"
     page.close()
 
 
