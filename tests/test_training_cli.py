@@ -279,10 +279,16 @@ def test_a_stopped_run_exports_and_the_next_machine_goes_on_from_it_with_its_his
     cli("train", "--unit", "gru", *TINY, "--data", str(tiny_data), "--out", str(warm), "--resume", "--stop-after-steps", "1")
     stale = cli("export", "--runs", str(warm.parent), "--data", str(tiny_data), "--out", str(out), check=False)
     assert stale.returncode == 2 and f"is of the weights after {progress['characters']} characters" in stale.stderr
+    # Evaluated and exported again, the resumed run keeps the point its earlier export shipped at, which its log passed.
+    cli("evaluate", "--runs", str(warm.parent), *evaluate)
+    cli("export", "--runs", str(warm.parent), "--data", str(tiny_data), "--out", str(out))
+    again = json.loads((out / "metrics.json").read_text())["models"]["gru"]
+    assert again["characters_seen"] > progress["characters"]
+    assert again["history"][:3] == exported["history"] and again["history"][3]["characters"] == again["characters_seen"]
 
     third = tmp_path / "machine-3" / "gru"
     cli("train", "--unit", "gru", *TINY, "--data", str(tiny_data), "--out", str(third), "--resume", "--warm-start", str(out), "--max-steps", "1")
-    assert torch.load(third / "state.pt", weights_only=True)["progress"]["history"] == exported["history"]
+    assert torch.load(third / "state.pt", weights_only=True)["progress"]["history"] == again["history"]
 
 
 def test_campaign_trains_evaluates_and_packs(tiny_data, tmp_path):

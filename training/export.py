@@ -152,6 +152,11 @@ def export_runs(runs: Path, data: Path, out: Path, units: list[str], preset: str
         if evaluated != progress.characters:
             raise ValueError(f"{run / EVALUATION_FILE} is of the weights after {evaluated} characters, but the run has seen "
                              f"{progress.characters:,}; run `python -m training evaluate` again")
+        curve = read_curve(run / LOG_FILE)
+        # An earlier export of this same run (its log passes the characters that export shipped at) keeps its history
+        # points, its own evaluation among them: a resumed run inherits nothing else.
+        shipped = metrics["models"].get(unit, {})
+        exported_before = shipped.get("history", []) if shipped.get("characters_seen") in {row["characters"] for row in curve} else []
         target = out / f"{unit}.safetensors"
         save_checkpoint(net, target, dtype=STORAGE_DTYPE, metadata={"preset": preset})
         changed = storage_changed_predictions(net, load_checkpoint(target), test_chars, test_targets)
@@ -165,8 +170,10 @@ def export_runs(runs: Path, data: Path, out: Path, units: list[str], preset: str
             **checkpoint_metadata(preset, dataset.info["corpus"], progress),
             "storage": {"dtype": str(STORAGE_DTYPE).removeprefix("torch."), "top1_changed": changed},
             **evaluation,
-            "history": with_every_character(read_history(run, progress.history, progress.characters, evaluation), test_targets),
-            "training_curve": read_curve(run / LOG_FILE),
+            "history": with_every_character(
+                read_history(run, [*progress.history, *exported_before], progress.characters, evaluation), test_targets
+            ),
+            "training_curve": curve,
         }
         written.append(target)
     dataset.vocabulary.save(out / "vocab.json")
