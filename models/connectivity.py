@@ -33,11 +33,14 @@ batching steps is what makes a single row fast.
 GRU, LSTM, Nested LSTM and PyTorch's Elman RNN (tanh or ReLU) have hand-written
 sweeps: their recordings keep, for
 every step, the elementwise factors of the unit's local Jacobian, and a step
-costs one product with the recurrent weights over all active rows. A gated
-unit's gate adjoints are a few vectors (the output's and the cells' adjoints)
-times those factors, so with many rows each step first folds its factors into
-the weights, once, and the rows multiply by that: a GRU step then costs a third
-of the products, an LSTM step half (`_composite`). No autograd
+costs one product with the recurrent weights over all active rows. With few
+rows a block is a plain loop of a few tensor operations a step into buffers
+made once a block, every row at every step (a row that has not joined yet
+stays zero): per-operation overhead, not arithmetic, is what a single row's
+step costs. A gated unit's gate adjoints are a few vectors (the output's and
+the cells' adjoints) times those factors, so with many rows each step first
+folds its factors into the weights, once, and the rows multiply by that: a
+GRU step then costs a third of the products, an LSTM step half (`_composite`). No autograd
 graph, vmap or double backward is involved, so no RNN kernel needs disabling for
 them (see app.pool for the one that is disabled, and why). Any other unit (one
 that follows the contract of models.units, with outputs that depend on earlier
@@ -232,13 +235,37 @@ class _PlainInputs:
         return _plain_dots(adjoints, columns)
 
 
+def _source_runs(gate_sources: tuple[int, ...]) -> list[tuple[int, slice]]:
+    """The gates in runs of neighbours that take the same source: (the source, their slice)."""
+    runs: list[tuple[int, slice]] = []
+    first = 0
+    for gate in range(1, len(gate_sources) + 1):
+        if gate == len(gate_sources) or gate_sources[gate] != gate_sources[first]:
+            runs.append((gate_sources[first], slice(first, gate)))
+            first = gate
+    return runs
+
+
+def _run_factors(factors: Tensor, runs: list[tuple[int, slice]]) -> tuple[tuple[Tensor, ...], ...]:
+    """Per step, the factors [T, B, gates, H] of each run of gates: ([B, run length, H], ...)."""
+    return tuple(zip(*(factors[:, :, gates].unbind(0) for _, gates in runs)))
+
+
+def _gate_adjoints(sources: tuple[Tensor, ...], runs: list[tuple[int, slice]], factors: tuple[Tensor, ...], outs: list[Tensor]) -> None:
+    """One step's gate adjoints, run by run: each run's source [rows, batch, 1, H] times its factors, into its slice of the gates."""
+    for (source, _), run_factors, out in zip(runs, factors, outs):
+        torch.mul(sources[source], run_factors, out=out)
+
+
 class _SteppedLayer:
-    """A layer with a hand-written local Jacobian, swept one step at a time by `backward_step`.
+    """A layer with a hand-written local Jacobian, swept one step at a time.
 
     Its gate adjoints at step s are `sources[..., input_sources[g]] * input_factors[s][:, g]`
-    for gate g. With many rows a product with a weight first folds those factors into
-    the weight (`_composite`, once per step), which is cheaper than forming every row's
-    gate adjoints, as there are fewer sources than gates.
+    for gate g. Few rows take `plain_block`: a few tensor ops a step into buffers made once
+    a block, every row at every step (a row that has not joined yet has zero adjoints and
+    keeps them, which costs less than cutting it out). With many rows, `folded_step` first
+    folds a step's factors into the weight (`_composite`), which is cheaper than forming
+    every row's gate adjoints, as there are fewer sources than gates.
     """
 
     input_weight: Tensor
@@ -274,21 +301,26 @@ class _SteppedLayer:
     def source_width(self) -> int:
         return (max(self.input_sources) + 1) * self.adjoint_width // len(self.input_sources)
 
-    def backward_step(self, step: int, active: int, output_adjoint: Tensor, carry: list[Tensor], fold: bool) -> Tensor:
-        """One step for the `active` rows: the state adjoints in `carry` move one step back; returns
-        the rows' sources if `fold`, else their gate adjoints."""
-        raise NotImplementedError
-
     def backward_block(self, start: int, end: int, active_rows: list[int], output_adjoints: Tensor, carry: list[Tensor]) -> Tensor:
         rows, batch = output_adjoints.shape[1:3]
-        fold = folds(rows, batch)
-        adjoints = output_adjoints.new_empty(end - start, rows, batch, self.source_width if fold else self.adjoint_width)
+        if not folds(rows, batch):
+            return self.plain_block(start, end, output_adjoints, [part[:rows] for part in carry])
+        sources = output_adjoints.new_empty(end - start, rows, batch, self.source_width)
         for step in range(end - 1, start - 1, -1):
             active = active_rows[step]
             if active < rows:  # rows that have not joined yet contribute nothing at this step
-                adjoints[step - start, active:] = 0
-            adjoints[step - start, :active] = self.backward_step(step, active, output_adjoints[step - start, :active], carry, fold)
-        return adjoints
+                sources[step - start, active:] = 0
+            sources[step - start, :active] = self.folded_step(step, active, output_adjoints[step - start, :active], carry)
+        return sources
+
+    def folded_step(self, step: int, active: int, output_adjoint: Tensor, carry: list[Tensor]) -> Tensor:
+        """One step of many rows, the `active` ones: the state adjoints in `carry` move one step back; returns the rows' sources."""
+        raise NotImplementedError
+
+    def plain_block(self, start: int, end: int, output_adjoints: Tensor, carry: list[Tensor]) -> Tensor:
+        """`backward_block` for rows that do not fold, whose state adjoints are `carry` [rows, batch, H]: the gate adjoints.
+        It may overwrite `output_adjoints`."""
+        raise NotImplementedError
 
     def gate_products(self, adjoints: Tensor, start: int, matrix: Tensor) -> Tensor:
         steps, rows, batch = adjoints.shape[:3]
@@ -308,6 +340,12 @@ class _SteppedLayer:
         folded = weighted.new_zeros(steps, batch, max(self.input_sources) + 1, factors.shape[-1])
         folded.index_add_(2, torch.tensor(self.input_sources), weighted)
         return torch.einsum("srbw,sbw->srb", adjoints, folded.view(steps, batch, -1))
+
+
+def _steps_back(start: int, output_adjoints: Tensor) -> Iterator[tuple[int, int, Tensor]]:
+    """(step, its index in the block, its output adjoints [rows, batch, 1, H]) from the block's last step back to `start`."""
+    for index, adjoint in reversed(list(enumerate(output_adjoints.unsqueeze(-2).unbind(0)))):
+        yield start + index, index, adjoint
 
 
 class _GRULayer(_SteppedLayer):
@@ -330,32 +368,45 @@ class _GRULayer(_SteppedLayer):
         candidate_factor = (1 - update) * (1 - candidate**2)
         update_factor = (previous - candidate) * update * (1 - update)
         reset_factor = candidate_factor * hidden_n * reset * (1 - reset)
-        # Factors are kept as one contiguous [B, gate, H] block per step, indexed without a tensor op.
+        # Factors are kept as one contiguous [B, gate, H] block per step, indexed without a tensor op;
+        # the carry's as [B, 1, H], to meet adjoints laid out [rows, batch, 1, H].
         self.input_factors = _per_step(torch.stack([reset_factor, update_factor, candidate_factor], dim=2))
         self.hidden_factors = _per_step(torch.stack([reset_factor, update_factor, candidate_factor * reset], dim=2))
-        self.carry_factor = _per_step(update)
+        self.carry_factor = _per_step(update.unsqueeze(2))
 
     def adjoint_buffers(self, rows: int, batch: int) -> list[Tensor]:
         return [self.weight_hh.new_zeros(rows, batch, self.weight_hh.shape[1])]
 
-    def backward_step(self, step: int, active: int, output_adjoint: Tensor, carry: list[Tensor], fold: bool) -> Tensor:
+    def folded_step(self, step: int, active: int, output_adjoint: Tensor, carry: list[Tensor]) -> Tensor:
         hidden = carry[0][:active] + output_adjoint
-        flat = hidden.unsqueeze(-2)
         if folds(active, hidden.shape[1]):
             recurrence = _composite(self.hidden_factors[step], self.weight_hh, self.input_sources)
-            recurrence.diagonal(dim1=1, dim2=2).add_(self.carry_factor[step])
+            recurrence.diagonal(dim1=1, dim2=2).add_(self.carry_factor[step][:, 0])
             _times(hidden, recurrence, out=carry[0][:active])
-        else:
-            rows = active * hidden.shape[1]
-            to_hidden = (flat * self.hidden_factors[step]).reshape(rows, -1) @ self.weight_hh
+        else:  # a step before the block's later rows join
+            to_hidden = (hidden.unsqueeze(-2) * self.hidden_factors[step]).reshape(active, -1) @ self.weight_hh
             torch.addcmul(to_hidden.view_as(hidden), hidden, self.carry_factor[step], out=carry[0][:active])
-        return hidden if fold else (flat * self.input_factors[step]).view(active, hidden.shape[1], -1)
+        return hidden
+
+    def plain_block(self, start: int, end: int, output_adjoints: Tensor, carry: list[Tensor]) -> Tensor:
+        """The output adjoints become, in place, each step's hidden adjoint; the gate adjoints follow for the whole block at once."""
+        rows, batch, size = carry[0].shape
+        carried, carried_flat = carry[0].unsqueeze(-2), carry[0].view(rows * batch, size)
+        scaled = output_adjoints.new_empty(rows, batch, 3, size)  # the hidden adjoint times each gate's recurrent factor
+        scaled_flat = scaled.view(rows * batch, 3 * size)
+        for step, _, hidden in _steps_back(start, output_adjoints):
+            hidden.add_(carried)
+            torch.mul(hidden, self.hidden_factors[step], out=scaled)
+            torch.mm(scaled_flat, self.weight_hh, out=carried_flat)
+            carried.addcmul_(hidden, self.carry_factor[step])
+        factors = torch.stack(self.input_factors[start:end])  # [steps, B, gates, H]
+        return (output_adjoints.unsqueeze(-2) * factors.unsqueeze(1)).flatten(-2)
 
 
 class _RNNLayer(_PlainInputs, _SteppedLayer):
     """One recorded Elman RNN layer, h_t = f(W x_t + b + U h_{t-1} + b') with f tanh or ReLU.
 
-    Its one gate is its pre-activation: nothing to fold, so its blocks are always gate adjoints.
+    Its one gate is its pre-activation: nothing to fold, so every block is a plain one.
     """
 
     input_sources = (0,)
@@ -365,16 +416,23 @@ class _RNNLayer(_PlainInputs, _SteppedLayer):
         self.input_weight, self.weight_hh, self.outputs = weight_ih, weight_hh, outputs
         # f' from the output alone: 1 - h^2 for tanh, 1 where h > 0 for ReLU.
         slopes = 1 - outputs**2 if nonlinearity == "tanh" else (outputs > 0).to(outputs.dtype)
-        self.slopes = _per_step(slopes)
+        self.slopes = _per_step(slopes.unsqueeze(2))
 
     def adjoint_buffers(self, rows: int, batch: int) -> list[Tensor]:
         return [self.weight_hh.new_zeros(rows, batch, self.weight_hh.shape[1])]
 
-    def backward_step(self, step: int, active: int, output_adjoint: Tensor, carry: list[Tensor], fold: bool) -> Tensor:
-        pre_activation = (carry[0][:active] + output_adjoint) * self.slopes[step]
-        rows = active * pre_activation.shape[1]
-        torch.mm(pre_activation.view(rows, -1), self.weight_hh, out=carry[0][:active].view(rows, -1))
-        return pre_activation
+    def backward_block(self, start: int, end: int, active_rows: list[int], output_adjoints: Tensor, carry: list[Tensor]) -> Tensor:
+        return self.plain_block(start, end, output_adjoints, [part[: output_adjoints.shape[1]] for part in carry])
+
+    def plain_block(self, start: int, end: int, output_adjoints: Tensor, carry: list[Tensor]) -> Tensor:
+        """The output adjoints become, in place, each step's pre-activation adjoint: the gate adjoints."""
+        rows, batch, size = carry[0].shape
+        carried, carried_flat = carry[0].unsqueeze(-2), carry[0].view(rows * batch, size)
+        flat = output_adjoints.view(end - start, rows * batch, size).unbind(0)
+        for step, index, pre_activation in _steps_back(start, output_adjoints):
+            pre_activation.add_(carried).mul_(self.slopes[step])
+            torch.mm(flat[index], self.weight_hh, out=carried_flat)
+        return output_adjoints
 
 
 # Which source each gate's adjoint takes: an LSTM's i, f, g take the cell's adjoint and o the output's;
@@ -383,25 +441,24 @@ LSTM_SOURCES = (0, 0, 0, 1)
 NESTED_SOURCES = (0, 0, 1, 2)
 
 
-def _gate_step(sources: list[Tensor], factors: Tensor, weight: Tensor, gate_sources: tuple[int, ...], out: Tensor, fold: bool) -> Tensor:
-    """The gate adjoints of `sources` times `weight` into `out`, folded for many rows; returns the
-    sources joined if `fold`, else the gate adjoints."""
+def _folded_gate_step(sources: list[Tensor], factors: Tensor, weight: Tensor, gate_sources: tuple[int, ...], out: Tensor) -> Tensor:
+    """The gate adjoints of `sources` [rows, batch, H] times `weight` into `out`, folded when the rows are many; returns the sources joined."""
     active, batch = sources[0].shape[:2]
+    joined = torch.cat(sources, dim=-1)
     if folds(active, batch):
-        # These rows fold, so the block's (as many or more) do too: `fold` is set.
-        joined = torch.cat(sources, dim=-1)
         _times(joined, _composite(factors, weight, gate_sources), out=out)
-        return joined
-    gates = (torch.stack([sources[source] for source in gate_sources], dim=-2) * factors).view(active, batch, -1)
-    torch.mm(gates.view(active * batch, -1), weight, out=out.view(active * batch, -1))
-    return torch.cat(sources, dim=-1) if fold else gates
+    else:  # a step before the block's later rows join
+        gates = (torch.stack([sources[source] for source in gate_sources], dim=-2) * factors).view(active * batch, -1)
+        torch.mm(gates, weight, out=out.view(active * batch, -1))
+    return joined
 
 
 class _LSTMLayer(_SteppedLayer):
     """One recorded LSTM layer (PyTorch's gate order i, f, g, o); its sources are the cell's and the output's adjoints."""
 
     input_sources = LSTM_SOURCES
-    per_step_fields = ("input_factors", "cell_factor", "forget", "cells")
+    runs = _source_runs(LSTM_SOURCES)
+    per_step_fields = ("input_factors", "run_factors", "cell_factor", "forget", "cells")
 
     def __init__(
         self,
@@ -432,9 +489,12 @@ class _LSTMLayer(_SteppedLayer):
             input_gate * (1 - candidate**2),
             tanh_cells * output_gate * (1 - output_gate),
         ]
-        self.input_factors = _per_step(torch.stack(factors, dim=2))
-        self.cell_factor = _per_step(output_gate * (1 - tanh_cells**2))
-        self.forget = _per_step(forget_gate)
+        stacked = torch.stack(factors, dim=2).transpose(0, 1).contiguous()  # [T, B, gates, H]
+        self.input_factors = stacked.unbind(0)
+        self.run_factors = _run_factors(stacked, self.runs)
+        # [B, 1, H] per step, to meet adjoints laid out [rows, batch, 1, H].
+        self.cell_factor = _per_step((output_gate * (1 - tanh_cells**2)).unsqueeze(2))
+        self.forget = _per_step(forget_gate.unsqueeze(2))
         self.cells = tuple(cells[1:])
 
     def state_after(self, step: int) -> State:
@@ -444,11 +504,29 @@ class _LSTMLayer(_SteppedLayer):
         size = self.weight_hh.shape[1]
         return [self.weight_hh.new_zeros(rows, batch, size), self.weight_hh.new_zeros(rows, batch, size)]
 
-    def backward_step(self, step: int, active: int, output_adjoint: Tensor, carry: list[Tensor], fold: bool) -> Tensor:
+    def folded_step(self, step: int, active: int, output_adjoint: Tensor, carry: list[Tensor]) -> Tensor:
         hidden = carry[0][:active] + output_adjoint
         cell = torch.addcmul(carry[1][:active], hidden, self.cell_factor[step])
         torch.mul(cell, self.forget[step], out=carry[1][:active])
-        return _gate_step([cell, hidden], self.input_factors[step], self.weight_hh, self.input_sources, carry[0][:active], fold)
+        return _folded_gate_step([cell, hidden], self.input_factors[step], self.weight_hh, self.input_sources, carry[0][:active])
+
+    def plain_block(self, start: int, end: int, output_adjoints: Tensor, carry: list[Tensor]) -> Tensor:
+        """Each step writes its gate adjoints into the block's, which its recurrent product reads."""
+        rows, batch, size = carry[0].shape
+        steps = end - start
+        carried_hidden, carried_cell = (part.unsqueeze(-2) for part in carry)
+        hidden_flat = carry[0].view(rows * batch, size)
+        gates = output_adjoints.new_empty(steps, rows, batch, 4, size)
+        run_gates = [gates[..., run, :].unbind(0) for _, run in self.runs]
+        flat_gates = gates.view(steps, rows * batch, 4 * size).unbind(0)
+        cell = output_adjoints.new_empty(rows, batch, 1, size)
+        for step, index, hidden in _steps_back(start, output_adjoints):
+            hidden.add_(carried_hidden)
+            torch.addcmul(carried_cell, hidden, self.cell_factor[step], out=cell)
+            torch.mul(cell, self.forget[step], out=carried_cell)
+            _gate_adjoints((cell, hidden), self.runs, self.run_factors[step], [gates_of_run[index] for gates_of_run in run_gates])
+            torch.mm(flat_gates[index], self.weight_hh, out=hidden_flat)
+        return gates.flatten(-2)
 
 
 class _NestedLSTMLayer(_SteppedLayer):
@@ -458,7 +536,7 @@ class _NestedLSTMLayer(_SteppedLayer):
     adjoints and the output's (the innermost level's input and hidden adjoints are one).
     """
 
-    per_step_fields = ("gate_factors", "retain_factors", "cell_factors", "cells")
+    per_step_fields = ("gate_factors", "run_factors", "retain_factors", "cell_factors", "cells")
 
     def __init__(self, layer: NestedLSTMLayer, inputs: Tensor, initial: tuple[Tensor, Tensor] | None = None) -> None:
         outer, *inner = layer.levels
@@ -481,8 +559,10 @@ class _NestedLSTMLayer(_SteppedLayer):
         self.outputs = hidden_states[1:].transpose(0, 1)
         self.cells = tuple(all_cells[1:])
         self.level_sources = [NESTED_SOURCES] * (depth - 1) + [LSTM_SOURCES]
+        self.level_runs = [_source_runs(sources) for sources in self.level_sources]
         self.input_sources = self.level_sources[0]
         self.gate_factors: list[tuple[Tensor, ...]] = []
+        self.run_factors: list[tuple[tuple[Tensor, ...], ...]] = []
         self.cell_factors, self.retain_factors = [], []
         gates = input_gates + hidden_states[:-1] @ self.level_weights[0].t()
         for d in range(depth):
@@ -492,10 +572,12 @@ class _NestedLSTMLayer(_SteppedLayer):
             squash_slope = torch.ones_like(j) if d == 0 else 1 - squashed**2
             tanh_cell = torch.tanh(new_cells[:, d])
             # Gates i, j, f, o: one factor each, applied to the cell input's, the retained cell's and the output's adjoint.
-            gate_factors = [squashed * i * (1 - i), i * squash_slope, previous_cells[:, d] * f * (1 - f), tanh_cell * o * (1 - o)]
-            self.gate_factors.append(torch.stack(gate_factors, dim=2).unbind(0))
-            self.retain_factors.append(f.unbind(0))
-            self.cell_factors.append((o * (1 - tanh_cell**2)).unbind(0))
+            stacked = torch.stack([squashed * i * (1 - i), i * squash_slope, previous_cells[:, d] * f * (1 - f), tanh_cell * o * (1 - o)], dim=2)
+            self.gate_factors.append(stacked.unbind(0))
+            self.run_factors.append(_run_factors(stacked, self.level_runs[d]))
+            # [B, 1, H] per step, to meet adjoints laid out [rows, batch, 1, H].
+            self.retain_factors.append(f.unsqueeze(2).unbind(0))
+            self.cell_factors.append((o * (1 - tanh_cell**2)).unsqueeze(2).unbind(0))
             inner_hidden, inner_input = f * previous_cells[:, d], i * squashed
             if d + 1 < depth:
                 gates = torch.cat([inner_input, inner_hidden], dim=-1) @ self.level_weights[d + 1].t() + biases[d + 1]
@@ -513,7 +595,7 @@ class _NestedLSTMLayer(_SteppedLayer):
         size = self.input_weight.shape[0] // 4
         return [self.outputs.new_zeros(rows, batch, size) for _ in range(1 + len(self.level_weights))]
 
-    def backward_step(self, step: int, active: int, output_adjoint: Tensor, carry: list[Tensor], fold: bool) -> Tensor:
+    def folded_step(self, step: int, active: int, output_adjoint: Tensor, carry: list[Tensor]) -> Tensor:
         depth = len(self.level_weights)
         adjoint = carry[0][:active] + output_adjoint
         # The adjoint reaching each level's output: h for the outermost, the outer level's cell for the next.
@@ -527,10 +609,44 @@ class _NestedLSTMLayer(_SteppedLayer):
             torch.mul(inner_hidden, self.retain_factors[d][step], out=carry[1 + d][:active])
             if d > 0:
                 products = adjoint.new_empty(active, adjoint.shape[1], self.level_weights[d].shape[1])
-                # The return value is unused: ask for whichever of the two the step forms anyway.
-                _gate_step(sources, self.gate_factors[d][step], self.level_weights[d], self.level_sources[d], products, fold=folds(active, adjoint.shape[1]))
+                _folded_gate_step(sources, self.gate_factors[d][step], self.level_weights[d], self.level_sources[d], products)
                 inner_input, inner_hidden = products.chunk(2, dim=-1)
-        return _gate_step(sources, self.gate_factors[0][step], self.level_weights[0], self.level_sources[0], carry[0][:active], fold)
+        return _folded_gate_step(sources, self.gate_factors[0][step], self.level_weights[0], self.level_sources[0], carry[0][:active])
+
+    def plain_block(self, start: int, end: int, output_adjoints: Tensor, carry: list[Tensor]) -> Tensor:
+        """`folded_step`'s levels into buffers made once a block; the outermost level's gate adjoints are the block's."""
+        rows, batch, size = carry[0].shape
+        depth, steps = len(self.level_weights), end - start
+        carried = [part.unsqueeze(-2) for part in carry]
+        hidden_flat = carry[0].view(rows * batch, size)
+        outer_gates = output_adjoints.new_empty(steps, rows, batch, 4, size)
+        outer_runs = [outer_gates[..., run, :].unbind(0) for _, run in self.level_runs[0]]
+        outer_flat = outer_gates.view(steps, rows * batch, 4 * size).unbind(0)
+        # An inner level's buffers, one step at a time: its gate adjoints, their product with its weight, its cell's adjoint.
+        inner_gates = output_adjoints.new_empty(depth, rows, batch, 4, size)
+        inner_runs = [[inner_gates[d][..., run, :] for _, run in self.level_runs[d]] for d in range(depth)]
+        products = output_adjoints.new_empty(depth, rows, batch, 1, 2 * size)
+        product_halves = [products[d].chunk(2, dim=-1) for d in range(depth)]
+        cells = output_adjoints.new_empty(depth, rows, batch, 1, size)
+        for step, index, hidden in _steps_back(start, output_adjoints):
+            hidden.add_(carried[0])
+            # Each level's output adjoint is the adjoint of the cell of the level above it.
+            level_outputs, adjoint = [hidden], hidden
+            for d in range(depth):
+                adjoint = torch.addcmul(carried[1 + d], adjoint, self.cell_factors[d][step], out=cells[d])
+                level_outputs.append(adjoint)
+            inner_input = inner_hidden = adjoint
+            for d in reversed(range(depth)):
+                torch.mul(inner_hidden, self.retain_factors[d][step], out=carried[1 + d])
+                sources = (inner_input, level_outputs[d]) if d == depth - 1 else (inner_input, inner_hidden, level_outputs[d])
+                outs = [gates_of_run[index] for gates_of_run in outer_runs] if d == 0 else inner_runs[d]
+                _gate_adjoints(sources, self.level_runs[d], self.run_factors[d][step], outs)
+                if d > 0:
+                    torch.mm(inner_gates[d].view(rows * batch, -1), self.level_weights[d], out=products[d].view(rows * batch, -1))
+                    inner_input, inner_hidden = product_halves[d]
+                else:
+                    torch.mm(outer_flat[index], self.level_weights[0], out=hidden_flat)
+        return outer_gates.flatten(-2)
 
 
 def _state_tensors(state: State) -> tuple[Tensor, ...]:
