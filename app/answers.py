@@ -35,7 +35,7 @@ logger = logging.getLogger(__name__)
 # from the spaces baseline on an adaptive path, with `score_change`; 5: a counterfactual's edited text recorded
 # on from the original's recording; 6: integrated gradients' `unresolved_jump` and their stop at it, and the autograd
 # sweep's single rows without vmap and its counterfactuals recorded on from the original's kept states; 7: the
-# hand-written sweeps' few rows every row at every step, in plain blocks), so immutable URLs and ETags issued before
+# hand-written sweeps' few rows every row at every step, in plain blocks, and the unrolled norms one per step), so immutable URLs and ETags issued before
 # can never name the new bytes.
 ANSWER_FORMAT = 7
 # Below this, gzip's header and the work cost more than the bytes saved.

@@ -167,20 +167,22 @@ def _tie(output: Tensor, parts: list[Tensor], dims: list[int]) -> tuple[list[Ten
     flat = output.reshape(rows, -1)
     tied_parts, tied = [], []
     for part, dim in zip(parts, dims):
-        moved = part.movedim(dim, 0)
-        same = moved.shape[0] == rows and moved[0].numel() == flat.shape[1] and torch.equal(moved.reshape(rows, -1), flat)
+        # The batch dimension holds the rows, so only a tensor of the output's size can hold its values.
+        same = part.numel() == output.numel() and torch.equal(part.movedim(dim, 0).reshape(rows, -1), flat)
         # An untied tensor is handed on as an alias, a node of its own: its gradient then counts only the paths
         # through the next step, not those through the output, which a cell may have computed from it.
-        tied_parts.append(output.reshape(moved.shape).movedim(0, dim) if same else part.view_as(part))
+        tied_parts.append(output.reshape(part.movedim(dim, 0).shape).movedim(0, dim) if same else part.view_as(part))
         tied.append(same)
     return tied_parts, tied
 
 
-def _squared_rows(gradient: Tensor | None, dim: int, rows: int) -> Tensor | float:
-    """Each row's squared gradient norm over one tensor whose batch dimension is `dim` (0 for an unused tensor)."""
-    if gradient is None:
-        return 0.0
-    return gradient.movedim(dim, 0).reshape(rows, -1).square().sum(dim=1)
+def _row_norms(gradients: list[Tensor | None], dims: list[int], rows: int) -> Tensor:
+    """Each row's gradient norm over tensors whose batch dimensions are `dims` (None: an unused tensor, whose gradient is 0).
+
+    One concatenation, then one norm: a norm per tensor cost the mLSTM's unrolled row a tenth more operations.
+    """
+    flat = [gradient.movedim(dim, 0).reshape(rows, -1) for gradient, dim in zip(gradients, dims) if gradient is not None]
+    return torch.cat(flat, dim=1).norm(dim=1) if flat else torch.zeros(rows)
 
 
 def unrolled_gradient_norms(
@@ -239,11 +241,10 @@ def unrolled_gradient_norms(
         input_norms = torch.zeros(len(positions), length)
         layer_norms = torch.zeros(len(layers), len(positions), length)
         for step in range(steps):
-            input_norms[: active[step], step] = torch.as_tensor(_squared_rows(next(gradients), 0, active[step])).sqrt()
+            input_norms[: active[step], step] = _row_norms([next(gradients)], [0], active[step])
         for index, handed_on in enumerate(emitted):
             for step, (_, dims) in enumerate(handed_on):
-                squared = sum(_squared_rows(next(gradients), dim, active[step]) for dim in dims)
-                layer_norms[index, : active[step], step] = torch.as_tensor(squared).sqrt()
+                layer_norms[index, : active[step], step] = _row_norms([next(gradients) for _ in dims], dims, active[step])
     unsorted = torch.empty(len(positions), dtype=torch.long)
     unsorted[order] = torch.arange(len(positions))
     return UnrolledNorms(
