@@ -232,12 +232,11 @@ class Answers:
         )
 
         def compute() -> Answer:
-            results = {
-                model_id: self.engine.counterfactual(
-                    model_id, text, position, edit.edited_text, edited_position, word, method, top_k, significant_digits
-                )
+            answers = self.pool.spread([
+                partial(self.engine.counterfactual, model_id, text, position, edit.edited_text, edited_position, word, method, top_k, significant_digits)
                 for model_id in model_ids
-            }
+            ])
+            results = dict(zip(model_ids, answers))
             replaced = ReplacedWord(start=edit.start, end=edit.end, original=edit.original, replacement=edit.replacement)
             response = CounterfactualResponse(
                 text=text, edited_text=edit.edited_text, position=position, edited_position=edited_position, replaced=replaced,

@@ -72,7 +72,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         recording_cache_size=settings.recording_cache_size,
     )
     app.state.model_infos = describe_models(registry)
-    app.state.pool = InferencePool(settings.workers, settings.threads, settings.max_queued_requests)
+    app.state.pool = InferencePool(
+        settings.workers, settings.threads, settings.max_queued_requests, spread_threads=settings.spread_threads
+    )
     answers = Answers(app.state.engine, app.state.pool, settings, AnswerCache(settings.response_cache_bytes))
     app.state.answers = answers
     app.state.models_answer = answers.models(app.state.model_infos)

@@ -5,7 +5,8 @@ import itertools
 import queue
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
 from functools import partial
 from typing import TypeVar
 
@@ -59,10 +60,20 @@ class InferencePool:
     routine ones, first come first served within each. With
     `urgent_lane=False`, urgent jobs instead go ahead of every waiting job on
     the shared threads.
+
+    A job about several units can `spread` them over `spread_threads` threads
+    of their own: the units' sweeps are small tensor ops that release the
+    interpreter lock while they run, so on a quiet machine the other cores
+    take their share, and on a busy one the threads only wait their turn.
     """
 
-    def __init__(self, workers: int, threads: int, max_queued: int, urgent_lane: bool = True) -> None:
+    def __init__(self, workers: int, threads: int, max_queued: int, urgent_lane: bool = True, spread_threads: int = 1) -> None:
         self.max_queued = max_queued
+        self._spread = (
+            ThreadPoolExecutor(spread_threads, "inference-spread", initializer=configure_inference_thread, initargs=(threads,))
+            if spread_threads > 1
+            else None
+        )
         self._admitted = 0  # jobs queued or running; only touched on the event loop thread
         self._jobs: queue.PriorityQueue = queue.PriorityQueue()
         self._urgent_jobs: queue.PriorityQueue = self._jobs if not urgent_lane else queue.PriorityQueue()
@@ -106,6 +117,17 @@ class InferencePool:
         jobs.put((priority, next(self._arrivals), (loop, future, partial(function, *args))))
         return await future
 
+    def spread(self, functions: Sequence[Callable[[], Result]]) -> list[Result]:
+        """Within a job: each function's result, in order, computed on the spread threads (in turn when there are none).
+
+        The first function to raise raises here, after the others have finished.
+        """
+        if self._spread is None or len(functions) < 2:
+            return [function() for function in functions]
+        futures = [self._spread.submit(function) for function in functions]
+        wait(futures)  # all of them, so that a failure leaves no unit still computing for a job that has ended
+        return [future.result() for future in futures]
+
     def _finish(self, future: asyncio.Future, result: object, error: BaseException | None) -> None:
         """On the event loop: the job has left the queue; hand its outcome to the request if it still waits."""
         self._admitted -= 1
@@ -123,4 +145,6 @@ class InferencePool:
             jobs.put((STOP, next(self._arrivals), None))
         for worker in self._workers:
             worker.join()
+        if self._spread is not None:
+            self._spread.shutdown()
 

@@ -47,6 +47,13 @@ class Settings(BaseSettings):
         le=64,
         description="Inference threads. Each runs `threads` PyTorch threads, so workers x threads above the core count oversubscribes the CPU.",
     )
+    spread_threads: int = Field(
+        default_factory=lambda: os.cpu_count() or 1,
+        ge=1,
+        le=64,
+        description="Threads one answer about several units spreads them over (a counterfactual's units), each running `threads` "
+        "PyTorch threads; 1 answers them in turn. They use cores the other processes leave idle and wait their turn on a busy machine.",
+    )
     max_queued_requests: int = Field(
         256,
         ge=1,

@@ -40,7 +40,7 @@ from bench_checkpoints import choose_checkpoints
 
 from app.edits import edit_word
 from app.engine import InferenceEngine
-from app.pool import configure_inference_thread, configure_process
+from app.pool import InferencePool, configure_inference_thread, configure_process
 from app.registry import load_registry
 from app.settings import Settings
 from models.connectivity import connectivity_rows, record
@@ -168,15 +168,24 @@ def medians(samples: list[tuple[float, float]]) -> tuple[float, float]:
     return statistics.median(wall for wall, _ in samples), statistics.median(cpu for _, cpu in samples)
 
 
-def counterfactual_latency(registry, passage: str, length: int, repeats: int, page_flow: bool) -> dict[str, tuple[float, float]]:
+def counterfactual_latency(registry, passage: str, length: int, repeats: int, page_flow: bool, spread_threads: int) -> dict[str, tuple[float, float]]:
     """Median (wall, CPU) ms of a counterfactual at the last of `length` characters, per served unit and for all of them ("all").
 
     Uncached: each repeat reads another stretch of `passage` and replaces another word, so no answer is cached. With
     `page_flow`, the original text's forward pass is kept first, as Figure 4's matrices leave it when the reader asks;
     without, it is computed too. Within one answer the engine keeps, as the server does, the forward pass it records.
+    The units are spread over `spread_threads` threads as the server spreads them: a unit's wall time counts its waits
+    for the interpreter lock, its CPU time is its own thread's; "all" is the answer's wall time and the process's CPU.
     """
     engine = InferenceEngine(registry, 0, 32, 10**9, recording_cache_size=2 * len(registry.models))
+    pool = InferencePool(1, torch.get_num_threads(), 10, spread_threads=spread_threads)
     samples: dict[str, list[tuple[float, float]]] = {model_id: [] for model_id in [*registry.models, "all"]}
+
+    def timed(function) -> tuple[float, float]:
+        wall, cpu = time.perf_counter(), time.thread_time()
+        function()
+        return (time.perf_counter() - wall) * 1000, (time.thread_time() - cpu) * 1000
+
     for repeat in range(repeats):
         start = passage.index(" ", 7 * repeat)
         text = passage[start : start + length]
@@ -184,16 +193,19 @@ def counterfactual_latency(registry, passage: str, length: int, repeats: int, pa
         # A word some 60 characters back, as far as the example sentence's "through advanced" from "learning".
         replace_at = text.rindex(" ", 0, position - 60) + 1
         edit = edit_word(text, position, replace_at, "other_word", None, repeat, registry.vocabulary, 10**6)
-        total = (0.0, 0.0)
-        for model_id in registry.models:
-            if page_flow:
+        if page_flow:
+            for model_id in registry.models:
                 engine.connectivity(model_id, text, None, None, "gradient")
-            sample = wall_and_cpu_ms(
-                partial(engine.counterfactual, model_id, text, position, edit.edited_text, edit.moved(position), None, "gradient", 3, 4)
-            )
+        units = [
+            partial(timed, partial(engine.counterfactual, model_id, text, position, edit.edited_text, edit.moved(position), None, "gradient", 3, 4))
+            for model_id in registry.models
+        ]
+        wall, cpu = time.perf_counter(), time.process_time()
+        per_unit = pool.spread(units)
+        samples["all"].append(((time.perf_counter() - wall) * 1000, (time.process_time() - cpu) * 1000))
+        for model_id, sample in zip(registry.models, per_unit):
             samples[model_id].append(sample)
-            total = (total[0] + sample[0], total[1] + sample[1])
-        samples["all"].append(total)
+    pool.shutdown()
     return {model_id: medians(values) for model_id, values in samples.items()}
 
 
@@ -208,11 +220,14 @@ def unrolled_latency(registry, text: str, repeats: int) -> dict[str, tuple[tuple
     return timings
 
 
-def print_reach_latency(registry, passage: str, repeats: int) -> None:
-    """Issue 33's two answers, uncached; wall-clock beside this process's CPU time, which a busy machine inflates less."""
-    print("counterfactual at T=200, uncached, median ms, wall / CPU (target: all units within 150 ms in all)")
-    cold = counterfactual_latency(registry, passage, 200, repeats, page_flow=False)
-    warm = counterfactual_latency(registry, passage, 200, repeats, page_flow=True)
+def print_reach_latency(registry, passage: str, repeats: int, spread_threads: int) -> None:
+    """Issue 33's two answers, uncached; wall-clock beside CPU time, which a busy machine inflates less."""
+    print(
+        f"counterfactual at T=200, uncached, units spread over {spread_threads} thread(s) as the server does (RNN_SPREAD_THREADS), "
+        "median ms, wall / CPU (target: all units within 150 ms in all)"
+    )
+    cold = counterfactual_latency(registry, passage, 200, repeats, page_flow=False, spread_threads=spread_threads)
+    warm = counterfactual_latency(registry, passage, 200, repeats, page_flow=True, spread_threads=spread_threads)
     print(f"  {'unit':8} {'cold':>15} {'original kept':>15}")
     for model_id in cold:
         print(f"  {model_id:8} {cold[model_id][0]:7.1f} / {cold[model_id][1]:5.1f} {warm[model_id][0]:7.1f} / {warm[model_id][1]:5.1f}")
@@ -246,6 +261,9 @@ def main() -> None:
     parser.add_argument("--no-captum", action="store_true")
     parser.add_argument("--autograd-lengths", type=int, nargs="+", default=[100, 200], help="text lengths for the autograd sweep's table")
     parser.add_argument("--reach-only", action="store_true", help="only the counterfactual and unrolled answers (issue 33)")
+    parser.add_argument(
+        "--spread-threads", type=int, default=Settings().spread_threads, help="threads a counterfactual spreads its units over (default: the server's)"
+    )
     parser.add_argument("--repeats", type=int, default=9, help="repeats of the counterfactual and unrolled timings")
     args = parser.parse_args()
     configure_process(args.threads)
@@ -258,7 +276,7 @@ def main() -> None:
         sizes = ", ".join(f"{m.id} H={m.net.config.hidden_size} L={m.net.config.num_layers}" for m in registry.models.values())
         print(f"checkpoints: {directory} ({sizes}, vocabulary {len(registry.vocabulary)}); torch threads: {args.threads}")
         if args.reach_only:
-            print_reach_latency(registry, text, args.repeats)
+            print_reach_latency(registry, text, args.repeats, args.spread_threads)
             return
         peak = measured_peak_gflops()
         print(f"measured fp32 GEMM peak (2048^3 matmul): {peak:.0f} GFLOP/s\n")
@@ -323,7 +341,7 @@ def main() -> None:
                 print(f"{name:15} {length:4d} {hand_written:13.3f} {autograd:9.3f} {autograd / hand_written:5.1f}x")
 
         print()
-        print_reach_latency(registry, text, args.repeats)
+        print_reach_latency(registry, text, args.repeats, args.spread_threads)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""The inference pool: urgent jobs first, errors handed back, admission bounded."""
+"""The inference pool: urgent jobs first, errors handed back, admission bounded, a job's units spread over threads."""
 
 import asyncio
 import threading
@@ -108,3 +108,46 @@ def test_an_abandoned_request_counts_until_its_job_leaves_the_queue_and_is_never
 
     # The worker passed over the abandoned job instead of computing an answer nobody waits for.
     assert asyncio.run(scenario()) == ["later"]
+
+
+def test_spread_runs_a_jobs_functions_side_by_side_and_returns_their_results_in_order() -> None:
+    async def scenario() -> None:
+        pool = InferencePool(workers=1, threads=1, max_queued=10, spread_threads=2)
+        # Each waits for the other to start: they finish only when two threads run them at once.
+        first, second = threading.Event(), threading.Event()
+
+        def meet(mine: threading.Event, other: threading.Event, name: str) -> tuple[str, str]:
+            mine.set()
+            assert other.wait(timeout=5), "the other function never ran beside this one"
+            return name, threading.current_thread().name
+
+        results = await pool.run(pool.spread, [lambda: meet(first, second, "gru"), lambda: meet(second, first, "lstm")])
+        assert [name for name, _ in results] == ["gru", "lstm"]
+        assert all(thread.startswith("inference-spread") for _, thread in results)
+        pool.shutdown()
+
+    asyncio.run(scenario())
+
+
+def test_spread_raises_the_first_failure_after_every_function_has_finished() -> None:
+    async def scenario() -> None:
+        pool = InferencePool(workers=1, threads=1, max_queued=10, spread_threads=2)
+        finished = threading.Event()
+
+        def slow() -> None:
+            finished.wait(0.2)
+            finished.set()
+
+        with pytest.raises(ZeroDivisionError):
+            await pool.run(pool.spread, [lambda: 1 / 0, slow])
+        assert finished.is_set()
+        pool.shutdown()
+
+    asyncio.run(scenario())
+
+
+def test_one_spread_thread_answers_in_turn_on_the_jobs_own_thread() -> None:
+    pool = InferencePool(workers=1, threads=1, max_queued=10, spread_threads=1)
+    threads = asyncio.run(pool.run(pool.spread, [lambda: threading.current_thread().name] * 3))
+    assert threads == ["inference-0"] * 3
+    pool.shutdown()
