@@ -102,6 +102,9 @@ def test_compose_replicas_are_read_only_unprivileged_and_sized_to_their_cpus(com
         assert int(str(service["user"]).split(":")[0]) != 0, name
         assert service["cap_drop"] == ["ALL"], name
         assert int(service["environment"]["RNN_PROCESSES"]) == service["cpus"], f"{name}: RNN_PROCESSES is not the CPUs it is given"
+        # Left out, the threads would follow the host's core count, not the replica's CPUs.
+        for threads in ("RNN_THREADS", "RNN_SPREAD_THREADS"):
+            assert int(service["environment"][threads]) <= service["cpus"], f"{name}: {threads} is above the CPUs it is given"
         assert "/healthz" in " ".join(service["healthcheck"]["test"]), name
     cache = compose["services"]["cache"]
     assert cache["read_only"] is True and int(str(cache["user"]).split(":")[0]) != 0 and cache["cap_drop"] == ["ALL"]
@@ -128,6 +131,8 @@ def test_the_app_deployment_is_probed_sized_and_locked_down(resources: dict) -> 
     assert {"cpu", "memory"} <= limits.keys() and {"cpu", "memory"} <= requests.keys()
     environment = {variable["name"]: variable["value"] for variable in container["env"]}
     assert int(environment["RNN_PROCESSES"]) == int(limits["cpu"]), "RNN_PROCESSES does not match the CPU limit"
+    for threads in ("RNN_THREADS", "RNN_SPREAD_THREADS"):
+        assert int(environment[threads]) <= int(limits["cpu"]), f"{threads} is above the CPU limit"
     security = container["securityContext"]
     assert security["readOnlyRootFilesystem"] is True and security["runAsNonRoot"] is True
     assert security["allowPrivilegeEscalation"] is False and security["capabilities"]["drop"] == ["ALL"]
