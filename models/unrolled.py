@@ -230,7 +230,9 @@ def unrolled_gradient_norms(
         # A row's score is read from the top layer's output at its own position, where it is the last active row but
         # for the rows of the same position: rows active[t + 1] to active[t] - 1 end at step t.
         ends = [active[step + 1] if step + 1 < steps else 0 for step in range(steps)]
-        top = torch.cat([below[step][ends[step] :] for step in range(steps)][::-1])  # [rows, H], sorted order
+        # Only the steps where a row ends: an empty slice of another step's output would put that output, and its
+        # cell's whole output path, into the backward pass for nothing but zeros (a seventh of the mLSTM's row).
+        top = torch.cat([below[step][ends[step] :] for step in reversed(range(steps)) if ends[step] < active[step]])  # [rows, H], sorted
         score = (top * net.output.weight[word_ids]).sum()
         nodes = inputs + [tensor for handed_on in emitted for tensors, _ in handed_on for tensor in tensors]
         # A state tensor outside the graph (a unit may detach one, such as a stabiliser) has no gradient: 0.

@@ -146,9 +146,45 @@ class MemoryUnit(nn.Module):
         return torch.stack(outputs, dim=1), (h, m)
 
 
+class CountedReadout(torch.autograd.Function):
+    """tanh, counting the steps whose gradient passes back through it."""
+
+    backward_calls = 0
+
+    @staticmethod
+    def forward(ctx, h: Tensor) -> Tensor:
+        output = torch.tanh(h)
+        ctx.save_for_backward(output)
+        return output
+
+    @staticmethod
+    def backward(ctx, gradient: Tensor) -> Tensor:
+        CountedReadout.backward_calls += 1
+        (output,) = ctx.saved_tensors
+        return gradient * (1 - output**2)
+
+
+class ReadoutUnit(nn.Module):
+    """h_t = tanh(W x_t + U h_{t-1}), and an output tanh(h_t) that no later step reads: its state is h alone."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.input, self.recurrent = nn.Linear(size, size), nn.Linear(size, size, bias=False)
+        self.size = size
+
+    def forward(self, x: Tensor, state: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        h = x.new_zeros(x.shape[0], self.size) if state is None else state
+        outputs = []
+        for step in range(x.shape[1]):
+            h = torch.tanh(self.input(x[:, step]) + self.recurrent(h))
+            outputs.append(CountedReadout.apply(h))
+        return torch.stack(outputs, dim=1), h
+
+
 PLUG_INS = (
     Unit("test-leaky-stack", "Leaky stack", "Two leaky tanh layers.", lambda hidden, layers, depth: LeakyStack(hidden)),
     Unit("test-memory", "Memory unit", "A leaky memory behind a tanh.", lambda hidden, layers, depth: MemoryUnit(hidden)),
+    Unit("test-readout", "Readout unit", "A tanh layer read out through a tanh.", lambda hidden, layers, depth: ReadoutUnit(hidden)),
 )
 
 
@@ -212,6 +248,19 @@ def test_a_plug_in_without_layers_is_one_layer_whose_state_counts_beside_its_out
             torch.as_tensor(sum(g.square().sum() for g in (next(gradients), next(gradients)) if g is not None)).sqrt() for _ in handed
         ])
         torch.testing.assert_close(norms.layers[0, row, : position + 1], expected, rtol=1e-4, atol=1e-7)
+
+
+def test_the_backward_pass_reads_a_units_output_only_where_a_row_ends(plug_ins: None) -> None:
+    net = plug_in_net("test-readout")
+    with torch.inference_mode():
+        CountedReadout.backward_calls = 0
+        single = unrolled_gradient_norms(net, CHARS, [40], first_guess(net))
+        assert CountedReadout.backward_calls == 1  # not once per step: the outputs before 40 reach no word score
+        CountedReadout.backward_calls = 0
+        unrolled_gradient_norms(net, CHARS, POSITIONS, first_guess(net))
+        assert CountedReadout.backward_calls == len(set(POSITIONS))
+    # The state's norms are still there: h at each step reaches the score at 40 through the steps after it.
+    assert (single.layers[0, 0, :41] > 0).all() and (single.layers[0, 0, 41:] == 0).all()
 
 
 def test_layers_that_do_not_compose_to_the_unit_are_not_taken_for_its_layers(plug_ins: None) -> None:
