@@ -1023,6 +1023,24 @@ def connectivity_rows(
     )
 
 
+
+def autograd_rows(net: AutocompleteNet, chars: Tensor, positions: list[int], word_ids: list[int], method: Method = "gradient") -> Tensor:
+    """The rows [len(positions), T] of `gradient` or `gradient_x_input` computed the plain way, to check a sweep against:
+    the whole text through the unit once per row and one autograd backward pass from that row's word score."""
+    if method not in ("gradient", "gradient_x_input"):
+        raise ValueError(f"autograd_rows computes 'gradient' and 'gradient_x_input', not {method!r}")
+    embeddings = net.embedding(chars[None]).detach()
+    rows = []
+    for position, word_id in zip(positions, word_ids):
+        inputs = embeddings.clone().requires_grad_()
+        logit = net.logits(net.rnn(inputs)[0])[0, position, word_id]
+        gradient = torch.autograd.grad(logit, inputs)[0][0]
+        if method == "gradient":  # the squared norm over the one-hot inputs: the gradient through each row of the embedding
+            rows.append((gradient @ net.embedding.weight.t()).square().sum(dim=-1))
+        else:
+            rows.append((gradient * embeddings[0]).sum(dim=-1).abs())
+    return torch.stack(rows).detach()
+
 def _node_rows(net: AutocompleteNet, recording: Recording, positions: list[int], word_ids: list[int], method: Method, width: int | None) -> Tensor:
     """Rows [len(positions), width, batch] in request order, one entry per recorded batch element (path node)."""
     _check_method(method)

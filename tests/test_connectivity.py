@@ -5,7 +5,7 @@ import torch
 
 from models import connectivity
 from models.checkpoint import load_checkpoint
-from models.connectivity import METHODS, connectivity_rows, record, record_continuing
+from models.connectivity import METHODS, autograd_rows, connectivity_rows, record, record_continuing
 from models.net import AutocompleteNet, ModelConfig
 from models.text import SPACE, encode, normalise
 
@@ -14,28 +14,22 @@ IG_STEPS = 32
 
 
 def reference_rows(net: AutocompleteNet, chars: torch.Tensor, positions: list[int], word_ids: list[int], method: str) -> torch.Tensor:
-    """The definitions of the issue, computed the slow and obvious way."""
+    """The definitions of the issue, computed the slow and obvious way: plain autograd per row (`autograd_rows`) for the
+    gradient methods, and integrated gradients as the midpoint sum over the path from the spaces baseline."""
+    if method != "integrated_gradients":
+        return autograd_rows(net, chars, positions, word_ids, method)
     embeddings = net.embedding(chars[None]).detach()
     # Integrated gradients' baseline: the text with every letter replaced by a space.
     baseline = net.embedding(torch.full_like(chars, SPACE)[None]).detach()
     rows = []
     for position, word_id in zip(positions, word_ids):
-        if method == "integrated_gradients":
-            total = torch.zeros_like(embeddings)
-            for step in range(IG_STEPS):
-                scaled = (baseline + (step + 0.5) / IG_STEPS * (embeddings - baseline)).requires_grad_()
-                logit = net.output(net.rnn(scaled)[0])[0, position, word_id]
-                total += torch.autograd.grad(logit, scaled)[0]
-            rows.append((total / IG_STEPS * (embeddings - baseline))[0].sum(dim=-1))
-            continue
-        inputs = embeddings.clone().requires_grad_()
-        logit = net.output(net.rnn(inputs)[0])[0, position, word_id]
-        gradient = torch.autograd.grad(logit, inputs)[0][0]
-        if method == "gradient":
-            rows.append((gradient @ net.embedding.weight.t()).square().sum(dim=-1))
-        else:
-            rows.append((gradient * embeddings[0]).sum(dim=-1).abs())
-    return torch.stack(rows)
+        total = torch.zeros_like(embeddings)
+        for step in range(IG_STEPS):
+            scaled = (baseline + (step + 0.5) / IG_STEPS * (embeddings - baseline)).requires_grad_()
+            logit = net.output(net.rnn(scaled)[0])[0, position, word_id]
+            total += torch.autograd.grad(logit, scaled)[0]
+        rows.append((total / IG_STEPS * (embeddings - baseline))[0].sum(dim=-1))
+    return torch.stack(rows).detach()
 
 
 def assert_relative_close(actual: torch.Tensor, expected: torch.Tensor, tolerance: float = 1e-4) -> None:
@@ -159,3 +153,8 @@ def test_composite_matrix_equals_the_gate_adjoints_product(gate_sources: tuple[i
     composite = connectivity._composite(factors, weight, gate_sources)
     assert composite.shape == (1, sources_count * size, width)
     torch.testing.assert_close(sources @ composite[0], gates @ weight)
+
+
+def test_the_plain_autograd_reference_refuses_integrated_gradients(tiny_net: AutocompleteNet) -> None:
+    with pytest.raises(ValueError, match="not 'integrated_gradients'"):
+        autograd_rows(tiny_net, torch.tensor(encode(TEXT)), [3], [2], "integrated_gradients")

@@ -23,6 +23,7 @@ from torch import Tensor, nn
 from app.main import create_app
 from app.settings import PROJECT_ROOT, Settings
 from models.checkpoint import CheckpointError, load_checkpoint
+from models.connectivity import autograd_rows
 from models.net import BUNDLED, AutocompleteNet
 from models.text import encode, normalise
 from models.units import Unit, get_unit, installed_units, register_unit, unit_names, unregister_unit
@@ -143,18 +144,6 @@ def test_training_learns_and_export_writes_the_units_entry(exported: Path) -> No
     assert isinstance(net.rnn, LeakyTanh) and net.config.hidden_size == HIDDEN
 
 
-def reference_rows(net: AutocompleteNet, chars: Tensor, positions: list[int], word_ids: list[int]) -> Tensor:
-    """The paper's gradient² connectivity, one backward pass per row."""
-    embeddings = net.embedding(chars[None]).detach()
-    rows = []
-    for position, word_id in zip(positions, word_ids):
-        inputs = embeddings.clone().requires_grad_()
-        logit = net.logits(net.rnn(inputs)[0])[0, position, word_id]
-        gradient = torch.autograd.grad(logit, inputs)[0][0]
-        rows.append((gradient @ net.embedding.weight.t()).square().sum(dim=-1))
-    return torch.stack(rows)
-
-
 def test_the_server_serves_a_registered_unit(exported: Path) -> None:
     with TestClient(create_app(Settings(checkpoint_dir=exported / "checkpoints"))) as client:
         (model,) = client.get("/api/models").json()
@@ -176,7 +165,7 @@ def test_the_server_serves_a_registered_unit(exported: Path) -> None:
         assert answer.status_code == 200
         net = load_checkpoint(exported / "checkpoints" / "leaky.safetensors")
         word_id = net_vocabulary_id(exported, "mat")
-        expected = reference_rows(net, torch.tensor(encode(text)), positions, [word_id] * len(positions))
+        expected = autograd_rows(net, torch.tensor(encode(text)), positions, [word_id] * len(positions))
         for row, reference in zip(answer.json()["rows"], expected):
             values = torch.tensor(row["connectivity"])
             assert row["word"] == "mat" and len(values) == row["position"] + 1

@@ -15,7 +15,7 @@ import torch
 from mlstm import CHUNK, MLSTM, UNIT, mlstm_parallel
 from torch import Tensor
 
-from models.connectivity import connectivity_rows, record
+from models.connectivity import autograd_rows, connectivity_rows, record
 from models.net import BUNDLED, AutocompleteNet, ModelConfig, cpu_bf16_supported
 from models.units import installed_units
 from training.dataset import prepare_dataset
@@ -175,21 +175,6 @@ def test_bf16_autocast_trains_finite_and_close_to_float32(gate_scale: float) -> 
     assert (low_precision.float() - outputs).abs().mean() < 0.02 * outputs.abs().mean()
 
 
-def row_by_row(net: AutocompleteNet, chars: Tensor, positions: list[int], word_ids: list[int], method: str) -> Tensor:
-    """Connectivity with one plain autograd backward pass per row, the whole text at once (the parallel form)."""
-    rows = []
-    embeddings = net.embedding(chars[None]).detach()
-    for position, word_id in zip(positions, word_ids):
-        inputs = embeddings.clone().requires_grad_()
-        logit = net.logits(net.rnn(inputs)[0])[0, position, word_id]
-        gradient = torch.autograd.grad(logit, inputs)[0][0]
-        if method == "gradient":
-            rows.append((gradient @ net.embedding.weight.t()).square().sum(dim=-1))
-        else:
-            rows.append((gradient * embeddings[0]).sum(dim=-1).abs())
-    return torch.stack(rows).detach()
-
-
 @pytest.mark.parametrize("method", ["gradient", "gradient_x_input"])
 def test_connectivity_equals_row_by_row_autograd(method: str) -> None:
     torch.manual_seed(1)
@@ -201,7 +186,7 @@ def test_connectivity_equals_row_by_row_autograd(method: str) -> None:
     positions = [74, 0, 31, 32, 43, 60, 61, 10]
     word_ids = [3, 5, 7, 3, 9, 11, 2, 4]
     rows = connectivity_rows(net, record(net, chars, method), positions, word_ids, method).values
-    expected = row_by_row(net, chars, positions, word_ids, method)
+    expected = autograd_rows(net, chars, positions, word_ids, method)
     torch.testing.assert_close(rows, expected, rtol=1e-4, atol=1e-4 * float(expected.abs().max()))
 
 

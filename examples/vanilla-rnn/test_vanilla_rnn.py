@@ -10,7 +10,7 @@ import torch
 from torch import Tensor, nn
 from vanilla_rnn import UNIT, build
 
-from models.connectivity import connectivity_rows, record
+from models.connectivity import autograd_rows, connectivity_rows, record
 from models.net import BUNDLED, AutocompleteNet, ModelConfig
 from models.units import installed_units
 
@@ -94,17 +94,6 @@ def test_the_gradient_from_far_back_shrinks_geometrically() -> None:
     assert (norms <= bound * (1 + 1e-5)).all() and norms[-1] > 0
 
 
-def row_by_row(net: AutocompleteNet, chars: Tensor, positions: list[int], word_ids: list[int]) -> Tensor:
-    """The paper's gradient² connectivity, one plain autograd backward pass per row."""
-    rows = []
-    for position, word_id in zip(positions, word_ids):
-        inputs = net.embedding(chars[None]).detach().requires_grad_()
-        logit = net.logits(net.rnn(inputs)[0])[0, position, word_id]
-        gradient = torch.autograd.grad(logit, inputs)[0][0]
-        rows.append((gradient @ net.embedding.weight.t()).square().sum(dim=-1))
-    return torch.stack(rows).detach()
-
-
 def test_connectivity_equals_row_by_row_autograd() -> None:
     torch.manual_seed(1)
     net = AutocompleteNet(ModelConfig(unit="rnn", hidden_size=WIDTH, num_layers=2, num_words=30)).eval()
@@ -112,5 +101,5 @@ def test_connectivity_equals_row_by_row_autograd() -> None:
     positions = [74, 0, 31, 32, 43, 60, 61, 10]
     word_ids = [3, 5, 7, 3, 9, 11, 2, 4]
     rows = connectivity_rows(net, record(net, chars, "gradient"), positions, word_ids, "gradient").values
-    expected = row_by_row(net, chars, positions, word_ids)
+    expected = autograd_rows(net, chars, positions, word_ids)
     torch.testing.assert_close(rows, expected, rtol=1e-4, atol=1e-4 * float(expected.abs().max()))
