@@ -37,7 +37,8 @@ costs one product with the recurrent weights over all active rows. With few
 rows a block is a plain loop of a few tensor operations a step into buffers
 made once a block, every row at every step (a row that has not joined yet
 stays zero): per-operation overhead, not arithmetic, is what a single row's
-step costs. A gated unit's gate adjoints are a few vectors (the output's and
+step costs, and the loop is compiled by TorchScript so that it runs without
+Python's interpreter lock, beside another unit's sweep in another thread. A gated unit's gate adjoints are a few vectors (the output's and
 the cells' adjoints) times those factors, so with many rows each step first
 folds its factors into the weights, once, and the rows multiply by that: a
 GRU step then costs a third of the products, an LSTM step half (`_composite`). No autograd
@@ -64,7 +65,7 @@ from torch.func import functional_call, vjp, vmap
 
 from models.net import AutocompleteNet, State
 from models.text import SPACE
-from models.units import NestedLSTM, NestedLSTMLayer, nested_lstm_step
+from models.units import NestedLSTM, NestedLSTMLayer, nested_lstm_states, scripted
 
 Method = Literal["gradient", "gradient_x_input", "integrated_gradients"]
 METHODS: tuple[str, ...] = get_args(Method)
@@ -235,26 +236,22 @@ class _PlainInputs:
         return _plain_dots(adjoints, columns)
 
 
-def _source_runs(gate_sources: tuple[int, ...]) -> list[tuple[int, slice]]:
-    """The gates in runs of neighbours that take the same source: (the source, their slice)."""
-    runs: list[tuple[int, slice]] = []
+def _source_runs(gate_sources: tuple[int, ...]) -> list[tuple[int, int, int]]:
+    """The gates in runs of neighbours that take the same source: (the source, the run's first gate, the gate after it)."""
+    runs: list[tuple[int, int, int]] = []
     first = 0
     for gate in range(1, len(gate_sources) + 1):
         if gate == len(gate_sources) or gate_sources[gate] != gate_sources[first]:
-            runs.append((gate_sources[first], slice(first, gate)))
+            runs.append((gate_sources[first], first, gate))
             first = gate
     return runs
 
 
-def _run_factors(factors: Tensor, runs: list[tuple[int, slice]]) -> tuple[tuple[Tensor, ...], ...]:
-    """Per step, the factors [T, B, gates, H] of each run of gates: ([B, run length, H], ...)."""
-    return tuple(zip(*(factors[:, :, gates].unbind(0) for _, gates in runs)))
-
-
-def _gate_adjoints(sources: tuple[Tensor, ...], runs: list[tuple[int, slice]], factors: tuple[Tensor, ...], outs: list[Tensor]) -> None:
-    """One step's gate adjoints, run by run: each run's source [rows, batch, 1, H] times its factors, into its slice of the gates."""
-    for (source, _), run_factors, out in zip(runs, factors, outs):
-        torch.mul(sources[source], run_factors, out=out)
+def _gate_adjoints(sources: list[Tensor], runs: list[tuple[int, int, int]], factors: Tensor, out: Tensor) -> None:
+    """One step's gate adjoints into `out` [rows, batch, gates, H], run by run: the run's source [rows, batch, 1, H]
+    times its gates' factors, of `factors` [batch, gates, H]."""
+    for source, first, end in runs:
+        torch.mul(sources[source], factors[:, first:end], out=out[:, :, first:end])
 
 
 class _SteppedLayer:
@@ -342,10 +339,108 @@ class _SteppedLayer:
         return torch.einsum("srbw,sbw->srb", adjoints, folded.view(steps, batch, -1))
 
 
-def _steps_back(start: int, output_adjoints: Tensor) -> Iterator[tuple[int, int, Tensor]]:
-    """(step, its index in the block, its output adjoints [rows, batch, 1, H]) from the block's last step back to `start`."""
-    for index, adjoint in reversed(list(enumerate(output_adjoints.unsqueeze(-2).unbind(0)))):
-        yield start + index, index, adjoint
+# The plain blocks' loops, one per unit, are scripted (models.units.scripted): a single row's sweep is a few
+# small ops a step, and two server threads sweeping two units side by side would otherwise take turns at every op.
+# Each takes the block's output adjoints [steps, rows, batch, H], its steps' factors, and the state adjoints
+# carried into the step after the block, [rows, batch, H], which it leaves as those carried into its first step.
+
+
+@scripted
+def _gru_steps_back(output_adjoints: Tensor, hidden_factors: list[Tensor], carry_factors: list[Tensor], weight_hh: Tensor, carry: Tensor) -> None:
+    """The output adjoints become, in place, each step's hidden adjoint."""
+    rows, batch, size = carry.shape
+    carried, carried_flat = carry.unsqueeze(-2), carry.view(rows * batch, size)
+    scaled = output_adjoints.new_empty(rows, batch, 3, size)  # the hidden adjoint times each gate's recurrent factor
+    scaled_flat = scaled.view(rows * batch, 3 * size)
+    for index in range(output_adjoints.shape[0] - 1, -1, -1):
+        hidden = output_adjoints[index].unsqueeze(-2)
+        hidden.add_(carried)
+        torch.mul(hidden, hidden_factors[index], out=scaled)
+        torch.mm(scaled_flat, weight_hh, out=carried_flat)
+        carried.addcmul_(hidden, carry_factors[index])
+
+
+@scripted
+def _rnn_steps_back(output_adjoints: Tensor, slopes: list[Tensor], weight_hh: Tensor, carry: Tensor) -> None:
+    """The output adjoints become, in place, each step's pre-activation adjoint."""
+    rows, batch, size = carry.shape
+    carried, carried_flat = carry.unsqueeze(-2), carry.view(rows * batch, size)
+    for index in range(output_adjoints.shape[0] - 1, -1, -1):
+        pre_activation = output_adjoints[index].unsqueeze(-2)
+        pre_activation.add_(carried).mul_(slopes[index])
+        torch.mm(pre_activation.view(rows * batch, size), weight_hh, out=carried_flat)
+
+
+@scripted
+def _lstm_steps_back(
+    output_adjoints: Tensor,
+    gate_factors: list[Tensor],
+    cell_factors: list[Tensor],
+    forget: list[Tensor],
+    runs: list[tuple[int, int, int]],
+    weight_hh: Tensor,
+    carry_hidden: Tensor,
+    carry_cell: Tensor,
+) -> Tensor:
+    """Each step writes its gate adjoints into the block's [steps, rows, batch, 4H], which it returns; the recurrent product reads them."""
+    rows, batch, size = carry_hidden.shape
+    steps = output_adjoints.shape[0]
+    carried_hidden, carried_cell = carry_hidden.unsqueeze(-2), carry_cell.unsqueeze(-2)
+    hidden_flat = carry_hidden.view(rows * batch, size)
+    gates = output_adjoints.new_empty(steps, rows, batch, 4, size)
+    cell = output_adjoints.new_empty(rows, batch, 1, size)
+    for index in range(steps - 1, -1, -1):
+        hidden = output_adjoints[index].unsqueeze(-2)
+        hidden.add_(carried_hidden)
+        torch.addcmul(carried_cell, hidden, cell_factors[index], out=cell)
+        torch.mul(cell, forget[index], out=carried_cell)
+        _gate_adjoints([cell, hidden], runs, gate_factors[index], gates[index])
+        torch.mm(gates[index].view(rows * batch, 4 * size), weight_hh, out=hidden_flat)
+    return gates.flatten(-2)
+
+
+@scripted
+def _nested_lstm_steps_back(
+    output_adjoints: Tensor,
+    gate_factors: list[list[Tensor]],
+    cell_factors: list[list[Tensor]],
+    retain_factors: list[list[Tensor]],
+    level_runs: list[list[tuple[int, int, int]]],
+    level_weights: list[Tensor],
+    carry: list[Tensor],
+) -> Tensor:
+    """`_NestedLSTMLayer.folded_step`'s levels into buffers made once a block (per level, outermost first: the steps'
+    factors, the gates' runs, the weight; `carry` holds h's adjoint, then each level's cell's): returns the outermost
+    level's gate adjoints [steps, rows, batch, 4H]."""
+    rows, batch, size = carry[0].shape
+    depth, steps = len(level_weights), output_adjoints.shape[0]
+    carried = [part.unsqueeze(-2) for part in carry]
+    hidden_flat = carry[0].view(rows * batch, size)
+    outer_gates = output_adjoints.new_empty(steps, rows, batch, 4, size)
+    # An inner level's buffers, one step at a time: its gate adjoints, their product with its weight, its cell's adjoint.
+    inner_gates = output_adjoints.new_empty(depth, rows, batch, 4, size)
+    products = output_adjoints.new_empty(depth, rows, batch, 1, 2 * size)
+    cells = output_adjoints.new_empty(depth, rows, batch, 1, size)
+    for index in range(steps - 1, -1, -1):
+        hidden = output_adjoints[index].unsqueeze(-2)
+        hidden.add_(carried[0])
+        # Each level's output adjoint is the adjoint of the cell of the level above it.
+        level_outputs, adjoint = [hidden], hidden
+        for d in range(depth):
+            adjoint = torch.addcmul(carried[1 + d], adjoint, cell_factors[d][index], out=cells[d])
+            level_outputs.append(adjoint)
+        inner_input = inner_hidden = adjoint
+        for d in range(depth - 1, -1, -1):
+            torch.mul(inner_hidden, retain_factors[d][index], out=carried[1 + d])
+            sources = [inner_input, level_outputs[d]] if d == depth - 1 else [inner_input, inner_hidden, level_outputs[d]]
+            gates = outer_gates[index] if d == 0 else inner_gates[d]
+            _gate_adjoints(sources, level_runs[d], gate_factors[d][index], gates)
+            if d > 0:
+                torch.mm(gates.view(rows * batch, 4 * size), level_weights[d], out=products[d].view(rows * batch, 2 * size))
+                inner_input, inner_hidden = products[d][..., :size], products[d][..., size:]
+            else:
+                torch.mm(gates.view(rows * batch, 4 * size), level_weights[0], out=hidden_flat)
+    return outer_gates.flatten(-2)
 
 
 class _GRULayer(_SteppedLayer):
@@ -390,15 +485,7 @@ class _GRULayer(_SteppedLayer):
 
     def plain_block(self, start: int, end: int, output_adjoints: Tensor, carry: list[Tensor]) -> Tensor:
         """The output adjoints become, in place, each step's hidden adjoint; the gate adjoints follow for the whole block at once."""
-        rows, batch, size = carry[0].shape
-        carried, carried_flat = carry[0].unsqueeze(-2), carry[0].view(rows * batch, size)
-        scaled = output_adjoints.new_empty(rows, batch, 3, size)  # the hidden adjoint times each gate's recurrent factor
-        scaled_flat = scaled.view(rows * batch, 3 * size)
-        for step, _, hidden in _steps_back(start, output_adjoints):
-            hidden.add_(carried)
-            torch.mul(hidden, self.hidden_factors[step], out=scaled)
-            torch.mm(scaled_flat, self.weight_hh, out=carried_flat)
-            carried.addcmul_(hidden, self.carry_factor[step])
+        _gru_steps_back(output_adjoints, list(self.hidden_factors[start:end]), list(self.carry_factor[start:end]), self.weight_hh, carry[0])
         factors = torch.stack(self.input_factors[start:end])  # [steps, B, gates, H]
         return (output_adjoints.unsqueeze(-2) * factors.unsqueeze(1)).flatten(-2)
 
@@ -426,12 +513,7 @@ class _RNNLayer(_PlainInputs, _SteppedLayer):
 
     def plain_block(self, start: int, end: int, output_adjoints: Tensor, carry: list[Tensor]) -> Tensor:
         """The output adjoints become, in place, each step's pre-activation adjoint: the gate adjoints."""
-        rows, batch, size = carry[0].shape
-        carried, carried_flat = carry[0].unsqueeze(-2), carry[0].view(rows * batch, size)
-        flat = output_adjoints.view(end - start, rows * batch, size).unbind(0)
-        for step, index, pre_activation in _steps_back(start, output_adjoints):
-            pre_activation.add_(carried).mul_(self.slopes[step])
-            torch.mm(flat[index], self.weight_hh, out=carried_flat)
+        _rnn_steps_back(output_adjoints, list(self.slopes[start:end]), self.weight_hh, carry[0])
         return output_adjoints
 
 
@@ -453,12 +535,22 @@ def _folded_gate_step(sources: list[Tensor], factors: Tensor, weight: Tensor, ga
     return joined
 
 
+@scripted
+def _lstm_cells(cell_inputs: Tensor, forget_gate: Tensor, first_cell: Tensor) -> list[Tensor]:
+    """An LSTM's cells [B, H] from `first_cell` on, one after each step: c = f * c + i * g, with `forget_gate` f
+    and `cell_inputs` i * g [B, T, H]."""
+    cells = [first_cell]
+    for step in range(cell_inputs.shape[1]):
+        cells.append(torch.addcmul(cell_inputs[:, step], forget_gate[:, step], cells[-1]))
+    return cells
+
+
 class _LSTMLayer(_SteppedLayer):
     """One recorded LSTM layer (PyTorch's gate order i, f, g, o); its sources are the cell's and the output's adjoints."""
 
     input_sources = LSTM_SOURCES
     runs = _source_runs(LSTM_SOURCES)
-    per_step_fields = ("input_factors", "run_factors", "cell_factor", "forget", "cells")
+    per_step_fields = ("input_factors", "cell_factor", "forget", "cells")
 
     def __init__(
         self,
@@ -478,9 +570,7 @@ class _LSTMLayer(_SteppedLayer):
         input_gate, forget_gate, output_gate = input_gate.sigmoid(), forget_gate.sigmoid(), output_gate.sigmoid()
         candidate = candidate.tanh()
         cell_inputs = input_gate * candidate
-        cells = [first_cell]
-        for step in range(outputs.shape[1]):
-            cells.append(torch.addcmul(cell_inputs[:, step], forget_gate[:, step], cells[-1]))
+        cells = _lstm_cells(cell_inputs, forget_gate, first_cell)
         all_cells = torch.stack(cells, dim=1)  # [B, T + 1, H]: the zero state, then each step's cell
         previous_cells, tanh_cells = all_cells[:, :-1], torch.tanh(all_cells[:, 1:])
         factors = [
@@ -491,7 +581,6 @@ class _LSTMLayer(_SteppedLayer):
         ]
         stacked = torch.stack(factors, dim=2).transpose(0, 1).contiguous()  # [T, B, gates, H]
         self.input_factors = stacked.unbind(0)
-        self.run_factors = _run_factors(stacked, self.runs)
         # [B, 1, H] per step, to meet adjoints laid out [rows, batch, 1, H].
         self.cell_factor = _per_step((output_gate * (1 - tanh_cells**2)).unsqueeze(2))
         self.forget = _per_step(forget_gate.unsqueeze(2))
@@ -511,22 +600,10 @@ class _LSTMLayer(_SteppedLayer):
         return _folded_gate_step([cell, hidden], self.input_factors[step], self.weight_hh, self.input_sources, carry[0][:active])
 
     def plain_block(self, start: int, end: int, output_adjoints: Tensor, carry: list[Tensor]) -> Tensor:
-        """Each step writes its gate adjoints into the block's, which its recurrent product reads."""
-        rows, batch, size = carry[0].shape
-        steps = end - start
-        carried_hidden, carried_cell = (part.unsqueeze(-2) for part in carry)
-        hidden_flat = carry[0].view(rows * batch, size)
-        gates = output_adjoints.new_empty(steps, rows, batch, 4, size)
-        run_gates = [gates[..., run, :].unbind(0) for _, run in self.runs]
-        flat_gates = gates.view(steps, rows * batch, 4 * size).unbind(0)
-        cell = output_adjoints.new_empty(rows, batch, 1, size)
-        for step, index, hidden in _steps_back(start, output_adjoints):
-            hidden.add_(carried_hidden)
-            torch.addcmul(carried_cell, hidden, self.cell_factor[step], out=cell)
-            torch.mul(cell, self.forget[step], out=carried_cell)
-            _gate_adjoints((cell, hidden), self.runs, self.run_factors[step], [gates_of_run[index] for gates_of_run in run_gates])
-            torch.mm(flat_gates[index], self.weight_hh, out=hidden_flat)
-        return gates.flatten(-2)
+        steps = slice(start, end)
+        return _lstm_steps_back(
+            output_adjoints, list(self.input_factors[steps]), list(self.cell_factor[steps]), list(self.forget[steps]), self.runs, self.weight_hh, *carry
+        )
 
 
 class _NestedLSTMLayer(_SteppedLayer):
@@ -536,33 +613,27 @@ class _NestedLSTMLayer(_SteppedLayer):
     adjoints and the output's (the innermost level's input and hidden adjoints are one).
     """
 
-    per_step_fields = ("gate_factors", "run_factors", "retain_factors", "cell_factors", "cells")
+    per_step_fields = ("gate_factors", "retain_factors", "cell_factors", "cells")
 
     def __init__(self, layer: NestedLSTMLayer, inputs: Tensor, initial: tuple[Tensor, Tensor] | None = None) -> None:
         outer, *inner = layer.levels
         self.input_weight = outer.weight[:, : outer.input_size]
         self.level_weights = [outer.weight[:, outer.input_size :]] + [level.weight for level in inner]
-        biases = [outer.bias] + [level.bias for level in inner]
+        biases: list[Tensor] = [outer.bias, *(level.bias for level in inner)]
         depth = len(self.level_weights)
-        batch, length = inputs.shape[:2]
+        batch = inputs.shape[0]
         input_gates = F.linear(inputs, self.input_weight, outer.bias).transpose(0, 1)  # [T, B, 4H]
         size = input_gates.shape[-1] // 4
         h, cells = (inputs.new_zeros(batch, size), inputs.new_zeros(depth, batch, size)) if initial is None else initial
-        hs, all_cells = [h], [cells]
-        for step in range(length):
-            h, cells = nested_lstm_step(input_gates[step], h, cells, self.level_weights, biases)
-            hs.append(h)
-            all_cells.append(cells)
         # Only the state is kept per step: every factor is then computed for all steps at once.
-        hidden_states, cell_states = torch.stack(hs), torch.stack(all_cells)  # [T + 1, B, H], [T + 1, depth, B, H]
+        hidden_states, cell_states = nested_lstm_states(input_gates, h, cells, self.level_weights, biases)  # [T + 1, B, H], [T + 1, depth, B, H]
         previous_cells, new_cells = cell_states[:-1], cell_states[1:]
         self.outputs = hidden_states[1:].transpose(0, 1)
-        self.cells = tuple(all_cells[1:])
+        self.cells = new_cells.unbind(0)
         self.level_sources = [NESTED_SOURCES] * (depth - 1) + [LSTM_SOURCES]
         self.level_runs = [_source_runs(sources) for sources in self.level_sources]
         self.input_sources = self.level_sources[0]
         self.gate_factors: list[tuple[Tensor, ...]] = []
-        self.run_factors: list[tuple[tuple[Tensor, ...], ...]] = []
         self.cell_factors, self.retain_factors = [], []
         gates = input_gates + hidden_states[:-1] @ self.level_weights[0].t()
         for d in range(depth):
@@ -574,7 +645,6 @@ class _NestedLSTMLayer(_SteppedLayer):
             # Gates i, j, f, o: one factor each, applied to the cell input's, the retained cell's and the output's adjoint.
             stacked = torch.stack([squashed * i * (1 - i), i * squash_slope, previous_cells[:, d] * f * (1 - f), tanh_cell * o * (1 - o)], dim=2)
             self.gate_factors.append(stacked.unbind(0))
-            self.run_factors.append(_run_factors(stacked, self.level_runs[d]))
             # [B, 1, H] per step, to meet adjoints laid out [rows, batch, 1, H].
             self.retain_factors.append(f.unsqueeze(2).unbind(0))
             self.cell_factors.append((o * (1 - tanh_cell**2)).unsqueeze(2).unbind(0))
@@ -614,39 +684,11 @@ class _NestedLSTMLayer(_SteppedLayer):
         return _folded_gate_step(sources, self.gate_factors[0][step], self.level_weights[0], self.level_sources[0], carry[0][:active])
 
     def plain_block(self, start: int, end: int, output_adjoints: Tensor, carry: list[Tensor]) -> Tensor:
-        """`folded_step`'s levels into buffers made once a block; the outermost level's gate adjoints are the block's."""
-        rows, batch, size = carry[0].shape
-        depth, steps = len(self.level_weights), end - start
-        carried = [part.unsqueeze(-2) for part in carry]
-        hidden_flat = carry[0].view(rows * batch, size)
-        outer_gates = output_adjoints.new_empty(steps, rows, batch, 4, size)
-        outer_runs = [outer_gates[..., run, :].unbind(0) for _, run in self.level_runs[0]]
-        outer_flat = outer_gates.view(steps, rows * batch, 4 * size).unbind(0)
-        # An inner level's buffers, one step at a time: its gate adjoints, their product with its weight, its cell's adjoint.
-        inner_gates = output_adjoints.new_empty(depth, rows, batch, 4, size)
-        inner_runs = [[inner_gates[d][..., run, :] for _, run in self.level_runs[d]] for d in range(depth)]
-        products = output_adjoints.new_empty(depth, rows, batch, 1, 2 * size)
-        product_halves = [products[d].chunk(2, dim=-1) for d in range(depth)]
-        cells = output_adjoints.new_empty(depth, rows, batch, 1, size)
-        for step, index, hidden in _steps_back(start, output_adjoints):
-            hidden.add_(carried[0])
-            # Each level's output adjoint is the adjoint of the cell of the level above it.
-            level_outputs, adjoint = [hidden], hidden
-            for d in range(depth):
-                adjoint = torch.addcmul(carried[1 + d], adjoint, self.cell_factors[d][step], out=cells[d])
-                level_outputs.append(adjoint)
-            inner_input = inner_hidden = adjoint
-            for d in reversed(range(depth)):
-                torch.mul(inner_hidden, self.retain_factors[d][step], out=carried[1 + d])
-                sources = (inner_input, level_outputs[d]) if d == depth - 1 else (inner_input, inner_hidden, level_outputs[d])
-                outs = [gates_of_run[index] for gates_of_run in outer_runs] if d == 0 else inner_runs[d]
-                _gate_adjoints(sources, self.level_runs[d], self.run_factors[d][step], outs)
-                if d > 0:
-                    torch.mm(inner_gates[d].view(rows * batch, -1), self.level_weights[d], out=products[d].view(rows * batch, -1))
-                    inner_input, inner_hidden = product_halves[d]
-                else:
-                    torch.mm(outer_flat[index], self.level_weights[0], out=hidden_flat)
-        return outer_gates.flatten(-2)
+        steps = slice(start, end)
+        gate_factors, cell_factors, retain_factors = (
+            [list(level[steps]) for level in factors] for factors in (self.gate_factors, self.cell_factors, self.retain_factors)
+        )
+        return _nested_lstm_steps_back(output_adjoints, gate_factors, cell_factors, retain_factors, self.level_runs, self.level_weights, carry)
 
 
 def _state_tensors(state: State) -> tuple[Tensor, ...]:

@@ -158,3 +158,25 @@ def test_composite_matrix_equals_the_gate_adjoints_product(gate_sources: tuple[i
 def test_the_plain_autograd_reference_refuses_integrated_gradients(tiny_net: AutocompleteNet) -> None:
     with pytest.raises(ValueError, match="not 'integrated_gradients'"):
         autograd_rows(tiny_net, torch.tensor(encode(TEXT)), [3], [2], "integrated_gradients")
+
+
+# The loops the hand-written sweeps run compiled by TorchScript (models.units.scripted).
+SCRIPTED_LOOPS = ("_gru_steps_back", "_rnn_steps_back", "_lstm_steps_back", "_nested_lstm_steps_back", "_lstm_cells", "nested_lstm_states")
+
+
+@pytest.mark.parametrize("unit", ["gru", "lstm", "nlstm", "rnn"])
+def test_scripted_loops_compute_what_they_do_as_python(unit: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Compiled or run as Python (as with PYTORCH_JIT=0), the loops give the same rows bit for bit, for every method:
+    a single row's plain blocks, and integrated gradients' batch of path nodes."""
+    torch.manual_seed(2)
+    net = AutocompleteNet(ModelConfig(unit=unit, hidden_size=8, num_layers=2, depth=2 if unit == "nlstm" else 1, num_words=20)).eval()
+    chars = torch.tensor(encode(TEXT))
+
+    def rows() -> list[torch.Tensor]:
+        return [connectivity_rows(net, record(net, chars, method, 4), [len(TEXT) - 1, 9], [2, 19], method).values for method in METHODS]
+
+    compiled = rows()
+    for name in SCRIPTED_LOOPS:
+        monkeypatch.setattr(connectivity, name, getattr(connectivity, name).__wrapped__)
+    for scripted_rows, python_rows in zip(compiled, rows(), strict=True):
+        assert torch.equal(scripted_rows, python_rows)

@@ -1,9 +1,11 @@
+import warnings
+
 import pytest
 import torch
 
 from models.loss import word_loss
 from models.net import AutocompleteNet, ModelConfig
-from models.units import NestedLSTM, make_unit
+from models.units import NestedLSTM, make_unit, nested_lstm_states, scripted
 
 
 def masked_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -76,6 +78,47 @@ def test_compiled_step_equals_eager():
     model.recurrence = "compiled"
     compiled, _ = model(x)
     torch.testing.assert_close(compiled, eager, atol=1e-6, rtol=1e-5)
+
+
+
+def test_scripted_states_equal_the_modules_steps():
+    """`nested_lstm_states`, the recordings' loop compiled by TorchScript, gives the module's outputs and final state
+    bit for bit, quietly: TorchScript's deprecation warning stays inside `scripted`."""
+    torch.manual_seed(3)
+    model = NestedLSTM(8, 16, depth=3).eval()
+    x = torch.randn(2, 7, 8)
+    layer = model.layers[0]
+    outer, *inner = layer.levels
+    weights = [outer.weight[:, 8:], *(level.weight for level in inner)]
+    biases = [outer.bias, *(level.bias for level in inner)]
+    state = (torch.randn(2, 16), torch.randn(3, 2, 16))
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("error")
+        input_gates = torch.nn.functional.linear(x, outer.weight[:, :8], outer.bias).transpose(0, 1)
+        hidden_states, cells = nested_lstm_states(input_gates, *state, weights, biases)
+        outputs, h, last_cells = layer(x, *state, model.recurrence)
+    assert hidden_states.shape == (8, 2, 16) and cells.shape == (8, 3, 2, 16)
+    assert torch.equal(hidden_states[0], state[0]) and torch.equal(cells[0], state[1])
+    assert torch.equal(hidden_states[1:].transpose(0, 1), outputs)
+    assert torch.equal(hidden_states[-1], h) and torch.equal(cells[-1], last_cells)
+
+
+def running_sums(x: torch.Tensor) -> list[torch.Tensor]:
+    sums = [x[0]]
+    for index in range(1, x.shape[0]):
+        sums.append(sums[-1] + x[index])
+    return sums
+
+
+def test_scripted_compiles_on_first_call_and_keeps_the_python():
+    compiled = scripted(running_sums)
+    assert compiled.__wrapped__ is running_sums
+    x = torch.arange(12.0).view(4, 3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert torch.equal(torch.stack(compiled(x)), torch.stack(running_sums(x)))
+    with pytest.raises(RuntimeError, match="Expected a value of type 'Tensor'"):
+        compiled([1.0, 2.0])  # a TorchScript function checks its argument types, as Python would not
 
 
 def test_lstm_forget_gate_starts_at_plus_one():
