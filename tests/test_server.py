@@ -1,5 +1,6 @@
 """The app under a real uvicorn server, start-up configuration and checkpoint safety."""
 
+import gc
 import json
 import os
 import shutil
@@ -31,6 +32,17 @@ def test_live_server_over_http(live_server: str) -> None:
         assert "default-src 'self'" in refused.headers["content-security-policy"]
         assert client.post("/api/autocomplete", content=b"a" * 100_000).status_code == 413
 
+
+
+def test_what_start_up_made_is_frozen_while_the_server_runs(tiny_checkpoint_dir: Path) -> None:
+    """Garbage collections skip the models (gc.freeze) while the app serves, and see them again once it has stopped."""
+    with TestClient(create_app(Settings(checkpoint_dir=tiny_checkpoint_dir))) as client:
+        registry = client.app.state.engine.registry
+        assert gc.get_freeze_count() > 0
+        assert not any(tracked is registry for tracked in gc.get_objects())
+        assert client.get("/api/models").status_code == 200
+    assert gc.get_freeze_count() == 0
+    assert any(tracked is registry for tracked in gc.get_objects())
 
 def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("RNN_CHECKPOINT_DIR", str(tmp_path))
