@@ -3,6 +3,7 @@ import warnings
 import pytest
 import torch
 
+from models import units
 from models.loss import word_loss
 from models.net import AutocompleteNet, ModelConfig
 from models.units import NestedLSTM, make_unit, nested_lstm_states, scripted
@@ -81,26 +82,30 @@ def test_compiled_step_equals_eager():
 
 
 
-def test_scripted_states_equal_the_modules_steps():
-    """`nested_lstm_states`, the recordings' loop compiled by TorchScript, gives the module's outputs and final state
-    bit for bit, quietly: TorchScript's deprecation warning stays inside `scripted`."""
+def test_scripted_states_equal_the_modules_steps(monkeypatch: pytest.MonkeyPatch):
+    """`nested_lstm_states`, the steps compiled by TorchScript, gives the eager module's outputs and final state bit
+    for bit, and the module runs it when it needs no gradients; quietly: TorchScript's warning stays in `scripted`."""
     torch.manual_seed(3)
-    model = NestedLSTM(8, 16, depth=3).eval()
+    model = NestedLSTM(8, 16, num_layers=2, depth=3).eval()
     x = torch.randn(2, 7, 8)
+    state = (torch.randn(2, 2, 16), torch.randn(2, 3, 2, 16))
+    eager_outputs, (eager_h, eager_cells) = model(x, state)  # with gradients: the eager step, the reference
     layer = model.layers[0]
     outer, *inner = layer.levels
     weights = [outer.weight[:, 8:], *(level.weight for level in inner)]
     biases = [outer.bias, *(level.bias for level in inner)]
-    state = (torch.randn(2, 16), torch.randn(3, 2, 16))
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("error")
         input_gates = torch.nn.functional.linear(x, outer.weight[:, :8], outer.bias).transpose(0, 1)
-        hidden_states, cells = nested_lstm_states(input_gates, *state, weights, biases)
-        outputs, h, last_cells = layer(x, *state, model.recurrence)
+        hidden_states, cells = nested_lstm_states(input_gates, state[0][0], state[1][0], weights, biases)
+        layers_run = []
+        monkeypatch.setattr(units, "nested_lstm_states", lambda *args: layers_run.append(args) or nested_lstm_states(*args))
+        outputs, (h, last_cells) = model(x, state)
+    assert len(layers_run) == 2
     assert hidden_states.shape == (8, 2, 16) and cells.shape == (8, 3, 2, 16)
-    assert torch.equal(hidden_states[0], state[0]) and torch.equal(cells[0], state[1])
-    assert torch.equal(hidden_states[1:].transpose(0, 1), outputs)
-    assert torch.equal(hidden_states[-1], h) and torch.equal(cells[-1], last_cells)
+    assert torch.equal(hidden_states[0], state[0][0]) and torch.equal(cells[0], state[1][0])
+    assert torch.equal(hidden_states[-1], eager_h[0]) and torch.equal(cells[-1], eager_cells[0])
+    assert torch.equal(outputs, eager_outputs) and torch.equal(h, eager_h) and torch.equal(last_cells, eager_cells)
 
 
 def running_sums(x: torch.Tensor) -> list[torch.Tensor]:
