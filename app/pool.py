@@ -62,9 +62,9 @@ class InferencePool:
     the shared threads.
 
     A job about several units can `spread` them over `spread_threads` threads
-    of their own: the units' sweeps are small tensor ops that release the
-    interpreter lock while they run, so on a quiet machine the other cores
-    take their share, and on a busy one the threads only wait their turn.
+    of their own: the hand-written units' loops run compiled, without the
+    interpreter lock (models.units.scripted), so on a quiet machine the other
+    cores take their share, and on a busy one the threads only wait their turn.
     """
 
     def __init__(self, workers: int, threads: int, max_queued: int, urgent_lane: bool = True, spread_threads: int = 1) -> None:

@@ -616,10 +616,9 @@ class _NestedLSTMLayer(_SteppedLayer):
     per_step_fields = ("gate_factors", "retain_factors", "cell_factors", "cells")
 
     def __init__(self, layer: NestedLSTMLayer, inputs: Tensor, initial: tuple[Tensor, Tensor] | None = None) -> None:
-        outer, *inner = layer.levels
+        outer = layer.levels[0]
         self.input_weight = outer.weight[:, : outer.input_size]
-        self.level_weights = [outer.weight[:, outer.input_size :]] + [level.weight for level in inner]
-        biases: list[Tensor] = [outer.bias, *(level.bias for level in inner)]
+        self.level_weights, biases = layer.step_parameters()
         depth = len(self.level_weights)
         batch = inputs.shape[0]
         input_gates = F.linear(inputs, self.input_weight, outer.bias).transpose(0, 1)  # [T, B, 4H]

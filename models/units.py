@@ -84,9 +84,9 @@ def scripted(function: Callable[P, R]) -> Callable[P, R]:
     A server thread computing one unit's answer beside another's (app.pool's `spread`) otherwise waits for
     the lock at every op: two threads each running a loop of 200 small matmuls took 1.5 times the loop's CPU
     time and finished no sooner than one after the other; scripted, they ran side by side, each in about
-    1.05 times its time alone. TorchScript is deprecated as a
-    way to export models, hence the warning left out here, but it is what PyTorch has for running a loop
-    written in Python without the lock, with no C++ compiler at run time (torch.compile needs one).
+    1.05 times its time alone. TorchScript is deprecated as a way to export models, hence the warning left
+    out here, but it is what PyTorch has for running a loop written in Python without the lock, with no C++
+    compiler at run time (torch.compile needs one).
     `function` must be in TorchScript's subset of Python; with PYTORCH_JIT=0 it runs as Python.
     """
 
@@ -227,11 +227,16 @@ class NestedLSTMLayer(nn.Module):
         """The depth levels, outermost first (a ModuleList only knows it holds Modules)."""
         return cast(list[NestedLSTMCell], list(self.cells))
 
-    def forward(self, x: Tensor, h: Tensor, cells: Tensor, recurrence: str) -> tuple[Tensor, Tensor, Tensor]:
+    def step_parameters(self) -> tuple[list[Tensor], list[Tensor]]:
+        """The weights and biases `nested_lstm_step` takes: the outermost level's hidden-to-gate block, then each
+        inner level's whole map; every level's bias (the outermost one's goes into the input gates too)."""
         outer, *inner = self.levels
+        return [outer.weight[:, outer.input_size :], *(level.weight for level in inner)], [level.bias for level in self.levels]
+
+    def forward(self, x: Tensor, h: Tensor, cells: Tensor, recurrence: str) -> tuple[Tensor, Tensor, Tensor]:
+        outer = self.levels[0]
         input_gates = F.linear(x, outer.weight[:, : outer.input_size], outer.bias)
-        weights: list[Tensor] = [outer.weight[:, outer.input_size :]] + [level.weight for level in inner]
-        biases: list[Tensor] = [outer.bias, *(level.bias for level in inner)]
+        weights, biases = self.step_parameters()
         # Only in training: the Function has no torch.func rules, which connectivity's vjp and vmap of an
         # eval-mode unit need; and under autocast the eager step's bf16 matmuls and float32 state stay as they are.
         training = self.training and torch.is_grad_enabled()

@@ -91,9 +91,8 @@ def test_scripted_states_equal_the_modules_steps(monkeypatch: pytest.MonkeyPatch
     state = (torch.randn(2, 2, 16), torch.randn(2, 3, 2, 16))
     eager_outputs, (eager_h, eager_cells) = model(x, state)  # with gradients: the eager step, the reference
     layer = model.layers[0]
-    outer, *inner = layer.levels
-    weights = [outer.weight[:, 8:], *(level.weight for level in inner)]
-    biases = [outer.bias, *(level.bias for level in inner)]
+    outer = layer.levels[0]
+    weights, biases = layer.step_parameters()
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("error")
         input_gates = torch.nn.functional.linear(x, outer.weight[:, :8], outer.bias).transpose(0, 1)

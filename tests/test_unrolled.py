@@ -47,9 +47,8 @@ def reference(net: AutocompleteNet, position: int, word: int) -> tuple[Tensor, T
             below = outputs
     else:
         for layer in rnn.layers:
-            outer, *inner = layer.levels
-            weights = [outer.weight[:, outer.input_size :]] + [level.weight for level in inner]
-            biases = [outer.bias] + [level.bias for level in inner]
+            outer = layer.levels[0]
+            weights, biases = layer.step_parameters()
             h, cells = torch.zeros(1, rnn.hidden_size), torch.zeros(len(layer.levels), 1, rnn.hidden_size)
             nodes, outputs = [], []
             for step in range(position + 1):
